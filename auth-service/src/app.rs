@@ -1,0 +1,138 @@
+//! Wires the service together: store, keys, password hasher, domain core, gRPC services, health
+//! and reflection. `Application::build` binds the listener (port 0 picks a free one, as the tests
+//! do) and `run_until` serves until the given shutdown future completes.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use auth_api::v1::{auth_service_server::AuthServiceServer, key_service_server::KeyServiceServer};
+use tokio::net::TcpListener;
+use tonic::transport::{Server, server::TcpIncoming};
+
+use crate::{
+    config::Settings,
+    domain::{AuthCore, AuthError, Timestamp, keys::KeyManager, passwords::PasswordHasher},
+    grpc::{AuthApi, KeyApi, logging::RpcLogLayer},
+    store::{self, Store},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot initialise: {0}")]
+    Domain(#[from] AuthError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// The parts every entry point (server, CLI commands) shares.
+pub struct Components {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyManager>,
+    pub core: Arc<AuthCore>,
+}
+
+impl Components {
+    pub async fn open(settings: &Settings) -> Result<Self, StartError> {
+        let database_url = settings.database_url.as_ref().map(|url| url.expose());
+        let store = store::connect(database_url, &settings.data_dir).await?;
+        let keys = Arc::new(KeyManager::start(store.clone(), Timestamp::now()).await?);
+        let hasher = PasswordHasher::new(settings.hashing()).await?;
+        let core = Arc::new(AuthCore::new(settings.policy(), store.clone(), keys.clone(), hasher));
+        Ok(Self { store, keys, core })
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    components: Components,
+    settings: Settings,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let components = Components::open(&settings).await?;
+        let addr = settings.listen_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            local_addr,
+            components,
+            settings,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+        let Components { keys, core, .. } = self.components;
+        let maintenance = tokio::spawn(maintain_keys(keys, self.settings.clone()));
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter.set_serving::<AuthServiceServer<AuthApi>>().await;
+        health_reporter.set_serving::<KeyServiceServer<KeyApi>>().await;
+        let reflection_v1 = reflection_builder().build_v1().map_err(reflection_error)?;
+        let reflection_v1alpha = reflection_builder().build_v1alpha().map_err(reflection_error)?;
+
+        tracing::info!(addr = %self.local_addr, "auth-service listening");
+        let result = Server::builder()
+            .layer(RpcLogLayer)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(AuthServiceServer::new(AuthApi::new(core.clone())))
+            .add_service(KeyServiceServer::new(KeyApi::new(core)))
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener).with_nodelay(Some(true)), shutdown)
+            .await;
+        maintenance.abort();
+        tracing::info!("auth-service stopped");
+        Ok(result?)
+    }
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(auth_api::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+fn reflection_error(error: tonic_reflection::server::Error) -> StartError {
+    StartError::Domain(AuthError::Internal(format!("reflection: {error}")))
+}
+
+/// Re-reads the key set (rotations by another process) and rotates when the period is up.
+async fn maintain_keys(keys: Arc<KeyManager>, settings: Settings) {
+    let mut ticker = tokio::time::interval(settings.key_reload_interval.max(Duration::from_secs(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = keys.reload().await {
+            tracing::warn!(%error, "reloading signing keys failed");
+            continue;
+        }
+        if settings.key_rotation_period.is_zero() {
+            continue;
+        }
+        let now = Timestamp::now();
+        let last_activation = keys.ring().await.newest_activation();
+        if last_activation.is_some_and(|at| now.since(at) >= settings.key_rotation_period) {
+            match keys
+                .rotate(now, settings.key_activation_delay, settings.access_token_ttl + settings.token_leeway)
+                .await
+            {
+                Ok(kid) => tracing::info!(%kid, "signing key rotated on schedule"),
+                Err(error) => tracing::warn!(%error, "scheduled key rotation failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Configuration: every setting is a flag and an environment variable. Durations use the
+//! humantime form (`15m`, `7d`, `2s`). The database URL may carry a password, so it lives in a
+//! type whose `Debug` does not print it.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::domain::{Policy, passwords::HashingParams};
+
+#[derive(Debug, Parser)]
+#[command(name = "auth-service", version, about = "Login, tokens and sessions for a fleet of services, over gRPC")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (what `auth-service` with no command does).
+    Serve,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage the access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from the first line of standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// A role to grant (repeatable), e.g. `--role admin`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Publish a new signing key; it signs after the activation delay, and running servers pick
+    /// it up without a restart.
+    Rotate {
+        /// Overrides AUTH_KEY_ACTIVATION_DELAY for this rotation.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        activate_in: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "AUTH_LISTEN_ADDR", default_value = "127.0.0.1:50051", global = true)]
+    pub listen_addr: SocketAddr,
+
+    /// Directory of the embedded SQLite database (used when DATABASE_URL is unset).
+    #[arg(long, env = "AUTH_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// `postgres://user@host/db` for PostgreSQL, or `sqlite:path` for a SQLite file elsewhere.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<SecretString>,
+
+    /// `iss` of the access tokens.
+    #[arg(long, env = "AUTH_ISSUER", default_value = "auth", global = true)]
+    pub issuer: String,
+
+    /// `aud` of the access tokens, and the audience Verify requires when none is given.
+    #[arg(long, env = "AUTH_AUDIENCE", default_value = "api", global = true)]
+    pub audience: String,
+
+    #[arg(long, env = "AUTH_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
+    pub access_token_ttl: Duration,
+
+    #[arg(long, env = "AUTH_REFRESH_TOKEN_TTL", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_token_ttl: Duration,
+
+    /// A session-token session ends after this long without use.
+    #[arg(long, env = "AUTH_SESSION_IDLE_TIMEOUT", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
+    pub session_idle_timeout: Duration,
+
+    /// The absolute end of every session, however active; caps every refresh.
+    #[arg(long, env = "AUTH_SESSION_MAX_LIFETIME", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
+    pub session_max_lifetime: Duration,
+
+    /// How long the predecessor of a session's refresh token may be presented again (0 disables).
+    #[arg(long, env = "AUTH_REFRESH_REUSE_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_reuse_grace: Duration,
+
+    /// Live sessions per user; a login beyond it ends the oldest.
+    #[arg(long, env = "AUTH_MAX_SESSIONS_PER_USER", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_sessions_per_user: u32,
+
+    /// Whether the Register RPC creates accounts.
+    #[arg(long, env = "AUTH_ALLOW_REGISTRATION", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub allow_registration: bool,
+
+    /// Clock skew tolerated when checking `exp`, `nbf` and `iat`.
+    #[arg(long, env = "AUTH_TOKEN_LEEWAY", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub token_leeway: Duration,
+
+    /// Rotate the signing key automatically this long after the last rotation (0 disables).
+    #[arg(long, env = "AUTH_KEY_ROTATION_PERIOD", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
+    pub key_rotation_period: Duration,
+
+    /// A new key is published this long before it signs, so every verifier knows it in time.
+    #[arg(long, env = "AUTH_KEY_ACTIVATION_DELAY", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub key_activation_delay: Duration,
+
+    /// How often a running server re-reads the keys (to see rotations made elsewhere).
+    #[arg(long, env = "AUTH_KEY_RELOAD_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub key_reload_interval: Duration,
+
+    /// argon2id memory in KiB (at least 19456).
+    #[arg(long, env = "AUTH_ARGON2_MEMORY_KIB", default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(19_456..), global = true)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id iterations (at least 2).
+    #[arg(long, env = "AUTH_ARGON2_ITERATIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..), global = true)]
+    pub argon2_iterations: u32,
+
+    /// Password hashes computed at once (default: the number of CPUs).
+    #[arg(long, env = "AUTH_HASHING_CONCURRENCY", global = true)]
+    pub hashing_concurrency: Option<usize>,
+}
+
+impl Settings {
+    /// The settings with every default, as if no flag or variable were given.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["auth-service"]).settings
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            session_idle_timeout: self.session_idle_timeout,
+            session_max_lifetime: self.session_max_lifetime,
+            refresh_reuse_grace: self.refresh_reuse_grace,
+            max_sessions_per_user: self.max_sessions_per_user,
+            allow_registration: self.allow_registration,
+            leeway: self.token_leeway,
+        }
+    }
+
+    pub fn hashing(&self) -> HashingParams {
+        let defaults = HashingParams::default();
+        HashingParams {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: defaults.parallelism,
+            concurrency: self.hashing_concurrency.unwrap_or(defaults.concurrency),
+        }
+    }
+}
+
+/// A string that is never printed: `Debug` and `Display` show `<redacted>`.
+#[derive(Clone)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SecretString {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let settings = Settings::defaults();
+        assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(settings.access_token_ttl, Duration::from_secs(15 * 60));
+        assert_eq!(settings.refresh_token_ttl, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(settings.session_idle_timeout, Duration::from_secs(3600));
+        assert_eq!(settings.refresh_reuse_grace, Duration::from_secs(10));
+        assert_eq!(settings.max_sessions_per_user, 10);
+        assert!(settings.allow_registration);
+    }
+
+    #[test]
+    fn flags_parse_humantime_durations_and_booleans() {
+        let cli = Cli::parse_from([
+            "auth-service",
+            "--access-token-ttl",
+            "2s",
+            "--allow-registration",
+            "false",
+        ]);
+        assert_eq!(cli.settings.access_token_ttl, Duration::from_secs(2));
+        assert!(!cli.settings.allow_registration);
+    }
+
+    #[test]
+    fn the_database_url_is_not_printed() {
+        let settings = Settings {
+            database_url: Some(SecretString::new("postgres://user:hunter2@db/auth")),
+            ..Settings::defaults()
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

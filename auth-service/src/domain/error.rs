@@ -1,0 +1,55 @@
+//! What can go wrong, as the domain sees it. `grpc/status.rs` is the only place these become
+//! gRPC statuses; `Internal` and `Unavailable` carry text for the log, never for the client.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("invalid email address")]
+    InvalidEmail,
+    #[error("{0}")]
+    WeakPassword(&'static str),
+    #[error("the password is longer than 1024 bytes")]
+    PasswordTooLong,
+    #[error("{0}")]
+    InvalidArgument(&'static str),
+    #[error("registration is disabled")]
+    RegistrationDisabled,
+    #[error("no credential was presented")]
+    MissingCredential,
+    #[error("the token is invalid")]
+    TokenInvalid,
+    #[error("the token has expired")]
+    TokenExpired,
+    #[error("the session has been revoked")]
+    SessionRevoked,
+    #[error("the session has expired")]
+    SessionExpired,
+    #[error("the refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
+    #[error("the caller may not act on this resource")]
+    PermissionDenied,
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("the refresh could not be completed because of concurrent refreshes; retry")]
+    Contended,
+    /// A dependency (the database) is unreachable; the request may be retried.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => AuthError::Unavailable(detail),
+            StoreError::Conflict => AuthError::Internal("unexpected uniqueness conflict".into()),
+            StoreError::Other(detail) => AuthError::Internal(detail),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Ed25519 signing keys: generation, the in-memory key ring, rotation and the published JWKS.
+//!
+//! Lifecycle of a key (all instants stored with it): created -> published in the JWKS ->
+//! `activates_at`, from when it signs -> `retires_at`, when its successor activates -> `drop_after`,
+//! once every token it signed has expired, when it leaves the JWKS. Rotation publishes the
+//! successor `activation_delay` before it signs anything, so verifiers that cache the JWKS know it
+//! before they meet a token signed with it.
+
+use std::{sync::Arc, time::Duration};
+
+use aws_lc_rs::{
+    digest,
+    rand::SystemRandom,
+    signature::{Ed25519KeyPair, KeyPair},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use tokio::sync::{Mutex, RwLock};
+
+use super::{AuthError, Timestamp};
+use crate::store::{SigningKeyRecord, Store};
+
+/// How often an unknown `kid` may trigger a reload from the store: a flood of forged `kid`s must
+/// not become a flood of database queries.
+const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A key ready to sign or verify.
+pub struct LoadedKey {
+    pub kid: String,
+    encoding: EncodingKey,
+    pub decoding: DecodingKey,
+    public_x: String,
+    activates_at: Timestamp,
+    retires_at: Option<Timestamp>,
+    drop_after: Option<Timestamp>,
+}
+
+/// The keys known at one moment. Immutable: a reload builds a new ring.
+pub struct KeyRing {
+    keys: Vec<LoadedKey>,
+}
+
+impl KeyRing {
+    pub fn from_records(records: &[SigningKeyRecord]) -> Result<Self, AuthError> {
+        let keys = records
+            .iter()
+            .map(|record| {
+                let public_key = Ed25519KeyPair::from_pkcs8(&record.private_pkcs8)
+                    .map_err(|_| AuthError::Internal(format!("signing key {} is corrupt", record.kid)))?
+                    .public_key()
+                    .as_ref()
+                    .to_vec();
+                Ok(LoadedKey {
+                    kid: record.kid.clone(),
+                    encoding: EncodingKey::from_ed_der(&record.private_pkcs8),
+                    decoding: DecodingKey::from_ed_der(&public_key),
+                    public_x: URL_SAFE_NO_PAD.encode(&public_key),
+                    activates_at: record.activates_at,
+                    retires_at: record.retires_at,
+                    drop_after: record.drop_after,
+                })
+            })
+            .collect::<Result<Vec<_>, AuthError>>()?;
+        Ok(Self { keys })
+    }
+
+    /// The key to sign with now: the most recently activated one.
+    pub fn signing_key(&self, now: Timestamp) -> Result<(&str, &EncodingKey), AuthError> {
+        self.keys
+            .iter()
+            .filter(|key| key.activates_at <= now)
+            .max_by_key(|key| key.activates_at)
+            .map(|key| (key.kid.as_str(), &key.encoding))
+            .ok_or_else(|| AuthError::Internal("no active signing key".into()))
+    }
+
+    /// The public key for `kid`, if it may still verify tokens.
+    pub fn verification_key(&self, kid: &str, now: Timestamp) -> Option<&DecodingKey> {
+        self.keys
+            .iter()
+            .find(|key| key.kid == kid && key.is_published(now))
+            .map(|key| &key.decoding)
+    }
+
+    /// RFC 7517 JSON Web Key Set of every published key (RFC 8037 `OKP` / `Ed25519`).
+    pub fn jwks_json(&self, now: Timestamp) -> String {
+        let keys: Vec<serde_json::Value> = self
+            .keys
+            .iter()
+            .filter(|key| key.is_published(now))
+            .map(|key| {
+                serde_json::json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": key.public_x,
+                    "kid": key.kid,
+                    "alg": "EdDSA",
+                    "use": "sig",
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+
+    /// When the current signing key was activated.
+    pub fn newest_activation(&self) -> Option<Timestamp> {
+        self.keys.iter().map(|key| key.activates_at).max()
+    }
+}
+
+impl LoadedKey {
+    fn is_published(&self, now: Timestamp) -> bool {
+        self.drop_after.is_none_or(|drop_after| now < drop_after)
+    }
+
+    pub fn retires_at(&self) -> Option<Timestamp> {
+        self.retires_at
+    }
+}
+
+/// A new Ed25519 key that starts signing at `activates_at`.
+pub fn generate_key(now: Timestamp, activates_at: Timestamp) -> Result<SigningKeyRecord, AuthError> {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|_| AuthError::Internal("key generation failed".into()))?;
+    let public_key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| AuthError::Internal("generated key is unreadable".into()))?
+        .public_key()
+        .as_ref()
+        .to_vec();
+    Ok(SigningKeyRecord {
+        kid: key_id(&public_key),
+        private_pkcs8: pkcs8.as_ref().to_vec(),
+        created_at: now,
+        activates_at,
+        retires_at: None,
+        drop_after: None,
+    })
+}
+
+/// A short key id derived from the public key (the first 48 bits of its SHA-256): short because
+/// it travels in every token header, unique enough for the handful of keys alive at once.
+fn key_id(public_key: &[u8]) -> String {
+    let digest = digest::digest(&digest::SHA256, public_key);
+    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..6])
+}
+
+/// Owns the key ring of a running service: loads it from the store, reloads it when another
+/// process rotates, and rotates.
+pub struct KeyManager {
+    store: Arc<dyn Store>,
+    ring: RwLock<Arc<KeyRing>>,
+    last_reload: Mutex<Option<std::time::Instant>>,
+}
+
+impl KeyManager {
+    /// Loads the keys, generating the first one if the store has none.
+    pub async fn start(store: Arc<dyn Store>, now: Timestamp) -> Result<Self, AuthError> {
+        let mut records = store.list_signing_keys().await?;
+        if records.is_empty() {
+            store.insert_signing_key(&generate_key(now, now)?).await?;
+            records = store.list_signing_keys().await?;
+        }
+        let ring = KeyRing::from_records(&records)?;
+        Ok(Self {
+            store,
+            ring: RwLock::new(Arc::new(ring)),
+            last_reload: Mutex::new(None),
+        })
+    }
+
+    pub async fn ring(&self) -> Arc<KeyRing> {
+        self.ring.read().await.clone()
+    }
+
+    pub async fn reload(&self) -> Result<(), AuthError> {
+        let ring = KeyRing::from_records(&self.store.list_signing_keys().await?)?;
+        *self.ring.write().await = Arc::new(ring);
+        Ok(())
+    }
+
+    /// Reloads after meeting an unknown `kid`, at most once per interval.
+    pub async fn reload_for_unknown_kid(&self) -> Result<bool, AuthError> {
+        let mut last = self.last_reload.lock().await;
+        if last.is_some_and(|at| at.elapsed() < UNKNOWN_KID_RELOAD_INTERVAL) {
+            return Ok(false);
+        }
+        *last = Some(std::time::Instant::now());
+        drop(last);
+        self.reload().await?;
+        Ok(true)
+    }
+
+    /// Publishes a new key that signs from `now + activation_delay`; the current keys stop
+    /// signing then and leave the JWKS once the last token they signed has expired.
+    pub async fn rotate(
+        &self,
+        now: Timestamp,
+        activation_delay: Duration,
+        token_lifetime: Duration,
+    ) -> Result<String, AuthError> {
+        let successor = generate_key(now, now.plus(activation_delay))?;
+        let drop_after = successor.activates_at.plus(token_lifetime);
+        self.store
+            .rotate_signing_key(&successor, successor.activates_at, drop_after)
+            .await?;
+        self.reload().await?;
+        Ok(successor.kid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_newest_active_key_signs_and_a_future_key_is_published_early() -> Result<(), AuthError> {
+        let now = Timestamp::from_millis(1_000_000);
+        let mut old = generate_key(now.minus(MINUTE), now.minus(MINUTE))?;
+        let next = generate_key(now, now.plus(MINUTE))?;
+        old.retires_at = Some(next.activates_at);
+        old.drop_after = Some(next.activates_at.plus(MINUTE * 15));
+        let ring = KeyRing::from_records(&[old.clone(), next.clone()])?;
+
+        assert_eq!(ring.signing_key(now)?.0, old.kid);
+        assert_eq!(ring.signing_key(now.plus(MINUTE))?.0, next.kid);
+        let jwks: serde_json::Value = serde_json::from_str(&ring.jwks_json(now)).map_err(|e| AuthError::Internal(e.to_string()))?;
+        assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
+        assert!(!ring.jwks_json(now).contains("\"d\""), "private key material in the JWKS");
+
+        let later = now.plus(MINUTE * 17);
+        assert!(ring.verification_key(&old.kid, later).is_none());
+        assert!(ring.verification_key(&next.kid, later).is_some());
+        Ok(())
+    }
+}

@@ -1,0 +1,20 @@
+//! The rules of the service, in plain Rust: who may log in, what a session is, how tokens are
+//! minted, checked, rotated and revoked. Nothing here knows about gRPC or SQL; storage is reached
+//! through [`crate::store::Store`], and the current time is always a parameter.
+
+pub mod access_token;
+pub mod accounts;
+pub mod error;
+pub mod keys;
+pub mod opaque_token;
+pub mod passwords;
+pub mod service;
+pub mod session;
+pub mod time;
+
+pub use error::AuthError;
+pub use service::{AuthCore, Policy};
+pub use time::Timestamp;
+
+/// The role that lets a caller manage other users' sessions.
+pub const ADMIN_ROLE: &str = "admin";

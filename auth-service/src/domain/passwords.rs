@@ -1,0 +1,173 @@
+//! Password hashing with argon2id, off the async runtime and with bounded concurrency.
+//!
+//! Every hash runs on the blocking pool behind a semaphore: a login storm then queues for
+//! hashing permits instead of stalling the threads that serve `Verify`, and memory stays bounded
+//! at `memory_kib x permits`. A login for an unknown email verifies against a dummy hash made
+//! with the same parameters, so it costs the same time as a wrong password (no enumeration).
+
+use std::sync::Arc;
+
+use argon2::{
+    Algorithm, Argon2, Params, Version,
+    password_hash::{PasswordHasher as _, PasswordVerifier as _},
+};
+use tokio::sync::Semaphore;
+use tracing::Span;
+
+use super::AuthError;
+
+/// NIST SP 800-63B: at least 8 characters; we accept up to 1024 bytes and never truncate.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+#[derive(Clone, Copy, Debug)]
+pub struct HashingParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// How many hashes may run at once.
+    pub concurrency: usize,
+}
+
+impl Default for HashingParams {
+    /// OWASP's argon2id baseline: 19 MiB, 2 iterations, 1 lane.
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordHasher {
+    pub async fn new(settings: HashingParams) -> Result<Self, AuthError> {
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|error| AuthError::Internal(format!("invalid argon2 parameters: {error}")))?;
+        let mut hasher = Self {
+            params,
+            permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            dummy_hash: Arc::from(""),
+        };
+        let unguessable = super::opaque_token::OpaqueToken::generate()?.text;
+        hasher.dummy_hash = Arc::from(hasher.hash(unguessable).await?);
+        Ok(hasher)
+    }
+
+    /// Checks a new password against the policy (length only: no composition rules, per NIST).
+    pub fn check_policy(password: &str) -> Result<(), AuthError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::PasswordTooLong);
+        }
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(AuthError::WeakPassword(
+                "the password must be at least 8 characters long",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A PHC string (`$argon2id$v=19$m=...`) with a fresh random salt.
+    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
+        let argon2 = self.argon2();
+        self.run_blocking(move || {
+            argon2
+                .hash_password(password.as_bytes())
+                .map(|hash| hash.to_string())
+                .map_err(|error| AuthError::Internal(format!("argon2 hashing failed: {error}")))
+        })
+        .await?
+    }
+
+    /// Whether `password` matches `stored_hash`. With no stored hash (unknown user) the dummy
+    /// hash is checked instead and the answer is always false, after the same amount of work.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored_hash: Option<String>,
+    ) -> Result<bool, AuthError> {
+        let argon2 = self.argon2();
+        let user_exists = stored_hash.is_some();
+        let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let matched = self
+            .run_blocking(move || argon2.verify_password(password.as_bytes(), hash.as_str()).is_ok())
+            .await?;
+        Ok(matched && user_exists)
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Unavailable("password hashing is shut down".into()))?;
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(work))
+            .await
+            .map_err(|error| AuthError::Internal(format!("hashing task failed: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> HashingParams {
+        HashingParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            concurrency: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_only_its_own_password() -> Result<(), AuthError> {
+        let hasher = PasswordHasher::new(fast()).await?;
+        let hash = hasher.hash("correct horse".into()).await?;
+        assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert!(hasher.verify("correct horse".into(), Some(hash.clone())).await?);
+        assert!(!hasher.verify("correct hors".into(), Some(hash)).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_never_verifies_even_with_the_dummy_password() -> Result<(), AuthError>
+    {
+        let hasher = PasswordHasher::new(fast()).await?;
+        assert!(!hasher.verify(String::new(), None).await?);
+        Ok(())
+    }
+
+    #[test]
+    fn the_policy_counts_characters_for_the_minimum_and_bytes_for_the_maximum() {
+        assert!(PasswordHasher::check_policy("sevench").is_err());
+        // Eight characters, sixteen bytes: long enough.
+        assert!(PasswordHasher::check_policy("éééééééé").is_ok());
+        assert!(PasswordHasher::check_policy(&"a".repeat(1024)).is_ok());
+        assert!(matches!(
+            PasswordHasher::check_policy(&"a".repeat(1025)),
+            Err(AuthError::PasswordTooLong)
+        ));
+    }
+}

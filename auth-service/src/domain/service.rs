@@ -1,0 +1,483 @@
+//! The use cases: register, log in, verify, refresh, log out, and manage one's sessions.
+//!
+//! One invariant holds throughout: a credential is valid only while its session is live. An
+//! access token is a short-lived signed view of a session (`sid`), so `verify` checks the session
+//! too; revoking the session therefore kills every credential of it at once.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    ADMIN_ROLE, AuthError, Timestamp,
+    access_token::{self, AccessClaims, TokenRules},
+    accounts::{Email, format_roles, parse_roles},
+    keys::KeyManager,
+    opaque_token::{OpaqueToken, TokenHash, new_id, new_token_id},
+    passwords::{MAX_PASSWORD_BYTES, PasswordHasher},
+    session::SessionKind,
+};
+use crate::store::{NewSession, RefreshRotation, RevokeReason, SessionRecord, Store, StoreError, UserRecord};
+
+/// A refresh that keeps losing compare-and-set races gives up after this many rounds; each lost
+/// round means another rotation of the same session succeeded.
+const MAX_ROTATION_ATTEMPTS: usize = 32;
+
+/// The knobs of the service's behaviour (all from configuration).
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_idle_timeout: Duration,
+    pub session_max_lifetime: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub max_sessions_per_user: u32,
+    pub allow_registration: bool,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+}
+
+/// Who a verified credential belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub session_id: String,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|role| role == ADMIN_ROLE)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub principal: Principal,
+    pub kind: SessionKind,
+    pub expires_at: Timestamp,
+}
+
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub access_expires_at: Timestamp,
+    pub refresh_token: String,
+    pub refresh_expires_at: Timestamp,
+}
+
+pub enum Credential {
+    Tokens(IssuedTokens),
+    Session { token: String, expires_at: Timestamp },
+}
+
+pub struct LoginOutcome {
+    pub user_id: String,
+    pub session_id: String,
+    pub credential: Credential,
+}
+
+/// Where a login came from, recorded on the session.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub user_agent: String,
+    pub peer_address: String,
+}
+
+pub struct AuthCore {
+    policy: Policy,
+    rules: TokenRules,
+    store: Arc<dyn Store>,
+    keys: Arc<KeyManager>,
+    hasher: PasswordHasher,
+}
+
+impl AuthCore {
+    pub fn new(policy: Policy, store: Arc<dyn Store>, keys: Arc<KeyManager>, hasher: PasswordHasher) -> Self {
+        let rules = TokenRules {
+            issuer: policy.issuer.clone(),
+            leeway: policy.leeway,
+        };
+        Self { policy, rules, store, keys, hasher }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub async fn register(&self, email: &str, password: String, now: Timestamp) -> Result<String, AuthError> {
+        if !self.policy.allow_registration {
+            return Err(AuthError::RegistrationDisabled);
+        }
+        self.create_user(email, password, &[], now).await
+    }
+
+    /// Creates an account with the given roles (registration, and the admin CLI).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: String,
+        roles: &[String],
+        now: Timestamp,
+    ) -> Result<String, AuthError> {
+        let email = Email::parse(email)?;
+        PasswordHasher::check_policy(&password)?;
+        let roles = format_roles(roles)?;
+        let user = UserRecord {
+            id: new_id()?,
+            email: email.address,
+            email_key: email.key,
+            password_hash: self.hasher.hash(password).await?,
+            roles,
+            created_at: now,
+        };
+        match self.store.insert_user(&user).await {
+            Ok(()) => Ok(user.id),
+            Err(StoreError::Conflict) => Err(AuthError::EmailTaken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn login(
+        &self,
+        email: &str,
+        password: String,
+        kind: SessionKind,
+        client: ClientInfo,
+        now: Timestamp,
+    ) -> Result<LoginOutcome, AuthError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::PasswordTooLong);
+        }
+        let user = self.store.find_user_by_email_key(&Email::lookup_key(email)).await?;
+        // The hash check runs whether or not the account exists: same answer, same time.
+        let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
+        let matched = self.hasher.verify(password, stored_hash).await?;
+        let user = match user {
+            Some(user) if matched => user,
+            _ => return Err(AuthError::InvalidCredentials),
+        };
+        self.start_session(&user, kind, client, now).await
+    }
+
+    async fn start_session(
+        &self,
+        user: &UserRecord,
+        kind: SessionKind,
+        client: ClientInfo,
+        now: Timestamp,
+    ) -> Result<LoginOutcome, AuthError> {
+        let session_id = new_id()?;
+        let expires_at = now.plus(self.policy.session_max_lifetime);
+        let credential_token = OpaqueToken::generate()?;
+        let mut session = NewSession {
+            id: session_id.clone(),
+            user_id: user.id.clone(),
+            kind,
+            session_token_hash: None,
+            refresh_token_hash: None,
+            refresh_expires_at: None,
+            created_at: now,
+            idle_timeout_ms: 0,
+            expires_at,
+            user_agent: client.user_agent,
+            peer_address: client.peer_address,
+        };
+        let credential = match kind {
+            SessionKind::Tokens => {
+                let refresh_expires_at = now.plus(self.policy.refresh_token_ttl).min(expires_at);
+                session.idle_timeout_ms = super::time::duration_millis(self.policy.refresh_token_ttl);
+                session.refresh_token_hash = Some(credential_token.hash.0);
+                session.refresh_expires_at = Some(refresh_expires_at);
+                self.store.insert_session(&session).await?;
+                let (access_token, access_expires_at) =
+                    self.mint_access_token(&user.id, &session_id, parse_roles(&user.roles), expires_at, now).await?;
+                Credential::Tokens(IssuedTokens {
+                    access_token,
+                    access_expires_at,
+                    refresh_token: credential_token.text,
+                    refresh_expires_at,
+                })
+            }
+            SessionKind::Session => {
+                session.idle_timeout_ms = super::time::duration_millis(self.policy.session_idle_timeout);
+                session.session_token_hash = Some(credential_token.hash.0);
+                self.store.insert_session(&session).await?;
+                Credential::Session {
+                    token: credential_token.text,
+                    expires_at,
+                }
+            }
+        };
+        let evicted = self
+            .store
+            .evict_sessions_beyond(&user.id, self.policy.max_sessions_per_user.max(1), now)
+            .await?;
+        if evicted > 0 {
+            tracing::info!(user_id = %user.id, evicted, "session cap reached; oldest sessions ended");
+        }
+        Ok(LoginOutcome {
+            user_id: user.id.clone(),
+            session_id,
+            credential,
+        })
+    }
+
+    async fn mint_access_token(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        roles: Vec<String>,
+        session_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(String, Timestamp), AuthError> {
+        // A token never outlives its session.
+        let expires_at = now.plus(self.policy.access_token_ttl).min(session_expires_at);
+        let claims = AccessClaims {
+            iss: self.policy.issuer.clone(),
+            sub: user_id.to_owned(),
+            aud: self.policy.audience.clone(),
+            sid: session_id.to_owned(),
+            iat: now.unix_seconds(),
+            exp: expires_at.unix_seconds(),
+            jti: new_token_id()?,
+            roles,
+            nbf: None,
+        };
+        let ring = self.keys.ring().await;
+        let (kid, key) = ring.signing_key(now)?;
+        let token = access_token::sign(&claims, kid, key)?;
+        Ok((token, Timestamp::from_unix_seconds(claims.exp)))
+    }
+
+    /// Verifies an access token (for `audience`, or our own when `None`) or a session token.
+    pub async fn verify(&self, token: &str, audience: Option<&str>, now: Timestamp) -> Result<Verified, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::MissingCredential);
+        }
+        if OpaqueToken::looks_like(token) {
+            return self.verify_session_token(token, now).await;
+        }
+        let claims = self.decode_access_token(token, audience, now).await?;
+        let session = self
+            .store
+            .find_session(&claims.sid)
+            .await?
+            .filter(|session| session.user_id == claims.sub && session.kind == SessionKind::Tokens)
+            .ok_or(AuthError::TokenInvalid)?;
+        session.ensure_live(now)?;
+        Ok(Verified {
+            principal: principal_of(&session),
+            kind: SessionKind::Tokens,
+            expires_at: Timestamp::from_unix_seconds(claims.exp),
+        })
+    }
+
+    async fn decode_access_token(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+        now: Timestamp,
+    ) -> Result<AccessClaims, AuthError> {
+        let kid = access_token::key_id(token)?;
+        let mut ring = self.keys.ring().await;
+        // A kid we do not know may be a key another replica just rotated in.
+        if ring.verification_key(&kid, now).is_none() && self.keys.reload_for_unknown_kid().await? {
+            ring = self.keys.ring().await;
+        }
+        let key = ring.verification_key(&kid, now).ok_or(AuthError::TokenInvalid)?;
+        let audience = audience.filter(|aud| !aud.is_empty()).unwrap_or(&self.policy.audience);
+        access_token::verify(token, key, &self.rules, audience, now)
+    }
+
+    async fn verify_session_token(&self, token: &str, now: Timestamp) -> Result<Verified, AuthError> {
+        let hash = OpaqueToken::hash_of(token)?;
+        let session = self
+            .store
+            .find_session_by_token_hash(&hash.0)
+            .await?
+            .filter(|session| session.session_token_hash.as_deref().is_some_and(|stored| hash.matches(stored)))
+            .ok_or(AuthError::TokenInvalid)?;
+        session.ensure_live(now)?;
+        if session.activity_is_stale(now) {
+            self.store.touch_session(&session.id, now).await?;
+        }
+        let touched = SessionRecord {
+            last_seen_at: now,
+            ..session
+        };
+        Ok(Verified {
+            principal: principal_of(&touched),
+            kind: SessionKind::Session,
+            expires_at: touched.ends_at(),
+        })
+    }
+
+    /// Rotates a refresh token: see the `Refresh` RPC in `proto/auth/v1/auth.proto` and
+    /// RFC 9700 section 4.14.2 for the reuse rules.
+    pub async fn refresh(&self, presented: &str, now: Timestamp) -> Result<IssuedTokens, AuthError> {
+        if presented.is_empty() {
+            return Err(AuthError::MissingCredential);
+        }
+        let hash = OpaqueToken::hash_of(presented)?;
+        let session_id = self
+            .store
+            .find_session_id_by_refresh_hash(&hash.0)
+            .await?
+            .ok_or(AuthError::TokenInvalid)?;
+        for _ in 0..MAX_ROTATION_ATTEMPTS {
+            let session = self.store.find_session(&session_id).await?.ok_or(AuthError::TokenInvalid)?;
+            session.ensure_live(now)?;
+            let current = session.refresh_current_hash.clone().ok_or(AuthError::TokenInvalid)?;
+            let (new_previous, rotated_at) = if hash.matches(&current) {
+                (hash.0.clone(), now)
+            } else if self.is_graced_predecessor(&session, &hash, now) {
+                // The client lost the response to its last refresh: issue again, and let the
+                // pair it never received die. The window is not extended.
+                (hash.0.clone(), session.refresh_rotated_at.unwrap_or(now))
+            } else {
+                self.store.revoke_session(&session.id, RevokeReason::RefreshTokenReused, now).await?;
+                tracing::warn!(session_id = %session.id, user_id = %session.user_id,
+                    "a spent refresh token was presented; session revoked");
+                return Err(AuthError::RefreshTokenReused);
+            };
+            let next = OpaqueToken::generate()?;
+            let refresh_expires_at = now.plus(self.policy.refresh_token_ttl).min(session.expires_at);
+            let rotation = RefreshRotation {
+                session_id: session.id.clone(),
+                expected_current: current,
+                new_current: next.hash.0,
+                new_previous,
+                rotated_at,
+                refresh_expires_at,
+                now,
+            };
+            if self.store.rotate_refresh(&rotation).await? {
+                let (access_token, access_expires_at) = self
+                    .mint_access_token(&session.user_id, &session.id, parse_roles(&session.roles), session.expires_at, now)
+                    .await?;
+                return Ok(IssuedTokens {
+                    access_token,
+                    access_expires_at,
+                    refresh_token: next.text,
+                    refresh_expires_at,
+                });
+            }
+            // Another refresh of this session won the race: decide again on fresh state.
+        }
+        Err(AuthError::Contended)
+    }
+
+    fn is_graced_predecessor(&self, session: &SessionRecord, hash: &TokenHash, now: Timestamp) -> bool {
+        let grace = self.policy.refresh_reuse_grace;
+        let is_predecessor = session
+            .refresh_previous_hash
+            .as_deref()
+            .is_some_and(|previous| hash.matches(previous));
+        let rotated_at = session.refresh_rotated_at.unwrap_or(Timestamp::from_millis(i64::MIN));
+        !grace.is_zero() && is_predecessor && now.since(rotated_at) <= grace
+    }
+
+    /// Ends the session behind an access, refresh or session token. Ending an ended session is
+    /// not an error; a token that is not ours is.
+    pub async fn logout(&self, token: &str, now: Timestamp) -> Result<(), AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::MissingCredential);
+        }
+        let session_id = if OpaqueToken::looks_like(token) {
+            let hash = OpaqueToken::hash_of(token)?;
+            match self.store.find_session_by_token_hash(&hash.0).await? {
+                Some(session) => session.id,
+                None => self
+                    .store
+                    .find_session_id_by_refresh_hash(&hash.0)
+                    .await?
+                    .ok_or(AuthError::TokenInvalid)?,
+            }
+        } else {
+            self.decode_access_token(token, None, now).await?.sid
+        };
+        self.store.revoke_session(&session_id, RevokeReason::Logout, now).await?;
+        Ok(())
+    }
+
+    /// Resolves the user a management call acts on: the caller, or anyone for an admin.
+    fn target_user(caller: &Principal, user_id: &str) -> Result<String, AuthError> {
+        if user_id.is_empty() || user_id == caller.user_id {
+            Ok(caller.user_id.clone())
+        } else if caller.is_admin() {
+            Ok(user_id.to_owned())
+        } else {
+            Err(AuthError::PermissionDenied)
+        }
+    }
+
+    pub async fn list_sessions(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, AuthError> {
+        let target = Self::target_user(caller, user_id)?;
+        Ok(self.store.list_sessions(&target, now).await?)
+    }
+
+    pub async fn revoke_session(&self, caller: &Principal, session_id: &str, now: Timestamp) -> Result<(), AuthError> {
+        if session_id.is_empty() {
+            return Err(AuthError::InvalidArgument("session_id is required"));
+        }
+        let session = self.store.find_session(session_id).await?.ok_or(AuthError::SessionNotFound)?;
+        Self::target_user(caller, &session.user_id)?;
+        self.store.revoke_session(session_id, RevokeReason::Revoked, now).await?;
+        Ok(())
+    }
+
+    pub async fn revoke_all_sessions(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        keep_current: bool,
+        now: Timestamp,
+    ) -> Result<u64, AuthError> {
+        let target = Self::target_user(caller, user_id)?;
+        let keep = (keep_current && target == caller.user_id).then_some(caller.session_id.as_str());
+        Ok(self.store.revoke_user_sessions(&target, keep, RevokeReason::Revoked, now).await?)
+    }
+
+    /// Changes the caller's password and ends their other sessions (whoever changed the password
+    /// may be evicting an intruder).
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        current_password: String,
+        new_password: String,
+        now: Timestamp,
+    ) -> Result<u64, AuthError> {
+        let user = self.store.find_user(&caller.user_id).await?.ok_or(AuthError::TokenInvalid)?;
+        if current_password.len() > MAX_PASSWORD_BYTES
+            || !self.hasher.verify(current_password, Some(user.password_hash)).await?
+        {
+            return Err(AuthError::InvalidCredentials);
+        }
+        PasswordHasher::check_policy(&new_password)?;
+        let new_hash = self.hasher.hash(new_password).await?;
+        self.store.update_password_hash(&user.id, &new_hash).await?;
+        Ok(self
+            .store
+            .revoke_user_sessions(&user.id, Some(&caller.session_id), RevokeReason::PasswordChanged, now)
+            .await?)
+    }
+
+    pub async fn jwks_json(&self, now: Timestamp) -> String {
+        self.keys.ring().await.jwks_json(now)
+    }
+}
+
+fn principal_of(session: &SessionRecord) -> Principal {
+    Principal {
+        user_id: session.user_id.clone(),
+        email: session.email.clone(),
+        roles: parse_roles(&session.roles),
+        session_id: session.id.clone(),
+    }
+}

@@ -1,0 +1,222 @@
+//! `auth.v1.AuthService`: each handler reads the request, calls the domain with the current time,
+//! and shapes the answer. Callers of the session-management RPCs are identified by their
+//! `authorization: Bearer <token>` metadata.
+
+use std::sync::Arc;
+
+use auth_api::v1::{self as pb, auth_service_server::AuthService};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+
+use super::{convert, to_status};
+use crate::domain::{
+    AuthCore, AuthError, Timestamp,
+    service::{ClientInfo, Credential, Principal},
+    session::SessionKind,
+};
+
+/// `user-agent` values longer than this are cut before being stored.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+pub struct AuthApi {
+    core: Arc<AuthCore>,
+}
+
+impl AuthApi {
+    pub fn new(core: Arc<AuthCore>) -> Self {
+        Self { core }
+    }
+
+    /// The caller behind the request's bearer token (access or session token, own audience).
+    async fn caller(&self, metadata: &MetadataMap, now: Timestamp) -> Result<Principal, Status> {
+        let token = bearer_token(metadata).ok_or_else(|| to_status(AuthError::MissingCredential))?;
+        let verified = self.core.verify(token, None, now).await.map_err(to_status)?;
+        Ok(verified.principal)
+    }
+}
+
+fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn client_info<T>(request: &Request<T>) -> ClientInfo {
+    let user_agent = request
+        .metadata()
+        .get("user-agent")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_USER_AGENT_CHARS)
+        .collect();
+    ClientInfo {
+        user_agent,
+        peer_address: request.remote_addr().map(|addr| addr.to_string()).unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let request = request.into_inner();
+        let user_id = self
+            .core
+            .register(&request.email, request.password, Timestamp::now())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RegisterResponse { user_id }))
+    }
+
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let client = client_info(&request);
+        let request = request.into_inner();
+        let kind = match pb::CredentialKind::try_from(request.kind) {
+            Ok(pb::CredentialKind::Unspecified | pb::CredentialKind::Tokens) => SessionKind::Tokens,
+            Ok(pb::CredentialKind::Session) => SessionKind::Session,
+            Err(_) => return Err(to_status(AuthError::InvalidArgument("unknown credential kind"))),
+        };
+        let outcome = self
+            .core
+            .login(&request.email, request.password, kind, client, Timestamp::now())
+            .await
+            .map_err(to_status)?;
+        let credential = match outcome.credential {
+            Credential::Tokens(tokens) => pb::login_response::Credential::Tokens(convert::token_pair(tokens)),
+            Credential::Session { token, expires_at } => {
+                pb::login_response::Credential::Session(pb::SessionCredential {
+                    session_token: token,
+                    expires_at: convert::timestamp(expires_at),
+                })
+            }
+        };
+        Ok(Response::new(pb::LoginResponse {
+            user_id: outcome.user_id,
+            session_id: outcome.session_id,
+            credential: Some(credential),
+        }))
+    }
+
+    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        let request = request.into_inner();
+        let verified = self
+            .core
+            .verify(&request.token, Some(&request.audience), Timestamp::now())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::VerifyResponse {
+            principal: Some(convert::principal(verified.principal)),
+            kind: convert::credential_kind(verified.kind).into(),
+            expires_at: convert::timestamp(verified.expires_at),
+        }))
+    }
+
+    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::RefreshResponse>, Status> {
+        let request = request.into_inner();
+        let tokens = self
+            .core
+            .refresh(&request.refresh_token, Timestamp::now())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RefreshResponse {
+            tokens: Some(convert::token_pair(tokens)),
+        }))
+    }
+
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+        let request = request.into_inner();
+        self.core
+            .logout(&request.token, Timestamp::now())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let now = Timestamp::now();
+        let caller = self.caller(request.metadata(), now).await?;
+        let sessions = self
+            .core
+            .list_sessions(&caller, &request.get_ref().user_id, now)
+            .await
+            .map_err(to_status)?
+            .into_iter()
+            .map(|session| pb::SessionInfo {
+                current: session.id == caller.session_id,
+                kind: convert::credential_kind(session.kind).into(),
+                created_at: convert::timestamp(session.created_at),
+                last_seen_at: convert::timestamp(session.last_seen_at),
+                expires_at: convert::timestamp(session.expires_at),
+                session_id: session.id,
+                user_agent: session.user_agent,
+                user_id: session.user_id,
+                peer_address: session.peer_address,
+            })
+            .collect();
+        Ok(Response::new(pb::ListSessionsResponse { sessions }))
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
+        let now = Timestamp::now();
+        let caller = self.caller(request.metadata(), now).await?;
+        self.core
+            .revoke_session(&caller, &request.get_ref().session_id, now)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RevokeSessionResponse {}))
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        request: Request<pb::RevokeAllSessionsRequest>,
+    ) -> Result<Response<pb::RevokeAllSessionsResponse>, Status> {
+        let now = Timestamp::now();
+        let caller = self.caller(request.metadata(), now).await?;
+        let request = request.get_ref();
+        let revoked = self
+            .core
+            .revoke_all_sessions(&caller, &request.user_id, request.keep_current, now)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RevokeAllSessionsResponse {
+            revoked_count: u32::try_from(revoked).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let now = Timestamp::now();
+        let caller = self.caller(request.metadata(), now).await?;
+        let request = request.into_inner();
+        let revoked = self
+            .core
+            .change_password(&caller, request.current_password, request.new_password, now)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ChangePasswordResponse {
+            revoked_count: u32::try_from(revoked).unwrap_or(u32::MAX),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_required() -> Result<(), Box<dyn std::error::Error>> {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("authorization", "bearer abc".parse()?);
+        assert_eq!(bearer_token(&metadata), Some("abc"));
+        metadata.insert("authorization", "Basic abc".parse()?);
+        assert_eq!(bearer_token(&metadata), None);
+        Ok(())
+    }
+}

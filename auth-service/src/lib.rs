@@ -1,0 +1,10 @@
+//! The auth service as a library: the binary in `main.rs` and the integration tests both build
+//! the same [`app::Application`].
+
+pub mod app;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,237 @@
+//! Where data rests: one small storage interface, implemented for SQLite (the embedded default)
+//! and PostgreSQL. Both run the same SQL text (positional `$n` parameters work on both) and pass
+//! the same test suite; each module owns only its connection setup and migrations.
+//!
+//! The interface speaks in records and atomic operations the domain needs (for example
+//! [`Store::rotate_refresh`], a compare-and-set), never in SQL; all instants are unix
+//! milliseconds.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::{path::Path, sync::Arc};
+
+use async_trait::async_trait;
+
+use crate::domain::{Timestamp, session::SessionKind};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness constraint refused the write.
+    #[error("conflict with an existing row")]
+    Conflict,
+    /// The database could not be reached or is overloaded; retrying may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+            _ => StoreError::Other(error.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Other(format!("migration failed: {error}"))
+    }
+}
+
+pub struct UserRecord {
+    pub id: String,
+    pub email: String,
+    pub email_key: String,
+    pub password_hash: String,
+    /// Space-separated role names.
+    pub roles: String,
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session about to be created, with its first credential's hash.
+pub struct NewSession {
+    pub id: String,
+    pub user_id: String,
+    pub kind: SessionKind,
+    pub session_token_hash: Option<Vec<u8>>,
+    pub refresh_token_hash: Option<Vec<u8>>,
+    pub refresh_expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub idle_timeout_ms: i64,
+    pub expires_at: Timestamp,
+    pub user_agent: String,
+    pub peer_address: String,
+}
+
+/// A session with its owner's current email and roles.
+#[derive(Clone)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub email: String,
+    pub roles: String,
+    pub kind: SessionKind,
+    pub session_token_hash: Option<Vec<u8>>,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub idle_timeout_ms: i64,
+    pub expires_at: Timestamp,
+    pub refresh_current_hash: Option<Vec<u8>>,
+    pub refresh_previous_hash: Option<Vec<u8>>,
+    pub refresh_rotated_at: Option<Timestamp>,
+    pub refresh_expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub user_agent: String,
+    pub peer_address: String,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Replace a session's live refresh token, if it is still `expected_current`.
+pub struct RefreshRotation {
+    pub session_id: String,
+    pub expected_current: Vec<u8>,
+    pub new_current: Vec<u8>,
+    pub new_previous: Vec<u8>,
+    pub rotated_at: Timestamp,
+    pub refresh_expires_at: Timestamp,
+    pub now: Timestamp,
+}
+
+/// Why a session ended; stored for audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokeReason {
+    Logout,
+    Revoked,
+    RefreshTokenReused,
+    PasswordChanged,
+    /// Pushed out by the per-user session cap.
+    Evicted,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Logout => "logout",
+            RevokeReason::Revoked => "revoked",
+            RevokeReason::RefreshTokenReused => "refresh_token_reused",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::Evicted => "evicted",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// PKCS#8 document of the Ed25519 key pair.
+    pub private_pkcs8: Vec<u8>,
+    pub created_at: Timestamp,
+    pub activates_at: Timestamp,
+    pub retires_at: Option<Timestamp>,
+    pub drop_after: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("activates_at", &self.activates_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `Conflict` if the email key is taken.
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    async fn find_user_by_email_key(&self, email_key: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn update_password_hash(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError>;
+
+    /// Creates the session and records its first refresh token, if any.
+    async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError>;
+    /// Revokes the user's oldest live sessions beyond the newest `keep`; returns how many.
+    async fn evict_sessions_beyond(&self, user_id: &str, keep: u32, now: Timestamp) -> Result<u64, StoreError>;
+    async fn find_session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn find_session_by_token_hash(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;
+    /// The session any refresh token ever issued for it belongs to (for reuse detection).
+    async fn find_session_id_by_refresh_hash(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError>;
+    /// Compare-and-set of the live refresh token: false if another rotation won the race or the
+    /// session was revoked meanwhile.
+    async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError>;
+    async fn touch_session(&self, session_id: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// True if the session was live and is now revoked.
+    async fn revoke_session(&self, session_id: &str, reason: RevokeReason, now: Timestamp) -> Result<bool, StoreError>;
+    /// Revokes every live session of the user except `keep`; returns how many.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// Unrevoked sessions whose absolute expiry is after `now`, newest first.
+    async fn list_sessions(&self, user_id: &str, now: Timestamp) -> Result<Vec<SessionRecord>, StoreError>;
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Adds `successor` and schedules every other unretired key to retire at `retire_at` and to
+    /// leave the JWKS at `drop_after`, atomically.
+    async fn rotate_signing_key(
+        &self,
+        successor: &SigningKeyRecord,
+        retire_at: Timestamp,
+        drop_after: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by `database_url` (`postgres://...`), or the SQLite database in
+/// `data_dir` when there is none, and applies pending migrations.
+pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PostgresStore::connect(url).await?))
+        }
+        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::connect_url(url).await?)),
+        Some(_) => Err(StoreError::Other(
+            "DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into(),
+        )),
+        None => Ok(Arc::new(SqliteStore::open_in(data_dir).await?)),
+    }
+}

@@ -1,0 +1,339 @@
+//! The SQL both backends run, written once. SQLite and PostgreSQL accept the same statements
+//! here (positional `$n` parameters, `RETURNING`-free updates, `LIMIT` in subqueries); the macro
+//! stamps out the [`Store`](super::Store) implementation for each pool type so that each backend
+//! keeps its own concrete, fully typed sqlx calls.
+
+/// The columns of a [`SessionRecord`](super::SessionRecord), joined with its owner.
+macro_rules! select_sessions {
+    () => {
+        "SELECT s.id, s.user_id, u.email, u.roles, s.kind, s.session_token_hash, s.created_at, s.last_seen_at, \
+         s.idle_timeout_ms, s.expires_at, s.refresh_current_hash, s.refresh_previous_hash, \
+         s.refresh_rotated_at, s.refresh_expires_at, s.revoked_at, s.user_agent, s.peer_address \
+         FROM sessions s JOIN users u ON u.id = s.user_id "
+    };
+}
+
+macro_rules! select_users {
+    () => {
+        "SELECT id, email, email_key, password_hash, roles, created_at FROM users "
+    };
+}
+
+macro_rules! impl_sql_store {
+    ($store:ty, $row:ty) => {
+        use async_trait::async_trait;
+        use sqlx::Row as _;
+
+        use crate::domain::{Timestamp, session::SessionKind};
+        use crate::store::{
+            NewSession, RefreshRotation, RevokeReason, SessionRecord, SigningKeyRecord, Store,
+            StoreError, UserRecord,
+        };
+
+        fn user_from_row(row: &$row) -> Result<UserRecord, sqlx::Error> {
+            Ok(UserRecord {
+                id: row.try_get("id")?,
+                email: row.try_get("email")?,
+                email_key: row.try_get("email_key")?,
+                password_hash: row.try_get("password_hash")?,
+                roles: row.try_get("roles")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+            })
+        }
+
+        fn session_from_row(row: &$row) -> Result<SessionRecord, sqlx::Error> {
+            let instant = |column: &str| -> Result<Option<Timestamp>, sqlx::Error> {
+                Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp::from_millis))
+            };
+            let kind: String = row.try_get("kind")?;
+            Ok(SessionRecord {
+                id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                email: row.try_get("email")?,
+                roles: row.try_get("roles")?,
+                kind: SessionKind::parse(&kind).ok_or_else(|| sqlx::Error::ColumnDecode {
+                    index: "kind".into(),
+                    source: format!("unknown session kind {kind:?}").into(),
+                })?,
+                session_token_hash: row.try_get("session_token_hash")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                last_seen_at: Timestamp::from_millis(row.try_get("last_seen_at")?),
+                idle_timeout_ms: row.try_get("idle_timeout_ms")?,
+                expires_at: Timestamp::from_millis(row.try_get("expires_at")?),
+                refresh_current_hash: row.try_get("refresh_current_hash")?,
+                refresh_previous_hash: row.try_get("refresh_previous_hash")?,
+                refresh_rotated_at: instant("refresh_rotated_at")?,
+                refresh_expires_at: instant("refresh_expires_at")?,
+                revoked_at: instant("revoked_at")?,
+                user_agent: row.try_get("user_agent")?,
+                peer_address: row.try_get("peer_address")?,
+            })
+        }
+
+        fn key_from_row(row: &$row) -> Result<SigningKeyRecord, sqlx::Error> {
+            Ok(SigningKeyRecord {
+                kid: row.try_get("kid")?,
+                private_pkcs8: row.try_get("private_key")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                activates_at: Timestamp::from_millis(row.try_get("activates_at")?),
+                retires_at: row.try_get::<Option<i64>, _>("retires_at")?.map(Timestamp::from_millis),
+                drop_after: row.try_get::<Option<i64>, _>("drop_after")?.map(Timestamp::from_millis),
+            })
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO users (id, email, email_key, password_hash, roles, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&user.id)
+                .bind(&user.email)
+                .bind(&user.email_key)
+                .bind(&user.password_hash)
+                .bind(&user.roles)
+                .bind(user.created_at.millis())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn find_user_by_email_key(&self, email_key: &str) -> Result<Option<UserRecord>, StoreError> {
+                let row = sqlx::query(concat!($crate::store::sql::select_users!(), "WHERE email_key = $1"))
+                    .bind(email_key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.as_ref().map(user_from_row).transpose()?)
+            }
+
+            async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+                let row = sqlx::query(concat!($crate::store::sql::select_users!(), "WHERE id = $1"))
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.as_ref().map(user_from_row).transpose()?)
+            }
+
+            async fn update_password_hash(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    .bind(user_id)
+                    .bind(password_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if let Some(refresh_hash) = &session.refresh_token_hash {
+                    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)")
+                        .bind(refresh_hash)
+                        .bind(&session.id)
+                        .bind(session.created_at.millis())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, kind, session_token_hash, created_at, \
+                     last_seen_at, idle_timeout_ms, expires_at, refresh_current_hash, \
+                     refresh_expires_at, user_agent, peer_address) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&session.id)
+                .bind(&session.user_id)
+                .bind(session.kind.as_str())
+                .bind(&session.session_token_hash)
+                .bind(session.created_at.millis())
+                .bind(session.idle_timeout_ms)
+                .bind(session.expires_at.millis())
+                .bind(&session.refresh_token_hash)
+                .bind(session.refresh_expires_at.map(Timestamp::millis))
+                .bind(&session.user_agent)
+                .bind(&session.peer_address)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn evict_sessions_beyond(&self, user_id: &str, keep: u32, now: Timestamp) -> Result<u64, StoreError> {
+                let result = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND id NOT IN ( \
+                         SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+                         ORDER BY created_at DESC, id DESC LIMIT $2)",
+                )
+                .bind(user_id)
+                .bind(i64::from(keep))
+                .bind(now.millis())
+                .bind(RevokeReason::Evicted.as_str())
+                .execute(&self.pool)
+                .await?;
+                Ok(result.rows_affected())
+            }
+
+            async fn find_session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+                let row = sqlx::query(concat!($crate::store::sql::select_sessions!(), "WHERE s.id = $1"))
+                    .bind(session_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.as_ref().map(session_from_row).transpose()?)
+            }
+
+            async fn find_session_by_token_hash(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
+                let row = sqlx::query(concat!($crate::store::sql::select_sessions!(), "WHERE s.session_token_hash = $1"))
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.as_ref().map(session_from_row).transpose()?)
+            }
+
+            async fn find_session_id_by_refresh_hash(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
+                let row = sqlx::query("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|row| row.try_get("session_id")).transpose()?)
+            }
+
+            async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError> {
+                // The new token is recorded first: if the swap below loses its race, the row is
+                // an orphan no client ever received, which is harmless; the reverse order could
+                // leave a live token that reuse detection does not know.
+                sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)")
+                    .bind(&rotation.new_current)
+                    .bind(&rotation.session_id)
+                    .bind(rotation.now.millis())
+                    .execute(&self.pool)
+                    .await?;
+                let result = sqlx::query(
+                    "UPDATE sessions SET refresh_current_hash = $2, refresh_previous_hash = $3, \
+                     refresh_rotated_at = $4, refresh_expires_at = $5, last_seen_at = $6 \
+                     WHERE id = $1 AND refresh_current_hash = $7 AND revoked_at IS NULL",
+                )
+                .bind(&rotation.session_id)
+                .bind(&rotation.new_current)
+                .bind(&rotation.new_previous)
+                .bind(rotation.rotated_at.millis())
+                .bind(rotation.refresh_expires_at.millis())
+                .bind(rotation.now.millis())
+                .bind(&rotation.expected_current)
+                .execute(&self.pool)
+                .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn touch_session(&self, session_id: &str, now: Timestamp) -> Result<(), StoreError> {
+                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
+                    .bind(session_id)
+                    .bind(now.millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_session(&self, session_id: &str, reason: RevokeReason, now: Timestamp) -> Result<bool, StoreError> {
+                let result = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(session_id)
+                .bind(now.millis())
+                .bind(reason.as_str())
+                .execute(&self.pool)
+                .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn revoke_user_sessions(
+                &self,
+                user_id: &str,
+                keep: Option<&str>,
+                reason: RevokeReason,
+                now: Timestamp,
+            ) -> Result<u64, StoreError> {
+                let result = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
+                )
+                .bind(user_id)
+                .bind(now.millis())
+                .bind(reason.as_str())
+                .bind(keep.unwrap_or_default())
+                .execute(&self.pool)
+                .await?;
+                Ok(result.rows_affected())
+            }
+
+            async fn list_sessions(&self, user_id: &str, now: Timestamp) -> Result<Vec<SessionRecord>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    $crate::store::sql::select_sessions!(),
+                    "WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+                     AND s.last_seen_at + s.idle_timeout_ms > $2 ORDER BY s.created_at DESC, s.id DESC"
+                ))
+                .bind(user_id)
+                .bind(now.millis())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.iter().map(session_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT kid, private_key, created_at, activates_at, retires_at, drop_after \
+                     FROM signing_keys ORDER BY activates_at, kid",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+                insert_key(&self.pool, key).await
+            }
+
+            async fn rotate_signing_key(
+                &self,
+                successor: &SigningKeyRecord,
+                retire_at: Timestamp,
+                drop_after: Timestamp,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("UPDATE signing_keys SET retires_at = $1, drop_after = $2 WHERE retires_at IS NULL")
+                    .bind(retire_at.millis())
+                    .bind(drop_after.millis())
+                    .execute(&mut *tx)
+                    .await?;
+                insert_key(&mut *tx, successor).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+
+        async fn insert_key<'e, E>(executor: E, key: &SigningKeyRecord) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = <$row as sqlx::Row>::Database>,
+        {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, private_key, created_at, activates_at, retires_at, drop_after) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.kid)
+            .bind(&key.private_pkcs8)
+            .bind(key.created_at.millis())
+            .bind(key.activates_at.millis())
+            .bind(key.retires_at.map(Timestamp::millis))
+            .bind(key.drop_after.map(Timestamp::millis))
+            .execute(executor)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use {impl_sql_store, select_sessions, select_users};

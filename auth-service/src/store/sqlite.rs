@@ -1,0 +1,45 @@
+//! SQLite, the embedded default: one file in the data directory, WAL mode, and
+//! `synchronous=FULL` so that an acknowledged revocation or rotation survives a crash or power
+//! loss (NORMAL may lose the last commits).
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::sql::impl_sql_store;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `auth.db` in `data_dir`.
+    pub async fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            StoreError::Other(format!("cannot create data directory {}: {error}", data_dir.display()))
+        })?;
+        Self::connect_with(SqliteConnectOptions::new().filename(data_dir.join("auth.db"))).await
+    }
+
+    pub async fn connect_url(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(SqliteConnectOptions::from_str(url)?).await
+    }
+
+    async fn connect_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            // Writers queue for the single write lock instead of failing at once.
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+impl_sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);
