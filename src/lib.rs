@@ -7,7 +7,8 @@ pub mod v1 {
     tonic::include_proto!("auth.v1");
 
     /// Encoded `FileDescriptorSet` of `auth.v1`, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("auth_v1_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("auth_v1_descriptor");
 }
 
 mod redact;

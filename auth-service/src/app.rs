@@ -22,7 +22,10 @@ pub enum StartError {
     #[error("cannot initialise: {0}")]
     Domain(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -40,7 +43,12 @@ impl Components {
         let store = store::connect(database_url, &settings.data_dir).await?;
         let keys = Arc::new(KeyManager::start(store.clone(), Timestamp::now()).await?);
         let hasher = PasswordHasher::new(settings.hashing()).await?;
-        let core = Arc::new(AuthCore::new(settings.policy(), store.clone(), keys.clone(), hasher));
+        let core = Arc::new(AuthCore::new(
+            settings.policy(),
+            store.clone(),
+            keys.clone(),
+            hasher,
+        ));
         Ok(Self { store, keys, core })
     }
 }
@@ -74,15 +82,24 @@ impl Application {
         self.local_addr
     }
 
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartError> {
         let Components { keys, core, .. } = self.components;
         let maintenance = tokio::spawn(maintain_keys(keys, self.settings.clone()));
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter.set_serving::<AuthServiceServer<AuthApi>>().await;
-        health_reporter.set_serving::<KeyServiceServer<KeyApi>>().await;
+        health_reporter
+            .set_serving::<AuthServiceServer<AuthApi>>()
+            .await;
+        health_reporter
+            .set_serving::<KeyServiceServer<KeyApi>>()
+            .await;
         let reflection_v1 = reflection_builder().build_v1().map_err(reflection_error)?;
-        let reflection_v1alpha = reflection_builder().build_v1alpha().map_err(reflection_error)?;
+        let reflection_v1alpha = reflection_builder()
+            .build_v1alpha()
+            .map_err(reflection_error)?;
 
         tracing::info!(addr = %self.local_addr, "auth-service listening");
         let result = Server::builder()
@@ -92,7 +109,10 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(AuthServiceServer::new(AuthApi::new(core.clone())))
             .add_service(KeyServiceServer::new(KeyApi::new(core)))
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener).with_nodelay(Some(true)), shutdown)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await;
         maintenance.abort();
         tracing::info!("auth-service stopped");
@@ -112,7 +132,8 @@ fn reflection_error(error: tonic_reflection::server::Error) -> StartError {
 
 /// Re-reads the key set (rotations by another process) and rotates when the period is up.
 async fn maintain_keys(keys: Arc<KeyManager>, settings: Settings) {
-    let mut ticker = tokio::time::interval(settings.key_reload_interval.max(Duration::from_secs(1)));
+    let mut ticker =
+        tokio::time::interval(settings.key_reload_interval.max(Duration::from_secs(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
@@ -127,7 +148,11 @@ async fn maintain_keys(keys: Arc<KeyManager>, settings: Settings) {
         let last_activation = keys.ring().await.newest_activation();
         if last_activation.is_some_and(|at| now.since(at) >= settings.key_rotation_period) {
             match keys
-                .rotate(now, settings.key_activation_delay, settings.access_token_ttl + settings.token_leeway)
+                .rotate(
+                    now,
+                    settings.key_activation_delay,
+                    settings.access_token_ttl + settings.token_leeway,
+                )
                 .await
             {
                 Ok(kid) => tracing::info!(%kid, "signing key rotated on schedule"),

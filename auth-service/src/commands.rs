@@ -11,7 +11,11 @@ use crate::{
 
 /// Creates an account; the password is the first line of `password_input` (never a flag, which
 /// would leave it in shell history and the process list).
-pub async fn user(settings: &Settings, command: UserCommand, password_input: impl BufRead) -> Result<String, StartError> {
+pub async fn user(
+    settings: &Settings,
+    command: UserCommand,
+    password_input: impl BufRead,
+) -> Result<String, StartError> {
     match command {
         UserCommand::Create { email, roles } => {
             let password = read_first_line(password_input)?;
@@ -48,9 +52,11 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<String, S
 
 fn read_first_line(mut input: impl BufRead) -> Result<String, AuthError> {
     let mut line = String::new();
-    input
-        .read_line(&mut line)
-        .map_err(|error| AuthError::Internal(format!("cannot read the password from standard input: {error}")))?;
+    input.read_line(&mut line).map_err(|error| {
+        AuthError::Internal(format!(
+            "cannot read the password from standard input: {error}"
+        ))
+    })?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
         return Err(AuthError::InvalidArgument("no password on standard input"));
@@ -64,7 +70,10 @@ mod tests {
 
     #[test]
     fn only_the_first_line_without_its_newline_is_the_password() -> Result<(), AuthError> {
-        assert_eq!(read_first_line("s3cret pass\r\nignored\n".as_bytes())?, "s3cret pass");
+        assert_eq!(
+            read_first_line("s3cret pass\r\nignored\n".as_bytes())?,
+            "s3cret pass"
+        );
         assert!(read_first_line("".as_bytes()).is_err());
         Ok(())
     }

@@ -9,7 +9,11 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use crate::domain::{Policy, passwords::HashingParams};
 
 #[derive(Debug, Parser)]
-#[command(name = "auth-service", version, about = "Login, tokens and sessions for a fleet of services, over gRPC")]
+#[command(
+    name = "auth-service",
+    version,
+    about = "Login, tokens and sessions for a fleet of services, over gRPC"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -59,7 +63,12 @@ pub enum KeysCommand {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address the gRPC server listens on.
-    #[arg(long, env = "AUTH_LISTEN_ADDR", default_value = "127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "AUTH_LISTEN_ADDR",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
     pub listen_addr: SocketAddr,
 
     /// Directory of the embedded SQLite database (used when DATABASE_URL is unset).
@@ -202,7 +211,10 @@ mod tests {
         let settings = Settings::defaults();
         assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:50051");
         assert_eq!(settings.access_token_ttl, Duration::from_secs(15 * 60));
-        assert_eq!(settings.refresh_token_ttl, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(
+            settings.refresh_token_ttl,
+            Duration::from_secs(7 * 24 * 3600)
+        );
         assert_eq!(settings.session_idle_timeout, Duration::from_secs(3600));
         assert_eq!(settings.refresh_reuse_grace, Duration::from_secs(10));
         assert_eq!(settings.max_sessions_per_user, 10);

@@ -18,10 +18,15 @@ async fn main() -> ExitCode {
     let settings = cli.settings;
     let outcome = match cli.command {
         None | Some(Command::Serve) => match Application::build(settings).await {
-            Ok(app) => app.run_until(shutdown_signal()).await.map(|()| String::new()),
+            Ok(app) => app
+                .run_until(shutdown_signal())
+                .await
+                .map(|()| String::new()),
             Err(error) => Err(error),
         },
-        Some(Command::User { command }) => commands::user(&settings, command, std::io::stdin().lock()).await,
+        Some(Command::User { command }) => {
+            commands::user(&settings, command, std::io::stdin().lock()).await
+        }
         Some(Command::Keys { command }) => commands::keys(&settings, command).await,
     };
     match outcome {

@@ -150,9 +150,16 @@ mod tests {
         Ok((token, ring))
     }
 
-    fn check(token: &str, ring: &KeyRing, audience: &str, now: Timestamp) -> Result<AccessClaims, AuthError> {
+    fn check(
+        token: &str,
+        ring: &KeyRing,
+        audience: &str,
+        now: Timestamp,
+    ) -> Result<AccessClaims, AuthError> {
         let kid = key_id(token)?;
-        let key = ring.verification_key(&kid, now).ok_or(AuthError::TokenInvalid)?;
+        let key = ring
+            .verification_key(&kid, now)
+            .ok_or(AuthError::TokenInvalid)?;
         verify(token, key, &rules(), audience, now)
     }
 
@@ -168,15 +175,30 @@ mod tests {
         let (token, ring) = signed(&claims())?;
         let at = |seconds: i64| NOW.plus(Duration::from_secs(seconds.unsigned_abs()));
         assert!(check(&token, &ring, "api", at(904)).is_ok());
-        assert!(matches!(check(&token, &ring, "api", at(905)), Err(AuthError::TokenExpired)));
+        assert!(matches!(
+            check(&token, &ring, "api", at(905)),
+            Err(AuthError::TokenExpired)
+        ));
 
-        let early = AccessClaims { nbf: Some(NOW.unix_seconds() + 60), ..claims() };
+        let early = AccessClaims {
+            nbf: Some(NOW.unix_seconds() + 60),
+            ..claims()
+        };
         let (token, ring) = signed(&early)?;
-        assert!(matches!(check(&token, &ring, "api", NOW), Err(AuthError::TokenInvalid)));
+        assert!(matches!(
+            check(&token, &ring, "api", NOW),
+            Err(AuthError::TokenInvalid)
+        ));
 
-        let future = AccessClaims { iat: NOW.unix_seconds() + 60, ..claims() };
+        let future = AccessClaims {
+            iat: NOW.unix_seconds() + 60,
+            ..claims()
+        };
         let (token, ring) = signed(&future)?;
-        assert!(matches!(check(&token, &ring, "api", NOW), Err(AuthError::TokenInvalid)));
+        assert!(matches!(
+            check(&token, &ring, "api", NOW),
+            Err(AuthError::TokenInvalid)
+        ));
         Ok(())
     }
 
@@ -184,7 +206,10 @@ mod tests {
     fn the_wrong_audience_or_issuer_is_refused() -> Result<(), AuthError> {
         let (token, ring) = signed(&claims())?;
         assert!(check(&token, &ring, "payments", NOW).is_err());
-        let foreign = AccessClaims { iss: "someone-else".into(), ..claims() };
+        let foreign = AccessClaims {
+            iss: "someone-else".into(),
+            ..claims()
+        };
         let (token, ring) = signed(&foreign)?;
         assert!(check(&token, &ring, "api", NOW).is_err());
         Ok(())

@@ -46,7 +46,9 @@ impl KeyRing {
             .iter()
             .map(|record| {
                 let public_key = Ed25519KeyPair::from_pkcs8(&record.private_pkcs8)
-                    .map_err(|_| AuthError::Internal(format!("signing key {} is corrupt", record.kid)))?
+                    .map_err(|_| {
+                        AuthError::Internal(format!("signing key {} is corrupt", record.kid))
+                    })?
                     .public_key()
                     .as_ref()
                     .to_vec();
@@ -119,7 +121,10 @@ impl LoadedKey {
 }
 
 /// A new Ed25519 key that starts signing at `activates_at`.
-pub fn generate_key(now: Timestamp, activates_at: Timestamp) -> Result<SigningKeyRecord, AuthError> {
+pub fn generate_key(
+    now: Timestamp,
+    activates_at: Timestamp,
+) -> Result<SigningKeyRecord, AuthError> {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
         .map_err(|_| AuthError::Internal("key generation failed".into()))?;
     let public_key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
@@ -225,9 +230,13 @@ mod tests {
 
         assert_eq!(ring.signing_key(now)?.0, old.kid);
         assert_eq!(ring.signing_key(now.plus(MINUTE))?.0, next.kid);
-        let jwks: serde_json::Value = serde_json::from_str(&ring.jwks_json(now)).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let jwks: serde_json::Value = serde_json::from_str(&ring.jwks_json(now))
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
         assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
-        assert!(!ring.jwks_json(now).contains("\"d\""), "private key material in the JWKS");
+        assert!(
+            !ring.jwks_json(now).contains("\"d\""),
+            "private key material in the JWKS"
+        );
 
         let later = now.plus(MINUTE * 17);
         assert!(ring.verification_key(&old.kid, later).is_none());

@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn malformed_tokens_are_rejected_before_any_lookup() {
         for bad in ["", "short", &"a".repeat(44), &"*".repeat(43)] {
-            assert!(matches!(OpaqueToken::hash_of(bad), Err(AuthError::TokenInvalid)));
+            assert!(matches!(
+                OpaqueToken::hash_of(bad),
+                Err(AuthError::TokenInvalid)
+            ));
         }
     }
 

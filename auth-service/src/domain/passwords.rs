@@ -103,7 +103,11 @@ impl PasswordHasher {
         let user_exists = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let matched = self
-            .run_blocking(move || argon2.verify_password(password.as_bytes(), hash.as_str()).is_ok())
+            .run_blocking(move || {
+                argon2
+                    .verify_password(password.as_bytes(), hash.as_str())
+                    .is_ok()
+            })
             .await?;
         Ok(matched && user_exists)
     }
@@ -146,7 +150,11 @@ mod tests {
         let hasher = PasswordHasher::new(fast()).await?;
         let hash = hasher.hash("correct horse".into()).await?;
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
-        assert!(hasher.verify("correct horse".into(), Some(hash.clone())).await?);
+        assert!(
+            hasher
+                .verify("correct horse".into(), Some(hash.clone()))
+                .await?
+        );
         assert!(!hasher.verify("correct hors".into(), Some(hash)).await?);
         Ok(())
     }

@@ -15,7 +15,9 @@ use super::{
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher},
     session::SessionKind,
 };
-use crate::store::{NewSession, RefreshRotation, RevokeReason, SessionRecord, Store, StoreError, UserRecord};
+use crate::store::{
+    NewSession, RefreshRotation, RevokeReason, SessionRecord, Store, StoreError, UserRecord,
+};
 
 /// A refresh that keeps losing compare-and-set races gives up after this many rounds; each lost
 /// round means another rotation of the same session succeeded.
@@ -68,7 +70,10 @@ pub struct IssuedTokens {
 
 pub enum Credential {
     Tokens(IssuedTokens),
-    Session { token: String, expires_at: Timestamp },
+    Session {
+        token: String,
+        expires_at: Timestamp,
+    },
 }
 
 pub struct LoginOutcome {
@@ -93,19 +98,35 @@ pub struct AuthCore {
 }
 
 impl AuthCore {
-    pub fn new(policy: Policy, store: Arc<dyn Store>, keys: Arc<KeyManager>, hasher: PasswordHasher) -> Self {
+    pub fn new(
+        policy: Policy,
+        store: Arc<dyn Store>,
+        keys: Arc<KeyManager>,
+        hasher: PasswordHasher,
+    ) -> Self {
         let rules = TokenRules {
             issuer: policy.issuer.clone(),
             leeway: policy.leeway,
         };
-        Self { policy, rules, store, keys, hasher }
+        Self {
+            policy,
+            rules,
+            store,
+            keys,
+            hasher,
+        }
     }
 
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
-    pub async fn register(&self, email: &str, password: String, now: Timestamp) -> Result<String, AuthError> {
+    pub async fn register(
+        &self,
+        email: &str,
+        password: String,
+        now: Timestamp,
+    ) -> Result<String, AuthError> {
         if !self.policy.allow_registration {
             return Err(AuthError::RegistrationDisabled);
         }
@@ -149,7 +170,10 @@ impl AuthCore {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(AuthError::PasswordTooLong);
         }
-        let user = self.store.find_user_by_email_key(&Email::lookup_key(email)).await?;
+        let user = self
+            .store
+            .find_user_by_email_key(&Email::lookup_key(email))
+            .await?;
         // The hash check runs whether or not the account exists: same answer, same time.
         let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
         let matched = self.hasher.verify(password, stored_hash).await?;
@@ -186,12 +210,20 @@ impl AuthCore {
         let credential = match kind {
             SessionKind::Tokens => {
                 let refresh_expires_at = now.plus(self.policy.refresh_token_ttl).min(expires_at);
-                session.idle_timeout_ms = super::time::duration_millis(self.policy.refresh_token_ttl);
+                session.idle_timeout_ms =
+                    super::time::duration_millis(self.policy.refresh_token_ttl);
                 session.refresh_token_hash = Some(credential_token.hash.0);
                 session.refresh_expires_at = Some(refresh_expires_at);
                 self.store.insert_session(&session).await?;
-                let (access_token, access_expires_at) =
-                    self.mint_access_token(&user.id, &session_id, parse_roles(&user.roles), expires_at, now).await?;
+                let (access_token, access_expires_at) = self
+                    .mint_access_token(
+                        &user.id,
+                        &session_id,
+                        parse_roles(&user.roles),
+                        expires_at,
+                        now,
+                    )
+                    .await?;
                 Credential::Tokens(IssuedTokens {
                     access_token,
                     access_expires_at,
@@ -200,7 +232,8 @@ impl AuthCore {
                 })
             }
             SessionKind::Session => {
-                session.idle_timeout_ms = super::time::duration_millis(self.policy.session_idle_timeout);
+                session.idle_timeout_ms =
+                    super::time::duration_millis(self.policy.session_idle_timeout);
                 session.session_token_hash = Some(credential_token.hash.0);
                 self.store.insert_session(&session).await?;
                 Credential::Session {
@@ -232,7 +265,9 @@ impl AuthCore {
         now: Timestamp,
     ) -> Result<(String, Timestamp), AuthError> {
         // A token never outlives its session.
-        let expires_at = now.plus(self.policy.access_token_ttl).min(session_expires_at);
+        let expires_at = now
+            .plus(self.policy.access_token_ttl)
+            .min(session_expires_at);
         let claims = AccessClaims {
             iss: self.policy.issuer.clone(),
             sub: user_id.to_owned(),
@@ -251,7 +286,12 @@ impl AuthCore {
     }
 
     /// Verifies an access token (for `audience`, or our own when `None`) or a session token.
-    pub async fn verify(&self, token: &str, audience: Option<&str>, now: Timestamp) -> Result<Verified, AuthError> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Verified, AuthError> {
         if token.is_empty() {
             return Err(AuthError::MissingCredential);
         }
@@ -285,18 +325,31 @@ impl AuthCore {
         if ring.verification_key(&kid, now).is_none() && self.keys.reload_for_unknown_kid().await? {
             ring = self.keys.ring().await;
         }
-        let key = ring.verification_key(&kid, now).ok_or(AuthError::TokenInvalid)?;
-        let audience = audience.filter(|aud| !aud.is_empty()).unwrap_or(&self.policy.audience);
+        let key = ring
+            .verification_key(&kid, now)
+            .ok_or(AuthError::TokenInvalid)?;
+        let audience = audience
+            .filter(|aud| !aud.is_empty())
+            .unwrap_or(&self.policy.audience);
         access_token::verify(token, key, &self.rules, audience, now)
     }
 
-    async fn verify_session_token(&self, token: &str, now: Timestamp) -> Result<Verified, AuthError> {
+    async fn verify_session_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Verified, AuthError> {
         let hash = OpaqueToken::hash_of(token)?;
         let session = self
             .store
             .find_session_by_token_hash(&hash.0)
             .await?
-            .filter(|session| session.session_token_hash.as_deref().is_some_and(|stored| hash.matches(stored)))
+            .filter(|session| {
+                session
+                    .session_token_hash
+                    .as_deref()
+                    .is_some_and(|stored| hash.matches(stored))
+            })
             .ok_or(AuthError::TokenInvalid)?;
         session.ensure_live(now)?;
         if session.activity_is_stale(now) {
@@ -315,7 +368,11 @@ impl AuthCore {
 
     /// Rotates a refresh token: see the `Refresh` RPC in `proto/auth/v1/auth.proto` and
     /// RFC 9700 section 4.14.2 for the reuse rules.
-    pub async fn refresh(&self, presented: &str, now: Timestamp) -> Result<IssuedTokens, AuthError> {
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        now: Timestamp,
+    ) -> Result<IssuedTokens, AuthError> {
         if presented.is_empty() {
             return Err(AuthError::MissingCredential);
         }
@@ -326,9 +383,16 @@ impl AuthCore {
             .await?
             .ok_or(AuthError::TokenInvalid)?;
         for _ in 0..MAX_ROTATION_ATTEMPTS {
-            let session = self.store.find_session(&session_id).await?.ok_or(AuthError::TokenInvalid)?;
+            let session = self
+                .store
+                .find_session(&session_id)
+                .await?
+                .ok_or(AuthError::TokenInvalid)?;
             session.ensure_live(now)?;
-            let current = session.refresh_current_hash.clone().ok_or(AuthError::TokenInvalid)?;
+            let current = session
+                .refresh_current_hash
+                .clone()
+                .ok_or(AuthError::TokenInvalid)?;
             let (new_previous, rotated_at) = if hash.matches(&current) {
                 (hash.0.clone(), now)
             } else if self.is_graced_predecessor(&session, &hash, now) {
@@ -336,13 +400,17 @@ impl AuthCore {
                 // pair it never received die. The window is not extended.
                 (hash.0.clone(), session.refresh_rotated_at.unwrap_or(now))
             } else {
-                self.store.revoke_session(&session.id, RevokeReason::RefreshTokenReused, now).await?;
+                self.store
+                    .revoke_session(&session.id, RevokeReason::RefreshTokenReused, now)
+                    .await?;
                 tracing::warn!(session_id = %session.id, user_id = %session.user_id,
                     "a spent refresh token was presented; session revoked");
                 return Err(AuthError::RefreshTokenReused);
             };
             let next = OpaqueToken::generate()?;
-            let refresh_expires_at = now.plus(self.policy.refresh_token_ttl).min(session.expires_at);
+            let refresh_expires_at = now
+                .plus(self.policy.refresh_token_ttl)
+                .min(session.expires_at);
             let rotation = RefreshRotation {
                 session_id: session.id.clone(),
                 expected_current: current,
@@ -354,7 +422,13 @@ impl AuthCore {
             };
             if self.store.rotate_refresh(&rotation).await? {
                 let (access_token, access_expires_at) = self
-                    .mint_access_token(&session.user_id, &session.id, parse_roles(&session.roles), session.expires_at, now)
+                    .mint_access_token(
+                        &session.user_id,
+                        &session.id,
+                        parse_roles(&session.roles),
+                        session.expires_at,
+                        now,
+                    )
                     .await?;
                 return Ok(IssuedTokens {
                     access_token,
@@ -368,13 +442,20 @@ impl AuthCore {
         Err(AuthError::Contended)
     }
 
-    fn is_graced_predecessor(&self, session: &SessionRecord, hash: &TokenHash, now: Timestamp) -> bool {
+    fn is_graced_predecessor(
+        &self,
+        session: &SessionRecord,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> bool {
         let grace = self.policy.refresh_reuse_grace;
         let is_predecessor = session
             .refresh_previous_hash
             .as_deref()
             .is_some_and(|previous| hash.matches(previous));
-        let rotated_at = session.refresh_rotated_at.unwrap_or(Timestamp::from_millis(i64::MIN));
+        let rotated_at = session
+            .refresh_rotated_at
+            .unwrap_or(Timestamp::from_millis(i64::MIN));
         !grace.is_zero() && is_predecessor && now.since(rotated_at) <= grace
     }
 
@@ -397,7 +478,9 @@ impl AuthCore {
         } else {
             self.decode_access_token(token, None, now).await?.sid
         };
-        self.store.revoke_session(&session_id, RevokeReason::Logout, now).await?;
+        self.store
+            .revoke_session(&session_id, RevokeReason::Logout, now)
+            .await?;
         Ok(())
     }
 
@@ -422,13 +505,24 @@ impl AuthCore {
         Ok(self.store.list_sessions(&target, now).await?)
     }
 
-    pub async fn revoke_session(&self, caller: &Principal, session_id: &str, now: Timestamp) -> Result<(), AuthError> {
+    pub async fn revoke_session(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
         if session_id.is_empty() {
             return Err(AuthError::InvalidArgument("session_id is required"));
         }
-        let session = self.store.find_session(session_id).await?.ok_or(AuthError::SessionNotFound)?;
+        let session = self
+            .store
+            .find_session(session_id)
+            .await?
+            .ok_or(AuthError::SessionNotFound)?;
         Self::target_user(caller, &session.user_id)?;
-        self.store.revoke_session(session_id, RevokeReason::Revoked, now).await?;
+        self.store
+            .revoke_session(session_id, RevokeReason::Revoked, now)
+            .await?;
         Ok(())
     }
 
@@ -441,7 +535,10 @@ impl AuthCore {
     ) -> Result<u64, AuthError> {
         let target = Self::target_user(caller, user_id)?;
         let keep = (keep_current && target == caller.user_id).then_some(caller.session_id.as_str());
-        Ok(self.store.revoke_user_sessions(&target, keep, RevokeReason::Revoked, now).await?)
+        Ok(self
+            .store
+            .revoke_user_sessions(&target, keep, RevokeReason::Revoked, now)
+            .await?)
     }
 
     /// Changes the caller's password and ends their other sessions (whoever changed the password
@@ -453,9 +550,16 @@ impl AuthCore {
         new_password: String,
         now: Timestamp,
     ) -> Result<u64, AuthError> {
-        let user = self.store.find_user(&caller.user_id).await?.ok_or(AuthError::TokenInvalid)?;
+        let user = self
+            .store
+            .find_user(&caller.user_id)
+            .await?
+            .ok_or(AuthError::TokenInvalid)?;
         if current_password.len() > MAX_PASSWORD_BYTES
-            || !self.hasher.verify(current_password, Some(user.password_hash)).await?
+            || !self
+                .hasher
+                .verify(current_password, Some(user.password_hash))
+                .await?
         {
             return Err(AuthError::InvalidCredentials);
         }
@@ -464,7 +568,12 @@ impl AuthCore {
         self.store.update_password_hash(&user.id, &new_hash).await?;
         Ok(self
             .store
-            .revoke_user_sessions(&user.id, Some(&caller.session_id), RevokeReason::PasswordChanged, now)
+            .revoke_user_sessions(
+                &user.id,
+                Some(&caller.session_id),
+                RevokeReason::PasswordChanged,
+                now,
+            )
             .await?)
     }
 

@@ -36,7 +36,11 @@ impl SessionKind {
 impl SessionRecord {
     /// When the session ends if nothing happens before then.
     pub fn ends_at(&self) -> Timestamp {
-        let idle_end = Timestamp::from_millis(self.last_seen_at.millis().saturating_add(self.idle_timeout_ms));
+        let idle_end = Timestamp::from_millis(
+            self.last_seen_at
+                .millis()
+                .saturating_add(self.idle_timeout_ms),
+        );
         idle_end.min(self.expires_at)
     }
 
@@ -90,13 +94,22 @@ mod tests {
         let at = Timestamp::from_millis;
         let idle_first = session(1_000, 500, 10_000);
         assert!(idle_first.ensure_live(at(1_499)).is_ok());
-        assert!(matches!(idle_first.ensure_live(at(1_500)), Err(AuthError::SessionExpired)));
+        assert!(matches!(
+            idle_first.ensure_live(at(1_500)),
+            Err(AuthError::SessionExpired)
+        ));
 
         let absolute_first = session(9_900, 500, 10_000);
         assert_eq!(absolute_first.ends_at(), at(10_000));
 
-        let revoked = SessionRecord { revoked_at: Some(at(1)), ..session(1_000, 500, 10_000) };
-        assert!(matches!(revoked.ensure_live(at(1_001)), Err(AuthError::SessionRevoked)));
+        let revoked = SessionRecord {
+            revoked_at: Some(at(1)),
+            ..session(1_000, 500, 10_000)
+        };
+        assert!(matches!(
+            revoked.ensure_live(at(1_001)),
+            Err(AuthError::SessionRevoked)
+        ));
     }
 
     #[test]

@@ -59,7 +59,10 @@ mod tests {
     fn arithmetic_saturates_instead_of_overflowing() {
         let far = Timestamp::from_millis(i64::MAX - 5);
         assert_eq!(far.plus(Duration::from_secs(60)).millis(), i64::MAX);
-        assert_eq!(Timestamp::from_millis(10).since(Timestamp::from_millis(20)), Duration::ZERO);
+        assert_eq!(
+            Timestamp::from_millis(10).since(Timestamp::from_millis(20)),
+            Duration::ZERO
+        );
         assert_eq!(Timestamp::from_millis(1_999).unix_seconds(), 1);
     }
 }

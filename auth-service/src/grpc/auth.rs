@@ -28,8 +28,13 @@ impl AuthApi {
 
     /// The caller behind the request's bearer token (access or session token, own audience).
     async fn caller(&self, metadata: &MetadataMap, now: Timestamp) -> Result<Principal, Status> {
-        let token = bearer_token(metadata).ok_or_else(|| to_status(AuthError::MissingCredential))?;
-        let verified = self.core.verify(token, None, now).await.map_err(to_status)?;
+        let token =
+            bearer_token(metadata).ok_or_else(|| to_status(AuthError::MissingCredential))?;
+        let verified = self
+            .core
+            .verify(token, None, now)
+            .await
+            .map_err(to_status)?;
         Ok(verified.principal)
     }
 }
@@ -51,13 +56,19 @@ fn client_info<T>(request: &Request<T>) -> ClientInfo {
         .collect();
     ClientInfo {
         user_agent,
-        peer_address: request.remote_addr().map(|addr| addr.to_string()).unwrap_or_default(),
+        peer_address: request
+            .remote_addr()
+            .map(|addr| addr.to_string())
+            .unwrap_or_default(),
     }
 }
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
-    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
         let request = request.into_inner();
         let user_id = self
             .core
@@ -67,21 +78,36 @@ impl AuthService for AuthApi {
         Ok(Response::new(pb::RegisterResponse { user_id }))
     }
 
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
         let client = client_info(&request);
         let request = request.into_inner();
         let kind = match pb::CredentialKind::try_from(request.kind) {
             Ok(pb::CredentialKind::Unspecified | pb::CredentialKind::Tokens) => SessionKind::Tokens,
             Ok(pb::CredentialKind::Session) => SessionKind::Session,
-            Err(_) => return Err(to_status(AuthError::InvalidArgument("unknown credential kind"))),
+            Err(_) => {
+                return Err(to_status(AuthError::InvalidArgument(
+                    "unknown credential kind",
+                )));
+            }
         };
         let outcome = self
             .core
-            .login(&request.email, request.password, kind, client, Timestamp::now())
+            .login(
+                &request.email,
+                request.password,
+                kind,
+                client,
+                Timestamp::now(),
+            )
             .await
             .map_err(to_status)?;
         let credential = match outcome.credential {
-            Credential::Tokens(tokens) => pb::login_response::Credential::Tokens(convert::token_pair(tokens)),
+            Credential::Tokens(tokens) => {
+                pb::login_response::Credential::Tokens(convert::token_pair(tokens))
+            }
             Credential::Session { token, expires_at } => {
                 pb::login_response::Credential::Session(pb::SessionCredential {
                     session_token: token,
@@ -96,7 +122,10 @@ impl AuthService for AuthApi {
         }))
     }
 
-    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
         let request = request.into_inner();
         let verified = self
             .core
@@ -110,7 +139,10 @@ impl AuthService for AuthApi {
         }))
     }
 
-    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::RefreshResponse>, Status> {
+    async fn refresh(
+        &self,
+        request: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::RefreshResponse>, Status> {
         let request = request.into_inner();
         let tokens = self
             .core
@@ -122,7 +154,10 @@ impl AuthService for AuthApi {
         }))
     }
 
-    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
         let request = request.into_inner();
         self.core
             .logout(&request.token, Timestamp::now())
@@ -211,7 +246,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bearer_scheme_is_case_insensitive_and_required() -> Result<(), Box<dyn std::error::Error>> {
+    fn the_bearer_scheme_is_case_insensitive_and_required() -> Result<(), Box<dyn std::error::Error>>
+    {
         let mut metadata = MetadataMap::new();
         metadata.insert("authorization", "bearer abc".parse()?);
         assert_eq!(bearer_token(&metadata), Some("abc"));

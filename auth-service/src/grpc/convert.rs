@@ -48,6 +48,9 @@ mod tests {
     #[test]
     fn timestamps_keep_millisecond_precision() {
         let converted = timestamp(Timestamp::from_millis(1_700_000_000_123));
-        assert_eq!(converted.map(|t| (t.seconds, t.nanos)), Some((1_700_000_000, 123_000_000)));
+        assert_eq!(
+            converted.map(|t| (t.seconds, t.nanos)),
+            Some((1_700_000_000, 123_000_000))
+        );
     }
 }

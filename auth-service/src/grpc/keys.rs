@@ -19,7 +19,10 @@ impl KeyApi {
 
 #[tonic::async_trait]
 impl KeyService for KeyApi {
-    async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
+    async fn get_jwks(
+        &self,
+        _request: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
         Ok(Response::new(GetJwksResponse {
             jwks_json: self.core.jwks_json(Timestamp::now()).await,
         }))

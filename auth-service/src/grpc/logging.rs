@@ -59,7 +59,9 @@ where
                         .map_or(tonic::Code::Ok, tonic::Code::from);
                     tracing::info!(rpc = %method, code = ?code, latency_ms, "rpc");
                 }
-                Err(error) => tracing::warn!(rpc = %method, %error, latency_ms, "rpc transport error"),
+                Err(error) => {
+                    tracing::warn!(rpc = %method, %error, latency_ms, "rpc transport error")
+                }
             }
             result
         })

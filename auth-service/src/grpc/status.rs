@@ -56,11 +56,16 @@ mod tests {
 
     #[test]
     fn internal_detail_never_reaches_the_client() {
-        let status = to_status(AuthError::Internal("relation \"users\" does not exist".into()));
+        let status = to_status(AuthError::Internal(
+            "relation \"users\" does not exist".into(),
+        ));
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
         let info = status.get_details_error_info();
-        assert_eq!(info.map(|info| (info.reason, info.domain)), Some(("INTERNAL".into(), "auth.v1".into())));
+        assert_eq!(
+            info.map(|info| (info.reason, info.domain)),
+            Some(("INTERNAL".into(), "auth.v1".into()))
+        );
     }
 
     #[test]

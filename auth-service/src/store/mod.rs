@@ -177,24 +177,47 @@ impl std::fmt::Debug for SigningKeyRecord {
 pub trait Store: Send + Sync + 'static {
     /// `Conflict` if the email key is taken.
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
-    async fn find_user_by_email_key(&self, email_key: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn find_user_by_email_key(
+        &self,
+        email_key: &str,
+    ) -> Result<Option<UserRecord>, StoreError>;
     async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
-    async fn update_password_hash(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError>;
+    async fn update_password_hash(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError>;
 
     /// Creates the session and records its first refresh token, if any.
     async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError>;
     /// Revokes the user's oldest live sessions beyond the newest `keep`; returns how many.
-    async fn evict_sessions_beyond(&self, user_id: &str, keep: u32, now: Timestamp) -> Result<u64, StoreError>;
+    async fn evict_sessions_beyond(
+        &self,
+        user_id: &str,
+        keep: u32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
     async fn find_session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
-    async fn find_session_by_token_hash(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;
+    async fn find_session_by_token_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<SessionRecord>, StoreError>;
     /// The session any refresh token ever issued for it belongs to (for reuse detection).
-    async fn find_session_id_by_refresh_hash(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError>;
+    async fn find_session_id_by_refresh_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<String>, StoreError>;
     /// Compare-and-set of the live refresh token: false if another rotation won the race or the
     /// session was revoked meanwhile.
     async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError>;
     async fn touch_session(&self, session_id: &str, now: Timestamp) -> Result<(), StoreError>;
     /// True if the session was live and is now revoked.
-    async fn revoke_session(&self, session_id: &str, reason: RevokeReason, now: Timestamp) -> Result<bool, StoreError>;
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Revokes every live session of the user except `keep`; returns how many.
     async fn revoke_user_sessions(
         &self,
@@ -204,7 +227,11 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<u64, StoreError>;
     /// Unrevoked sessions whose absolute expiry is after `now`, newest first.
-    async fn list_sessions(&self, user_id: &str, now: Timestamp) -> Result<Vec<SessionRecord>, StoreError>;
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
@@ -223,12 +250,17 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the store named by `database_url` (`postgres://...`), or the SQLite database in
 /// `data_dir` when there is none, and applies pending migrations.
-pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn connect(
+    database_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn Store>, StoreError> {
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(PostgresStore::connect(url).await?))
         }
-        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::connect_url(url).await?)),
+        Some(url) if url.starts_with("sqlite:") => {
+            Ok(Arc::new(SqliteStore::connect_url(url).await?))
+        }
         Some(_) => Err(StoreError::Other(
             "DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into(),
         )),

@@ -4,7 +4,9 @@
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::sql::impl_sql_store;
 
@@ -16,7 +18,10 @@ impl SqliteStore {
     /// Opens (creating if needed) `auth.db` in `data_dir`.
     pub async fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|error| {
-            StoreError::Other(format!("cannot create data directory {}: {error}", data_dir.display()))
+            StoreError::Other(format!(
+                "cannot create data directory {}: {error}",
+                data_dir.display()
+            ))
         })?;
         Self::connect_with(SqliteConnectOptions::new().filename(data_dir.join("auth.db"))).await
     }

@@ -1,0 +1,86 @@
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::{v1, v1alpha};
+
+use crate::helpers::{Backend, TestApp, TestResult};
+
+const SERVICES: [&str; 3] = [
+    "auth.v1.AuthService",
+    "auth.v1.KeyService",
+    "grpc.health.v1.Health",
+];
+
+#[tokio::test]
+async fn health_reports_each_service_as_serving() -> TestResult {
+    let app = TestApp::spawn(&Backend::Sqlite).await?;
+    let mut health = HealthClient::new(app.channel.clone());
+    for service in ["", "auth.v1.AuthService", "auth.v1.KeyService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await?
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::Serving, "{service:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services_in_both_protocol_versions() -> TestResult {
+    let app = TestApp::spawn(&Backend::Sqlite).await?;
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream_once(request))
+        .await?
+        .into_inner();
+    let response = responses.message().await?.ok_or("no reflection response")?;
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
+    else {
+        return Err("unexpected reflection response".into());
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in SERVICES {
+        assert!(
+            names.iter().any(|name| name == service),
+            "{service} missing from {names:?}"
+        );
+    }
+
+    let mut client =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream_once(request))
+        .await?
+        .into_inner();
+    let response = responses.message().await?.ok_or("no reflection response")?;
+    assert!(matches!(
+        response.message_response,
+        Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list))
+            if list.service.iter().any(|s| s.name == "auth.v1.AuthService")
+    ));
+    Ok(())
+}
+
+/// A request stream of one message.
+fn tokio_stream_once<T: Send + 'static>(
+    item: T,
+) -> impl tonic::codegen::tokio_stream::Stream<Item = T> + Send + 'static {
+    tonic::codegen::tokio_stream::iter([item])
+}

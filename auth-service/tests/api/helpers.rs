@@ -1,0 +1,343 @@
+//! Starts the real server on an ephemeral port, on a fresh database, and drives it through the
+//! generated clients. Every capability test runs once on SQLite and once on PostgreSQL (when
+//! `TEST_DATABASE_URL` is set; otherwise the PostgreSQL variant says it is skipped).
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use auth_api::v1::{
+    self as pb, auth_service_client::AuthServiceClient, key_service_client::KeyServiceClient,
+    login_response::Credential,
+};
+use auth_service::{
+    app::Application,
+    config::{SecretString, Settings},
+    store::{self, Store},
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Code, Request, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Where the server under test keeps its data.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    /// The base URL from `TEST_DATABASE_URL`.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL if configured; `None` (after saying so) otherwise.
+    pub fn postgres(test: &str) -> Option<Self> {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                eprintln!("skipped {test} on PostgreSQL: TEST_DATABASE_URL is not set");
+                None
+            }
+        }
+    }
+}
+
+/// Declares each listed `async fn name(backend: Backend) -> TestResult` as two tests,
+/// `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> $crate::helpers::TestResult {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> $crate::helpers::TestResult {
+                    match $crate::helpers::Backend::postgres(stringify!($name)) {
+                        Some(backend) => super::$name(backend).await,
+                        None => Ok(()),
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A database for one test: a temporary directory for SQLite, a fresh schema for PostgreSQL.
+#[derive(Clone)]
+pub struct TestDatabase {
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create(
+        backend: &Backend,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let dir = Arc::new(tempfile::tempdir()?);
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(base) => {
+                let schema = format!(
+                    "test_{}",
+                    auth_service::domain::opaque_token::new_id()?
+                        .to_lowercase()
+                        .replace(['-', '_'], "x")
+                );
+                let admin = sqlx::PgPool::connect(base).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&admin)
+                    .await?;
+                admin.close().await;
+                let separator = if base.contains('?') { '&' } else { '?' };
+                Some(format!("{base}{separator}options[search_path]={schema}"))
+            }
+        };
+        Ok(Self {
+            data_dir: dir.path().to_path_buf(),
+            database_url,
+            _dir: dir,
+        })
+    }
+
+    pub fn apply(&self, settings: &mut Settings) {
+        settings.data_dir = self.data_dir.clone();
+        settings.database_url = self.database_url.clone().map(SecretString::new);
+    }
+
+    /// Direct access to the store, to check what the server wrote.
+    pub async fn store(&self) -> Result<Arc<dyn Store>, store::StoreError> {
+        store::connect(self.database_url.as_deref(), &self.data_dir).await
+    }
+
+    /// The `DATABASE_URL` / `AUTH_DATA_DIR` a child process needs to use this database.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("AUTH_DATA_DIR", self.data_dir.display().to_string())];
+        if let Some(url) = &self.database_url {
+            env.push(("DATABASE_URL", url.clone()));
+        }
+        env
+    }
+}
+
+pub struct TestApp {
+    pub auth: AuthServiceClient<Channel>,
+    pub keys: KeyServiceClient<Channel>,
+    pub channel: Channel,
+    pub database: TestDatabase,
+    pub settings: Settings,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// Settings for tests: defaults, a free port, a fresh database.
+pub fn test_settings(database: &TestDatabase) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.listen_addr = ([127, 0, 0, 1], 0).into();
+    settings.key_reload_interval = Duration::from_secs(1);
+    database.apply(&mut settings);
+    settings
+}
+
+impl TestApp {
+    pub async fn spawn(
+        backend: &Backend,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(
+        backend: &Backend,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let database = TestDatabase::create(backend).await?;
+        let mut settings = test_settings(&database);
+        configure(&mut settings);
+        Self::start(database, settings).await
+    }
+
+    /// Starts a server on an existing database (a restart, or a second replica).
+    pub async fn start(
+        database: TestDatabase,
+        settings: Settings,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let app = Application::build(settings.clone()).await?;
+        let addr = app.local_addr();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = app
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        let channel = Channel::from_shared(format!("http://{addr}"))?
+            .user_agent("api-tests/1.0")?
+            .connect()
+            .await?;
+        Ok(Self {
+            auth: AuthServiceClient::new(channel.clone()),
+            keys: KeyServiceClient::new(channel.clone()),
+            channel,
+            database,
+            settings,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        })
+    }
+
+    /// Stops the server and starts a new one on the same database and settings.
+    pub async fn restart(mut self) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        self.stop().await;
+        let (database, settings) = (self.database.clone(), self.settings.clone());
+        Self::start(database, settings).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    pub async fn register(&self, email: &str) -> Result<String, Status> {
+        let response = self
+            .auth
+            .clone()
+            .register(pb::RegisterRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+            })
+            .await?;
+        Ok(response.into_inner().user_id)
+    }
+
+    pub async fn login(
+        &self,
+        email: &str,
+        kind: pb::CredentialKind,
+    ) -> Result<pb::LoginResponse, Status> {
+        let response = self
+            .auth
+            .clone()
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                kind: kind.into(),
+            })
+            .await?;
+        Ok(response.into_inner())
+    }
+
+    /// Registers `email` and logs in for a token pair.
+    pub async fn user_with_tokens(
+        &self,
+        email: &str,
+    ) -> Result<(pb::LoginResponse, pb::TokenPair), Status> {
+        self.register(email).await?;
+        let login = self.login(email, pb::CredentialKind::Tokens).await?;
+        let tokens = token_pair(&login)?;
+        Ok((login, tokens))
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<pb::VerifyResponse, Status> {
+        Ok(self
+            .auth
+            .clone()
+            .verify(pb::VerifyRequest {
+                token: token.into(),
+                audience: String::new(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<pb::TokenPair, Status> {
+        let response = self
+            .auth
+            .clone()
+            .refresh(pb::RefreshRequest {
+                refresh_token: refresh_token.into(),
+            })
+            .await?;
+        response
+            .into_inner()
+            .tokens
+            .ok_or_else(|| Status::internal("no tokens in RefreshResponse"))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub fn token_pair(login: &pb::LoginResponse) -> Result<pb::TokenPair, Status> {
+    match &login.credential {
+        Some(Credential::Tokens(tokens)) => Ok(tokens.clone()),
+        _ => Err(Status::internal("login did not return a token pair")),
+    }
+}
+
+pub fn session_token(login: &pb::LoginResponse) -> Result<String, Status> {
+    match &login.credential {
+        Some(Credential::Session(session)) => Ok(session.session_token.clone()),
+        _ => Err(Status::internal("login did not return a session token")),
+    }
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn with_bearer<T>(
+    token: &str,
+    message: T,
+) -> Result<Request<T>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(request)
+}
+
+/// Asserts a call failed with `code` and the `ErrorInfo` reason `reason` in domain `auth.v1`.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) {
+    let status = match result {
+        Ok(value) => panic!("expected {code:?}/{reason}, got Ok({value:?})"),
+        Err(status) => status,
+    };
+    assert_eq!(status.code(), code, "unexpected status: {status:?}");
+    let info = status.get_details_error_info();
+    assert_eq!(
+        info.as_ref()
+            .map(|info| (info.reason.as_str(), info.domain.as_str())),
+        Some((reason, "auth.v1")),
+        "unexpected error info in {status:?}"
+    );
+}
+
+/// A unique email per call, so tests sharing nothing still never collide.
+pub fn unique_email(prefix: &str) -> String {
+    let id = auth_service::domain::opaque_token::new_id()
+        .unwrap_or_default()
+        .to_lowercase();
+    format!("{prefix}-{id}@example.com")
+}
+
+pub fn unix_now() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since_epoch.as_secs()).expect("seconds fit i64")
+}
