@@ -14,6 +14,8 @@ const MESSAGES_WITH_SECRETS: &[&str] = &[
     "auth.v1.RefreshRequest",
     "auth.v1.LogoutRequest",
     "auth.v1.ChangePasswordRequest",
+    "auth.v1.ExchangeTokenRequest",
+    "auth.v1.ExchangeTokenResponse",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

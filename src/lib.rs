@@ -11,6 +11,7 @@ pub mod v1 {
         tonic::include_file_descriptor_set!("auth_v1_descriptor");
 }
 
+pub mod access_token;
 mod redact;
 
 /// The gRPC error domain carried in every `google.rpc.ErrorInfo` this service returns.

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use crate::v1::{
-    ChangePasswordRequest, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
-    SessionCredential, TokenPair, VerifyRequest,
+    ChangePasswordRequest, ExchangeTokenRequest, ExchangeTokenResponse, LoginRequest,
+    LogoutRequest, RefreshRequest, RegisterRequest, SessionCredential, TokenPair, VerifyRequest,
 };
 
 const REDACTED: &str = "<redacted>";
@@ -79,6 +79,24 @@ impl fmt::Debug for ChangePasswordRequest {
         f.debug_struct("ChangePasswordRequest")
             .field("current_password", &REDACTED)
             .field("new_password", &REDACTED)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ExchangeTokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExchangeTokenRequest")
+            .field("subject_token", &REDACTED)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ExchangeTokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExchangeTokenResponse")
+            .field("access_token", &REDACTED)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }

@@ -10,9 +10,12 @@ use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
     config::Settings,
-    domain::{AuthCore, AuthError, Timestamp, keys::KeyManager, passwords::PasswordHasher},
+    domain::{
+        AuthCore, AuthError, Timestamp, keys::KeyManager, passwords::PasswordHasher,
+        revocations::RevocationHub,
+    },
     grpc::{AuthApi, KeyApi, logging::RpcLogLayer},
-    store::{self, Store},
+    store::{self, Store, redis_fanout},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,8 @@ pub struct Components {
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyManager>,
     pub core: Arc<AuthCore>,
+    pub revocations: Arc<RevocationHub>,
+    redis: Option<redis::Client>,
 }
 
 impl Components {
@@ -43,13 +48,30 @@ impl Components {
         let store = store::connect(database_url, &settings.data_dir).await?;
         let keys = Arc::new(KeyManager::start(store.clone(), Timestamp::now()).await?);
         let hasher = PasswordHasher::new(settings.hashing()).await?;
+        let mut hub = RevocationHub::new(store.clone(), settings.tokens_outlive_revocation_by());
+        let redis = match &settings.redis_url {
+            Some(url) => {
+                let client = redis::Client::open(url.expose()).map_err(store::StoreError::from)?;
+                hub = hub.with_fanout(Arc::new(redis_fanout::RedisFanout::connect(&client)?));
+                Some(client)
+            }
+            None => None,
+        };
+        let revocations = Arc::new(hub);
         let core = Arc::new(AuthCore::new(
             settings.policy(),
             store.clone(),
             keys.clone(),
             hasher,
+            revocations.clone(),
         ));
-        Ok(Self { store, keys, core })
+        Ok(Self {
+            store,
+            keys,
+            core,
+            revocations,
+            redis,
+        })
     }
 }
 
@@ -86,8 +108,25 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
-        let Components { keys, core, .. } = self.components;
-        let maintenance = tokio::spawn(maintain_keys(keys, self.settings.clone()));
+        let Components {
+            keys,
+            core,
+            revocations,
+            redis,
+            ..
+        } = self.components;
+        let mut background = vec![tokio::spawn(maintain_keys(
+            keys,
+            revocations.clone(),
+            self.settings.clone(),
+        ))];
+        if let Some(client) = redis {
+            background.push(redis_fanout::spawn_listener(client, revocations.clone()));
+            background.push(redis_fanout::spawn_reconciler(
+                revocations.clone(),
+                self.settings.revocation_poll_interval,
+            ));
+        }
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -108,13 +147,19 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(AuthServiceServer::new(AuthApi::new(core.clone())))
-            .add_service(KeyServiceServer::new(KeyApi::new(core)))
+            .add_service(KeyServiceServer::new(KeyApi::new(
+                core,
+                revocations,
+                self.settings.feed_heartbeat_interval,
+            )))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 shutdown,
             )
             .await;
-        maintenance.abort();
+        for task in background {
+            task.abort();
+        }
         tracing::info!("auth-service stopped");
         Ok(result?)
     }
@@ -130,16 +175,23 @@ fn reflection_error(error: tonic_reflection::server::Error) -> StartError {
     StartError::Domain(AuthError::Internal(format!("reflection: {error}")))
 }
 
-/// Re-reads the key set (rotations by another process) and rotates when the period is up.
-async fn maintain_keys(keys: Arc<KeyManager>, settings: Settings) {
+/// Re-reads the key set (rotations by another process), announces a changed JWKS on the
+/// revocation feed, and rotates when the period is up.
+async fn maintain_keys(keys: Arc<KeyManager>, revocations: Arc<RevocationHub>, settings: Settings) {
     let mut ticker =
         tokio::time::interval(settings.key_reload_interval.max(Duration::from_secs(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut published = keys.ring().await.jwks_json(Timestamp::now());
     loop {
         ticker.tick().await;
         if let Err(error) = keys.reload().await {
             tracing::warn!(%error, "reloading signing keys failed");
             continue;
+        }
+        let jwks = keys.ring().await.jwks_json(Timestamp::now());
+        if jwks != published {
+            revocations.keys_changed(jwks.clone());
+            published = jwks;
         }
         if settings.key_rotation_period.is_zero() {
             continue;

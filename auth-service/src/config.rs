@@ -79,6 +79,19 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<SecretString>,
 
+    /// `redis://host:port`: share revocations between replicas. Without it, one process.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<SecretString>,
+
+    /// With Redis, how often each replica re-reads recent revocations from the database (the
+    /// safety net under pub/sub, which may drop messages while Redis is unreachable).
+    #[arg(long, env = "AUTH_REVOCATION_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub revocation_poll_interval: Duration,
+
+    /// How often the revocation feed sends a heartbeat.
+    #[arg(long, env = "AUTH_FEED_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub feed_heartbeat_interval: Duration,
+
     /// `iss` of the access tokens.
     #[arg(long, env = "AUTH_ISSUER", default_value = "auth", global = true)]
     pub issuer: String,
@@ -112,6 +125,19 @@ pub struct Settings {
     /// Whether the Register RPC creates accounts.
     #[arg(long, env = "AUTH_ALLOW_REGISTRATION", default_value_t = true, action = ArgAction::Set, global = true)]
     pub allow_registration: bool,
+
+    /// Lifetime of tokens minted by ExchangeToken (capped at the access token lifetime).
+    #[arg(long, env = "AUTH_EXCHANGE_TOKEN_TTL", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub exchange_token_ttl: Duration,
+
+    /// Comma-separated audiences ExchangeToken may mint for (empty: any).
+    #[arg(
+        long,
+        env = "AUTH_EXCHANGE_AUDIENCES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub exchange_audiences: Vec<String>,
 
     /// Clock skew tolerated when checking `exp`, `nbf` and `iat`.
     #[arg(long, env = "AUTH_TOKEN_LEEWAY", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
@@ -160,7 +186,19 @@ impl Settings {
             max_sessions_per_user: self.max_sessions_per_user,
             allow_registration: self.allow_registration,
             leeway: self.token_leeway,
+            exchange_token_ttl: self.exchange_token_ttl,
+            exchange_audiences: self
+                .exchange_audiences
+                .iter()
+                .filter(|a| !a.is_empty())
+                .cloned()
+                .collect(),
         }
+    }
+
+    /// How long an access token can outlive the revocation of its session.
+    pub fn tokens_outlive_revocation_by(&self) -> Duration {
+        self.access_token_ttl + self.token_leeway
     }
 
     pub fn hashing(&self) -> HashingParams {

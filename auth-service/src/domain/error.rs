@@ -33,6 +33,8 @@ pub enum AuthError {
     RefreshTokenReused,
     #[error("the caller may not act on this resource")]
     PermissionDenied,
+    #[error("tokens for this audience cannot be minted")]
+    AudienceNotAllowed,
     #[error("no such session")]
     SessionNotFound,
     #[error("the refresh could not be completed because of concurrent refreshes; retry")]
@@ -42,6 +44,15 @@ pub enum AuthError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<auth_api::access_token::TokenError> for AuthError {
+    fn from(error: auth_api::access_token::TokenError) -> Self {
+        match error {
+            auth_api::access_token::TokenError::Invalid => AuthError::TokenInvalid,
+            auth_api::access_token::TokenError::Expired => AuthError::TokenExpired,
+        }
+    }
 }
 
 impl From<StoreError> for AuthError {

@@ -2,12 +2,12 @@
 //! minted, checked, rotated and revoked. Nothing here knows about gRPC or SQL; storage is reached
 //! through [`crate::store::Store`], and the current time is always a parameter.
 
-pub mod access_token;
 pub mod accounts;
 pub mod error;
 pub mod keys;
 pub mod opaque_token;
 pub mod passwords;
+pub mod revocations;
 pub mod service;
 pub mod session;
 pub mod time;

@@ -6,13 +6,15 @@
 
 use std::{sync::Arc, time::Duration};
 
+use auth_api::access_token::{self, AccessClaims, TokenRules};
+
 use super::{
     ADMIN_ROLE, AuthError, Timestamp,
-    access_token::{self, AccessClaims, TokenRules},
     accounts::{Email, format_roles, parse_roles},
     keys::KeyManager,
     opaque_token::{OpaqueToken, TokenHash, new_id, new_token_id},
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher},
+    revocations::{Revocation, RevocationHub},
     session::SessionKind,
 };
 use crate::store::{
@@ -37,6 +39,10 @@ pub struct Policy {
     pub allow_registration: bool,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
+    /// Lifetime of a token minted by ExchangeToken (never longer than an access token's).
+    pub exchange_token_ttl: Duration,
+    /// Audiences ExchangeToken may mint for; empty means any.
+    pub exchange_audiences: Vec<String>,
 }
 
 /// Who a verified credential belongs to.
@@ -95,6 +101,7 @@ pub struct AuthCore {
     store: Arc<dyn Store>,
     keys: Arc<KeyManager>,
     hasher: PasswordHasher,
+    revocations: Arc<RevocationHub>,
 }
 
 impl AuthCore {
@@ -103,6 +110,7 @@ impl AuthCore {
         store: Arc<dyn Store>,
         keys: Arc<KeyManager>,
         hasher: PasswordHasher,
+        revocations: Arc<RevocationHub>,
     ) -> Self {
         let rules = TokenRules {
             issuer: policy.issuer.clone(),
@@ -114,6 +122,7 @@ impl AuthCore {
             store,
             keys,
             hasher,
+            revocations,
         }
     }
 
@@ -215,15 +224,14 @@ impl AuthCore {
                 session.refresh_token_hash = Some(credential_token.hash.0);
                 session.refresh_expires_at = Some(refresh_expires_at);
                 self.store.insert_session(&session).await?;
-                let (access_token, access_expires_at) = self
-                    .mint_access_token(
-                        &user.id,
-                        &session_id,
-                        parse_roles(&user.roles),
-                        expires_at,
-                        now,
-                    )
-                    .await?;
+                let grant = Grant {
+                    user_id: &user.id,
+                    session_id: &session_id,
+                    roles: parse_roles(&user.roles),
+                    session_expires_at: expires_at,
+                };
+                let (access_token, access_expires_at) =
+                    self.mint_access_token(grant, None, now).await?;
                 Credential::Tokens(IssuedTokens {
                     access_token,
                     access_expires_at,
@@ -246,8 +254,11 @@ impl AuthCore {
             .store
             .evict_sessions_beyond(&user.id, self.policy.max_sessions_per_user.max(1), now)
             .await?;
-        if evicted > 0 {
-            tracing::info!(user_id = %user.id, evicted, "session cap reached; oldest sessions ended");
+        if !evicted.is_empty() {
+            tracing::info!(user_id = %user.id, evicted = evicted.len(), "session cap reached; oldest sessions ended");
+            self.revocations
+                .announce(evicted.into_iter().map(Revocation::from))
+                .await;
         }
         Ok(LoginOutcome {
             user_id: user.id.clone(),
@@ -256,32 +267,40 @@ impl AuthCore {
         })
     }
 
+    /// Signs an access token for the session in `grant`: for our own audience with the access
+    /// token lifetime, or for `exchange_audience` with the (shorter) exchange lifetime.
     async fn mint_access_token(
         &self,
-        user_id: &str,
-        session_id: &str,
-        roles: Vec<String>,
-        session_expires_at: Timestamp,
+        grant: Grant<'_>,
+        exchange_audience: Option<&str>,
         now: Timestamp,
     ) -> Result<(String, Timestamp), AuthError> {
+        let (audience, lifetime) = match exchange_audience {
+            Some(audience) => (
+                audience,
+                self.policy
+                    .exchange_token_ttl
+                    .min(self.policy.access_token_ttl),
+            ),
+            None => (self.policy.audience.as_str(), self.policy.access_token_ttl),
+        };
         // A token never outlives its session.
-        let expires_at = now
-            .plus(self.policy.access_token_ttl)
-            .min(session_expires_at);
+        let expires_at = now.plus(lifetime).min(grant.session_expires_at);
         let claims = AccessClaims {
             iss: self.policy.issuer.clone(),
-            sub: user_id.to_owned(),
-            aud: self.policy.audience.clone(),
-            sid: session_id.to_owned(),
+            sub: grant.user_id.to_owned(),
+            aud: audience.to_owned(),
+            sid: grant.session_id.to_owned(),
             iat: now.unix_seconds(),
             exp: expires_at.unix_seconds(),
             jti: new_token_id()?,
-            roles,
+            roles: grant.roles,
             nbf: None,
         };
         let ring = self.keys.ring().await;
         let (kid, key) = ring.signing_key(now)?;
-        let token = access_token::sign(&claims, kid, key)?;
+        let token = access_token::sign(&claims, kid, key)
+            .map_err(|error| AuthError::Internal(format!("signing failed: {error}")))?;
         Ok((token, Timestamp::from_unix_seconds(claims.exp)))
     }
 
@@ -292,6 +311,15 @@ impl AuthCore {
         audience: Option<&str>,
         now: Timestamp,
     ) -> Result<Verified, AuthError> {
+        Ok(self.verify_with_session(token, audience, now).await?.0)
+    }
+
+    async fn verify_with_session(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(Verified, SessionRecord), AuthError> {
         if token.is_empty() {
             return Err(AuthError::MissingCredential);
         }
@@ -306,11 +334,12 @@ impl AuthCore {
             .filter(|session| session.user_id == claims.sub && session.kind == SessionKind::Tokens)
             .ok_or(AuthError::TokenInvalid)?;
         session.ensure_live(now)?;
-        Ok(Verified {
+        let verified = Verified {
             principal: principal_of(&session),
             kind: SessionKind::Tokens,
             expires_at: Timestamp::from_unix_seconds(claims.exp),
-        })
+        };
+        Ok((verified, session))
     }
 
     async fn decode_access_token(
@@ -331,14 +360,20 @@ impl AuthCore {
         let audience = audience
             .filter(|aud| !aud.is_empty())
             .unwrap_or(&self.policy.audience);
-        access_token::verify(token, key, &self.rules, audience, now)
+        Ok(access_token::verify(
+            token,
+            key,
+            &self.rules,
+            audience,
+            now.unix_seconds(),
+        )?)
     }
 
     async fn verify_session_token(
         &self,
         token: &str,
         now: Timestamp,
-    ) -> Result<Verified, AuthError> {
+    ) -> Result<(Verified, SessionRecord), AuthError> {
         let hash = OpaqueToken::hash_of(token)?;
         let session = self
             .store
@@ -359,11 +394,36 @@ impl AuthCore {
             last_seen_at: now,
             ..session
         };
-        Ok(Verified {
+        let verified = Verified {
             principal: principal_of(&touched),
             kind: SessionKind::Session,
             expires_at: touched.ends_at(),
-        })
+        };
+        Ok((verified, touched))
+    }
+
+    /// Mints a short-lived access token for `audience`, tied to the subject token's session.
+    pub async fn exchange_token(
+        &self,
+        subject_token: &str,
+        audience: &str,
+        now: Timestamp,
+    ) -> Result<(String, Timestamp), AuthError> {
+        if audience.is_empty() {
+            return Err(AuthError::InvalidArgument("audience is required"));
+        }
+        let allowed = &self.policy.exchange_audiences;
+        if !allowed.is_empty() && !allowed.iter().any(|allowed| allowed == audience) {
+            return Err(AuthError::AudienceNotAllowed);
+        }
+        let (verified, session) = self.verify_with_session(subject_token, None, now).await?;
+        let grant = Grant {
+            user_id: &verified.principal.user_id,
+            session_id: &verified.principal.session_id,
+            roles: verified.principal.roles.clone(),
+            session_expires_at: session.expires_at,
+        };
+        self.mint_access_token(grant, Some(audience), now).await
     }
 
     /// Rotates a refresh token: see the `Refresh` RPC in `proto/auth/v1/auth.proto` and
@@ -400,8 +460,7 @@ impl AuthCore {
                 // pair it never received die. The window is not extended.
                 (hash.0.clone(), session.refresh_rotated_at.unwrap_or(now))
             } else {
-                self.store
-                    .revoke_session(&session.id, RevokeReason::RefreshTokenReused, now)
+                self.revoke(&session.id, RevokeReason::RefreshTokenReused, now)
                     .await?;
                 tracing::warn!(session_id = %session.id, user_id = %session.user_id,
                     "a spent refresh token was presented; session revoked");
@@ -421,15 +480,14 @@ impl AuthCore {
                 now,
             };
             if self.store.rotate_refresh(&rotation).await? {
-                let (access_token, access_expires_at) = self
-                    .mint_access_token(
-                        &session.user_id,
-                        &session.id,
-                        parse_roles(&session.roles),
-                        session.expires_at,
-                        now,
-                    )
-                    .await?;
+                let grant = Grant {
+                    user_id: &session.user_id,
+                    session_id: &session.id,
+                    roles: parse_roles(&session.roles),
+                    session_expires_at: session.expires_at,
+                };
+                let (access_token, access_expires_at) =
+                    self.mint_access_token(grant, None, now).await?;
                 return Ok(IssuedTokens {
                     access_token,
                     access_expires_at,
@@ -478,10 +536,45 @@ impl AuthCore {
         } else {
             self.decode_access_token(token, None, now).await?.sid
         };
-        self.store
-            .revoke_session(&session_id, RevokeReason::Logout, now)
-            .await?;
+        self.revoke(&session_id, RevokeReason::Logout, now).await
+    }
+
+    /// Ends one session and announces it; ending an ended session does nothing.
+    async fn revoke(
+        &self,
+        session_id: &str,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        if let Some(revoked) = self.store.revoke_session(session_id, reason, now).await? {
+            self.revocations.announce([Revocation::from(revoked)]).await;
+        }
         Ok(())
+    }
+
+    /// Ends a user's sessions but `keep`, and announces each (and, with none kept, the user).
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<u64, AuthError> {
+        let revoked = self
+            .store
+            .revoke_user_sessions(user_id, keep, reason, now)
+            .await?;
+        let count = u64::try_from(revoked.len()).unwrap_or(u64::MAX);
+        let mut announcements: Vec<Revocation> =
+            revoked.into_iter().map(Revocation::from).collect();
+        if keep.is_none() {
+            announcements.push(Revocation::User {
+                user_id: user_id.to_owned(),
+                revoked_before: now,
+            });
+        }
+        self.revocations.announce(announcements).await;
+        Ok(count)
     }
 
     /// Resolves the user a management call acts on: the caller, or anyone for an admin.
@@ -520,10 +613,7 @@ impl AuthCore {
             .await?
             .ok_or(AuthError::SessionNotFound)?;
         Self::target_user(caller, &session.user_id)?;
-        self.store
-            .revoke_session(session_id, RevokeReason::Revoked, now)
-            .await?;
-        Ok(())
+        self.revoke(session_id, RevokeReason::Revoked, now).await
     }
 
     pub async fn revoke_all_sessions(
@@ -535,10 +625,8 @@ impl AuthCore {
     ) -> Result<u64, AuthError> {
         let target = Self::target_user(caller, user_id)?;
         let keep = (keep_current && target == caller.user_id).then_some(caller.session_id.as_str());
-        Ok(self
-            .store
-            .revoke_user_sessions(&target, keep, RevokeReason::Revoked, now)
-            .await?)
+        self.revoke_user(&target, keep, RevokeReason::Revoked, now)
+            .await
     }
 
     /// Changes the caller's password and ends their other sessions (whoever changed the password
@@ -566,20 +654,26 @@ impl AuthCore {
         PasswordHasher::check_policy(&new_password)?;
         let new_hash = self.hasher.hash(new_password).await?;
         self.store.update_password_hash(&user.id, &new_hash).await?;
-        Ok(self
-            .store
-            .revoke_user_sessions(
-                &user.id,
-                Some(&caller.session_id),
-                RevokeReason::PasswordChanged,
-                now,
-            )
-            .await?)
+        self.revoke_user(
+            &user.id,
+            Some(&caller.session_id),
+            RevokeReason::PasswordChanged,
+            now,
+        )
+        .await
     }
 
     pub async fn jwks_json(&self, now: Timestamp) -> String {
         self.keys.ring().await.jwks_json(now)
     }
+}
+
+/// Whose token is being minted, for which session.
+struct Grant<'a> {
+    user_id: &'a str,
+    session_id: &'a str,
+    roles: Vec<String>,
+    session_expires_at: Timestamp,
 }
 
 fn principal_of(session: &SessionRecord) -> Principal {

@@ -223,6 +223,22 @@ impl AuthService for AuthApi {
         }))
     }
 
+    async fn exchange_token(
+        &self,
+        request: Request<pb::ExchangeTokenRequest>,
+    ) -> Result<Response<pb::ExchangeTokenResponse>, Status> {
+        let request = request.into_inner();
+        let (access_token, expires_at) = self
+            .core
+            .exchange_token(&request.subject_token, &request.audience, Timestamp::now())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ExchangeTokenResponse {
+            access_token,
+            expires_at: convert::timestamp(expires_at),
+        }))
+    }
+
     async fn change_password(
         &self,
         request: Request<pb::ChangePasswordRequest>,

@@ -1,19 +1,83 @@
-//! `auth.v1.KeyService`: the public keys, for services that verify access tokens themselves.
+//! `auth.v1.KeyService`: the public keys and the revocation feed, for services that verify
+//! access tokens themselves.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use auth_api::v1::{GetJwksRequest, GetJwksResponse, key_service_server::KeyService};
+use auth_api::v1::{
+    self as pb, GetJwksRequest, GetJwksResponse, key_service_server::KeyService,
+    revocation_event::Event,
+};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{AuthCore, Timestamp};
+use super::{convert, to_status};
+use crate::domain::{
+    AuthCore, AuthError, Timestamp,
+    revocations::{FeedEvent, Revocation, RevocationHub},
+};
+
+/// Events buffered per feed subscriber before the sender waits for the client.
+const STREAM_BUFFER: usize = 1024;
 
 pub struct KeyApi {
     core: Arc<AuthCore>,
+    revocations: Arc<RevocationHub>,
+    heartbeat_interval: Duration,
 }
 
 impl KeyApi {
-    pub fn new(core: Arc<AuthCore>) -> Self {
-        Self { core }
+    pub fn new(
+        core: Arc<AuthCore>,
+        revocations: Arc<RevocationHub>,
+        heartbeat_interval: Duration,
+    ) -> Self {
+        Self {
+            core,
+            revocations,
+            heartbeat_interval,
+        }
+    }
+}
+
+/// A cursor is the millisecond instant of the last revocation delivered.
+fn parse_cursor(cursor: &str) -> Result<Option<Timestamp>, AuthError> {
+    if cursor.is_empty() {
+        return Ok(None);
+    }
+    cursor
+        .parse::<i64>()
+        .map(|millis| Some(Timestamp::from_millis(millis)))
+        .map_err(|_| AuthError::InvalidArgument("after_cursor is not a cursor from this feed"))
+}
+
+fn event(cursor: Timestamp, event: Event) -> Result<pb::RevocationEvent, Status> {
+    Ok(pb::RevocationEvent {
+        cursor: cursor.millis().to_string(),
+        event: Some(event),
+    })
+}
+
+fn revocation_event(revocation: &Revocation, hub: &RevocationHub) -> Event {
+    match revocation {
+        Revocation::Session {
+            session_id,
+            user_id,
+            revoked_at,
+        } => Event::SessionRevoked(pb::SessionRevoked {
+            session_id: session_id.clone(),
+            user_id: user_id.clone(),
+            revoked_at: convert::timestamp(*revoked_at),
+            tokens_live_until: convert::timestamp(hub.tokens_live_until(*revoked_at)),
+        }),
+        Revocation::User {
+            user_id,
+            revoked_before,
+        } => Event::UserSessionsRevoked(pb::UserSessionsRevoked {
+            user_id: user_id.clone(),
+            revoked_before: convert::timestamp(*revoked_before),
+            tokens_live_until: convert::timestamp(hub.tokens_live_until(*revoked_before)),
+        }),
     }
 }
 
@@ -26,5 +90,96 @@ impl KeyService for KeyApi {
         Ok(Response::new(GetJwksResponse {
             jwks_json: self.core.jwks_json(Timestamp::now()).await,
         }))
+    }
+
+    type WatchRevocationsStream = ReceiverStream<Result<pb::RevocationEvent, Status>>;
+
+    async fn watch_revocations(
+        &self,
+        request: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        let after = parse_cursor(&request.get_ref().after_cursor).map_err(to_status)?;
+        // Subscribe before reading the snapshot, so nothing falls between the two.
+        let mut live = self.revocations.subscribe();
+        let now = Timestamp::now();
+        let snapshot = self
+            .revocations
+            .recorded_since(after, now)
+            .await
+            .map_err(to_status)?;
+        let jwks = self.core.jwks_json(now).await;
+        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        let hub = self.revocations.clone();
+        let heartbeat_interval = self.heartbeat_interval.max(Duration::from_millis(100));
+
+        tokio::spawn(async move {
+            let mut cursor = after.unwrap_or_else(|| hub.relevance_horizon(now));
+            let send_revocations = |revocations: Vec<Revocation>, cursor: &mut Timestamp| {
+                revocations
+                    .iter()
+                    .map(|revocation| {
+                        *cursor = (*cursor).max(revocation.at());
+                        event(revocation.at(), revocation_event(revocation, &hub))
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let mut opening = send_revocations(snapshot, &mut cursor);
+            opening.push(event(
+                cursor,
+                Event::KeysChanged(pb::KeysChanged { jwks_json: jwks }),
+            ));
+            opening.push(event(
+                cursor,
+                Event::SnapshotComplete(pb::SnapshotComplete {}),
+            ));
+            for message in opening {
+                if sender.send(message).await.is_err() {
+                    return;
+                }
+            }
+            let mut heartbeat = tokio::time::interval(heartbeat_interval);
+            heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let messages = tokio::select! {
+                    received = live.recv() => match received {
+                        Ok(FeedEvent::Revoked(revocation)) => send_revocations(vec![revocation], &mut cursor),
+                        Ok(FeedEvent::KeysChanged(jwks_json)) => {
+                            vec![event(cursor, Event::KeysChanged(pb::KeysChanged { jwks_json }))]
+                        }
+                        // This subscriber fell behind the local buffer: re-read from the database.
+                        Err(RecvError::Lagged(_)) => match hub.recorded_since(Some(cursor), Timestamp::now()).await {
+                            Ok(revocations) => send_revocations(revocations, &mut cursor),
+                            Err(error) => vec![Err(to_status(error))],
+                        },
+                        Err(RecvError::Closed) => return,
+                    },
+                    _ = heartbeat.tick() => vec![event(cursor, Event::Heartbeat(pb::Heartbeat {
+                        server_time: convert::timestamp(Timestamp::now()),
+                    }))],
+                    () = sender.closed() => return,
+                };
+                for message in messages {
+                    if sender.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_millisecond_instants_and_garbage_is_refused() {
+        assert_eq!(parse_cursor("").ok(), Some(None));
+        assert_eq!(
+            parse_cursor("1700000000123").ok(),
+            Some(Some(Timestamp::from_millis(1_700_000_000_123)))
+        );
+        assert!(parse_cursor("yesterday").is_err());
     }
 }

@@ -26,6 +26,7 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::SessionExpired => (Code::Unauthenticated, "SESSION_EXPIRED"),
         AuthError::RefreshTokenReused => (Code::Unauthenticated, "REFRESH_TOKEN_REUSED"),
         AuthError::PermissionDenied => (Code::PermissionDenied, "PERMISSION_DENIED"),
+        AuthError::AudienceNotAllowed => (Code::PermissionDenied, "AUDIENCE_NOT_ALLOWED"),
         AuthError::SessionNotFound => (Code::NotFound, "SESSION_NOT_FOUND"),
         AuthError::Contended => (Code::Aborted, "CONCURRENT_REFRESH"),
         AuthError::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),

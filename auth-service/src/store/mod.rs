@@ -7,6 +7,7 @@
 //! milliseconds.
 
 mod postgres;
+pub mod redis_fanout;
 mod sql;
 mod sqlite;
 
@@ -130,6 +131,14 @@ pub struct RefreshRotation {
     pub now: Timestamp,
 }
 
+/// A session that a write just revoked (or that was revoked earlier, when re-read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedSession {
+    pub session_id: String,
+    pub user_id: String,
+    pub revoked_at: Timestamp,
+}
+
 /// Why a session ended; stored for audit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RevokeReason {
@@ -190,13 +199,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates the session and records its first refresh token, if any.
     async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError>;
-    /// Revokes the user's oldest live sessions beyond the newest `keep`; returns how many.
+    /// Revokes the user's oldest live sessions beyond the newest `keep`.
     async fn evict_sessions_beyond(
         &self,
         user_id: &str,
         keep: u32,
         now: Timestamp,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Vec<RevokedSession>, StoreError>;
     async fn find_session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
     async fn find_session_by_token_hash(
         &self,
@@ -211,21 +220,29 @@ pub trait Store: Send + Sync + 'static {
     /// session was revoked meanwhile.
     async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError>;
     async fn touch_session(&self, session_id: &str, now: Timestamp) -> Result<(), StoreError>;
-    /// True if the session was live and is now revoked.
+    /// The session, if it was live and is now revoked.
     async fn revoke_session(
         &self,
         session_id: &str,
         reason: RevokeReason,
         now: Timestamp,
-    ) -> Result<bool, StoreError>;
-    /// Revokes every live session of the user except `keep`; returns how many.
+    ) -> Result<Option<RevokedSession>, StoreError>;
+    /// Revokes every live session of the user except `keep`. Without `keep`, also records that
+    /// all the user's sessions up to `now` ended (for verifiers that only see tokens).
     async fn revoke_user_sessions(
         &self,
         user_id: &str,
         keep: Option<&str>,
         reason: RevokeReason,
         now: Timestamp,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Vec<RevokedSession>, StoreError>;
+    /// Sessions revoked at or after `since`, oldest first.
+    async fn revocations_since(&self, since: Timestamp) -> Result<Vec<RevokedSession>, StoreError>;
+    /// Users whose sessions were all revoked at or after `since`: (user id, revoked before).
+    async fn user_revocations_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError>;
     /// Unrevoked sessions whose absolute expiry is after `now`, newest first.
     async fn list_sessions(
         &self,

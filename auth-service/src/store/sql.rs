@@ -26,8 +26,8 @@ macro_rules! impl_sql_store {
 
         use crate::domain::{Timestamp, session::SessionKind};
         use crate::store::{
-            NewSession, RefreshRotation, RevokeReason, SessionRecord, SigningKeyRecord, Store,
-            StoreError, UserRecord,
+            NewSession, RefreshRotation, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord,
+            Store, StoreError, UserRecord,
         };
 
         fn user_from_row(row: &$row) -> Result<UserRecord, sqlx::Error> {
@@ -67,6 +67,14 @@ macro_rules! impl_sql_store {
                 revoked_at: instant("revoked_at")?,
                 user_agent: row.try_get("user_agent")?,
                 peer_address: row.try_get("peer_address")?,
+            })
+        }
+
+        fn revoked_from_row(row: &$row) -> Result<RevokedSession, sqlx::Error> {
+            Ok(RevokedSession {
+                session_id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                revoked_at: Timestamp::from_millis(row.try_get("revoked_at")?),
             })
         }
 
@@ -157,20 +165,21 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn evict_sessions_beyond(&self, user_id: &str, keep: u32, now: Timestamp) -> Result<u64, StoreError> {
-                let result = sqlx::query(
+            async fn evict_sessions_beyond(&self, user_id: &str, keep: u32, now: Timestamp) -> Result<Vec<RevokedSession>, StoreError> {
+                let rows = sqlx::query(
                     "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
                      WHERE user_id = $1 AND revoked_at IS NULL AND id NOT IN ( \
                          SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
-                         ORDER BY created_at DESC, id DESC LIMIT $2)",
+                         ORDER BY created_at DESC, id DESC LIMIT $2) \
+                     RETURNING id, user_id, revoked_at",
                 )
                 .bind(user_id)
                 .bind(i64::from(keep))
                 .bind(now.millis())
                 .bind(RevokeReason::Evicted.as_str())
-                .execute(&self.pool)
+                .fetch_all(&self.pool)
                 .await?;
-                Ok(result.rows_affected())
+                Ok(rows.iter().map(revoked_from_row).collect::<Result<_, _>>()?)
             }
 
             async fn find_session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -233,16 +242,17 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn revoke_session(&self, session_id: &str, reason: RevokeReason, now: Timestamp) -> Result<bool, StoreError> {
-                let result = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
+            async fn revoke_session(&self, session_id: &str, reason: RevokeReason, now: Timestamp) -> Result<Option<RevokedSession>, StoreError> {
+                let row = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL \
+                     RETURNING id, user_id, revoked_at",
                 )
                 .bind(session_id)
                 .bind(now.millis())
                 .bind(reason.as_str())
-                .execute(&self.pool)
+                .fetch_optional(&self.pool)
                 .await?;
-                Ok(result.rows_affected() == 1)
+                Ok(row.as_ref().map(revoked_from_row).transpose()?)
             }
 
             async fn revoke_user_sessions(
@@ -251,18 +261,52 @@ macro_rules! impl_sql_store {
                 keep: Option<&str>,
                 reason: RevokeReason,
                 now: Timestamp,
-            ) -> Result<u64, StoreError> {
-                let result = sqlx::query(
+            ) -> Result<Vec<RevokedSession>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let rows = sqlx::query(
                     "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                     WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
+                     WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4 \
+                     RETURNING id, user_id, revoked_at",
                 )
                 .bind(user_id)
                 .bind(now.millis())
                 .bind(reason.as_str())
                 .bind(keep.unwrap_or_default())
-                .execute(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
-                Ok(result.rows_affected())
+                if keep.is_none() {
+                    sqlx::query("UPDATE users SET sessions_revoked_before = $2 WHERE id = $1")
+                        .bind(user_id)
+                        .bind(now.millis())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(rows.iter().map(revoked_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn revocations_since(&self, since: Timestamp) -> Result<Vec<RevokedSession>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, user_id, revoked_at FROM sessions WHERE revoked_at >= $1 ORDER BY revoked_at, id",
+                )
+                .bind(since.millis())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.iter().map(revoked_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn user_revocations_since(&self, since: Timestamp) -> Result<Vec<(String, Timestamp)>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, sessions_revoked_before FROM users WHERE sessions_revoked_before >= $1 \
+                     ORDER BY sessions_revoked_before, id",
+                )
+                .bind(since.millis())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| Ok((row.try_get("id")?, Timestamp::from_millis(row.try_get("sessions_revoked_before")?))))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(StoreError::from)
             }
 
             async fn list_sessions(&self, user_id: &str, now: Timestamp) -> Result<Vec<SessionRecord>, StoreError> {

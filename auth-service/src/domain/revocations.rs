@@ -1,0 +1,238 @@
+//! The revocation hub: where every ended session is announced, so services that verify access
+//! tokens locally learn of it within milliseconds instead of at the token's expiry.
+//!
+//! The database is the record of truth (a revoked session has `revoked_at`); the hub only
+//! spreads the news. Locally it is a broadcast channel that feeds `WatchRevocations` streams;
+//! across replicas an optional [`Fanout`] (Redis pub/sub) carries events between processes.
+//! Pub/sub delivers at most once, so a replica also re-reads recent revocations from the
+//! database after its fan-out reconnects and on a short period while fan-out is configured:
+//! nothing acknowledged is lost, and duplicates are dropped here.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::{AuthError, Timestamp};
+use crate::store::{RevokedSession, Store, StoreError};
+
+/// Replicas' clocks and commit delays differ: re-reading from the database always starts this
+/// much before the last event seen, and resuming a feed from a cursor does too.
+pub const CLOCK_MARGIN: Duration = Duration::from_secs(5);
+const LOCAL_BUFFER: usize = 4096;
+
+/// A revocation, as announced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Revocation {
+    /// Access tokens with this `sid` must be rejected.
+    Session {
+        session_id: String,
+        user_id: String,
+        revoked_at: Timestamp,
+    },
+    /// Every session the user had at `revoked_before` ended.
+    User {
+        user_id: String,
+        revoked_before: Timestamp,
+    },
+}
+
+impl Revocation {
+    /// The instant the event is ordered (and its cursor set) by.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Revocation::Session { revoked_at, .. } => *revoked_at,
+            Revocation::User { revoked_before, .. } => *revoked_before,
+        }
+    }
+
+    fn dedupe_key(&self) -> String {
+        match self {
+            Revocation::Session { session_id, .. } => format!("s:{session_id}"),
+            Revocation::User {
+                user_id,
+                revoked_before,
+            } => format!("u:{user_id}:{}", revoked_before.millis()),
+        }
+    }
+}
+
+impl From<RevokedSession> for Revocation {
+    fn from(session: RevokedSession) -> Self {
+        Revocation::Session {
+            session_id: session.session_id,
+            user_id: session.user_id,
+            revoked_at: session.revoked_at,
+        }
+    }
+}
+
+/// What the local feed carries.
+#[derive(Clone, Debug)]
+pub enum FeedEvent {
+    Revoked(Revocation),
+    /// The key set changed; carries the new JWKS.
+    KeysChanged(String),
+}
+
+/// Carries revocations to the other replicas.
+#[async_trait]
+pub trait Fanout: Send + Sync + 'static {
+    async fn publish(&self, revocation: &Revocation) -> Result<(), StoreError>;
+}
+
+pub struct RevocationHub {
+    store: Arc<dyn Store>,
+    local: broadcast::Sender<FeedEvent>,
+    fanout: Option<Arc<dyn Fanout>>,
+    /// Recently delivered events (key -> when), so re-reads and echoes are delivered once.
+    delivered: Mutex<HashMap<String, Timestamp>>,
+    /// How long an access token can outlive its session's revocation (its TTL plus leeway).
+    tokens_outlive_revocation_by: Duration,
+}
+
+impl RevocationHub {
+    pub fn new(store: Arc<dyn Store>, tokens_outlive_revocation_by: Duration) -> Self {
+        Self {
+            store,
+            local: broadcast::channel(LOCAL_BUFFER).0,
+            fanout: None,
+            delivered: Mutex::new(HashMap::new()),
+            tokens_outlive_revocation_by,
+        }
+    }
+
+    pub fn with_fanout(mut self, fanout: Arc<dyn Fanout>) -> Self {
+        self.fanout = Some(fanout);
+        self
+    }
+
+    pub fn has_fanout(&self) -> bool {
+        self.fanout.is_some()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
+        self.local.subscribe()
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.local.receiver_count()
+    }
+
+    /// Until when an access token of a session revoked at `revoked_at` can be unexpired.
+    pub fn tokens_live_until(&self, revoked_at: Timestamp) -> Timestamp {
+        revoked_at.plus(self.tokens_outlive_revocation_by)
+    }
+
+    /// The oldest revocation that still matters at `now`.
+    pub fn relevance_horizon(&self, now: Timestamp) -> Timestamp {
+        now.minus(self.tokens_outlive_revocation_by)
+    }
+
+    /// Announces revocations made by this process: to local subscribers at once, then to the
+    /// other replicas. A fan-out failure is logged, not returned: the revocation is already
+    /// durable, and other replicas re-read it from the database.
+    pub async fn announce(&self, revocations: impl IntoIterator<Item = Revocation>) {
+        for revocation in revocations {
+            self.deliver(revocation.clone());
+            if let Some(fanout) = &self.fanout {
+                if let Err(error) = fanout.publish(&revocation).await {
+                    tracing::warn!(%error, "revocation fan-out failed; other replicas will re-read it");
+                }
+            }
+        }
+    }
+
+    /// Hands an event (local or from another replica) to local subscribers, once.
+    pub fn deliver(&self, revocation: Revocation) {
+        let key = revocation.dedupe_key();
+        {
+            let Ok(mut delivered) = self.delivered.lock() else {
+                return;
+            };
+            if delivered.contains_key(&key) {
+                return;
+            }
+            // Forget what can no longer arrive again: older than any re-read window.
+            if delivered.len() > 10_000 {
+                let horizon = revocation
+                    .at()
+                    .minus(self.tokens_outlive_revocation_by + CLOCK_MARGIN * 2);
+                delivered.retain(|_, at| *at >= horizon);
+            }
+            delivered.insert(key, revocation.at());
+        }
+        // No subscriber is not an error.
+        let _ = self.local.send(FeedEvent::Revoked(revocation));
+    }
+
+    pub fn keys_changed(&self, jwks_json: String) {
+        let _ = self.local.send(FeedEvent::KeysChanged(jwks_json));
+    }
+
+    /// Revocations recorded since `since` (minus the clock margin), oldest first, bounded by
+    /// what can still matter at `now`.
+    pub async fn recorded_since(
+        &self,
+        since: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Vec<Revocation>, AuthError> {
+        let horizon = self.relevance_horizon(now);
+        let from = since.map_or(horizon, |since| since.minus(CLOCK_MARGIN).max(horizon));
+        let mut revocations: Vec<Revocation> = self
+            .store
+            .user_revocations_since(from)
+            .await?
+            .into_iter()
+            .map(|(user_id, revoked_before)| Revocation::User {
+                user_id,
+                revoked_before,
+            })
+            .collect();
+        revocations.extend(
+            self.store
+                .revocations_since(from)
+                .await?
+                .into_iter()
+                .map(Revocation::from),
+        );
+        revocations.sort_by_key(Revocation::at);
+        Ok(revocations)
+    }
+
+    /// Re-reads recent revocations and delivers those not seen yet (after a fan-out gap).
+    pub async fn catch_up(&self, since: Timestamp, now: Timestamp) -> Result<usize, AuthError> {
+        let revocations = self.recorded_since(Some(since), now).await?;
+        let count = revocations.len();
+        for revocation in revocations {
+            self.deliver(revocation);
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dedupe_key_tells_sessions_and_user_events_apart() {
+        let at = Timestamp::from_millis(5);
+        let session = Revocation::Session {
+            session_id: "a".into(),
+            user_id: "u".into(),
+            revoked_at: at,
+        };
+        let user = Revocation::User {
+            user_id: "a".into(),
+            revoked_before: at,
+        };
+        assert_ne!(session.dedupe_key(), user.dedupe_key());
+        assert_eq!(session.at(), at);
+    }
+}

@@ -1,0 +1,260 @@
+//! Access tokens: JWTs (RFC 9068 profile) signed with Ed25519, and their verification per
+//! RFC 8725 (JWT best current practices). The auth service signs and verifies with this module,
+//! and so does [`crate::LocalVerifier`] inside other services: one set of rules everywhere.
+//!
+//! Verification trusts nothing in the header but `kid`, and only to pick among known keys:
+//! the algorithm is fixed to EdDSA (8725 s3.1), keys are never taken from `jku`/`jwk`/`x5u`/`x5c`
+//! (s3.10), `typ` must be `at+jwt` so no other JWT can be substituted (s3.11, RFC 9068 s4), a
+//! `crit` header is refused since no extension is understood (RFC 7515 s4.1.11), and `iss`,
+//! `aud`, `sub`, `exp` and `iat` are required (s3.8-3.9). Time checks use the caller's clock with
+//! a leeway of seconds.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// Larger inputs are refused before any parsing: real tokens are about 340 bytes.
+pub const MAX_ACCESS_TOKEN_BYTES: usize = 4096;
+const TOKEN_TYPE: &str = "at+jwt";
+const TOKEN_MEDIA_TYPE: &str = "application/at+jwt";
+
+/// The claims of an access token, and nothing more: the token is a signed view of its session.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    /// The session this token is a view of.
+    pub sid: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub roles: Vec<String>,
+    /// Never issued by the auth service, but honoured if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is invalid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+}
+
+/// What a token must satisfy besides its signature.
+#[derive(Clone, Debug)]
+pub struct TokenRules {
+    pub issuer: String,
+    pub leeway: Duration,
+}
+
+/// Signs `claims` with `key`, naming the key `kid` in the header.
+pub fn sign(
+    claims: &AccessClaims,
+    kid: &str,
+    key: &EncodingKey,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(TOKEN_TYPE.to_owned());
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, key)
+}
+
+/// Checks the header and returns the `kid` to verify with.
+pub fn key_id(token: &str) -> Result<String, TokenError> {
+    if token.len() > MAX_ACCESS_TOKEN_BYTES {
+        return Err(TokenError::Invalid);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+    let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+        typ.eq_ignore_ascii_case(TOKEN_TYPE) || typ.eq_ignore_ascii_case(TOKEN_MEDIA_TYPE)
+    });
+    let carries_key_hints = header.jku.is_some()
+        || header.jwk.is_some()
+        || header.x5u.is_some()
+        || header.x5c.is_some()
+        || header.crit.is_some();
+    if header.alg != Algorithm::EdDSA || !typ_ok || carries_key_hints {
+        return Err(TokenError::Invalid);
+    }
+    header.kid.ok_or(TokenError::Invalid)
+}
+
+/// Verifies signature and claims. `audience` is the one audience the caller requires;
+/// `now_seconds` is the caller's clock as unix seconds.
+pub fn verify(
+    token: &str,
+    key: &DecodingKey,
+    rules: &TokenRules,
+    audience: &str,
+    now_seconds: i64,
+) -> Result<AccessClaims, TokenError> {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[rules.issuer.as_str()]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    // Time is checked below against the caller's clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+
+    let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+        .map_err(|_| TokenError::Invalid)?
+        .claims;
+    check_times(&claims, rules.leeway, now_seconds)?;
+    if claims.sub.is_empty() || claims.sid.is_empty() {
+        return Err(TokenError::Invalid);
+    }
+    Ok(claims)
+}
+
+fn check_times(claims: &AccessClaims, leeway: Duration, now: i64) -> Result<(), TokenError> {
+    let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+    if claims.exp.saturating_add(leeway) <= now {
+        return Err(TokenError::Expired);
+    }
+    let from_the_future = |instant: i64| instant.saturating_sub(leeway) > now;
+    if from_the_future(claims.iat) || claims.nbf.is_some_and(from_the_future) {
+        return Err(TokenError::Invalid);
+    }
+    Ok(())
+}
+
+/// A public key from a JWKS entry, if it is an Ed25519 signing key (RFC 8037).
+pub fn decoding_key_from_jwk(jwk: &serde_json::Value) -> Option<(String, DecodingKey)> {
+    let is_ed25519 = jwk["kty"] == "OKP" && jwk["crv"] == "Ed25519";
+    let usable = jwk.get("use").is_none_or(|usage| usage == "sig")
+        && jwk.get("alg").is_none_or(|alg| alg == "EdDSA");
+    if !is_ed25519 || !usable {
+        return None;
+    }
+    let kid = jwk["kid"].as_str()?.to_owned();
+    let key = DecodingKey::from_ed_components(jwk["x"].as_str()?).ok()?;
+    Some((kid, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::{
+        rand::SystemRandom,
+        signature::{Ed25519KeyPair, KeyPair},
+    };
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn rules() -> TokenRules {
+        TokenRules {
+            issuer: "auth".into(),
+            leeway: Duration::from_secs(5),
+        }
+    }
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "auth".into(),
+            sub: "user-1".into(),
+            aud: "api".into(),
+            sid: "session-1".into(),
+            iat: NOW,
+            exp: NOW + 900,
+            jti: "jti".into(),
+            roles: vec![],
+            nbf: None,
+        }
+    }
+
+    fn signed(claims: &AccessClaims) -> (String, DecodingKey) {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("key");
+        let public = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+            .expect("key")
+            .public_key()
+            .as_ref()
+            .to_vec();
+        let token = sign(claims, "k1", &EncodingKey::from_ed_der(pkcs8.as_ref())).expect("signed");
+        (token, DecodingKey::from_ed_der(&public))
+    }
+
+    fn check(
+        token: &str,
+        key: &DecodingKey,
+        audience: &str,
+        now: i64,
+    ) -> Result<AccessClaims, TokenError> {
+        assert_eq!(key_id(token)?, "k1");
+        verify(token, key, &rules(), audience, now)
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_round_trips_its_claims() {
+        let (token, key) = signed(&claims());
+        assert_eq!(check(&token, &key, "api", NOW), Ok(claims()));
+    }
+
+    #[test]
+    fn expiry_not_before_and_issued_at_are_checked_with_a_small_leeway() {
+        let (token, key) = signed(&claims());
+        assert!(check(&token, &key, "api", NOW + 904).is_ok());
+        assert_eq!(
+            check(&token, &key, "api", NOW + 905),
+            Err(TokenError::Expired)
+        );
+
+        let (token, key) = signed(&AccessClaims {
+            nbf: Some(NOW + 60),
+            ..claims()
+        });
+        assert_eq!(check(&token, &key, "api", NOW), Err(TokenError::Invalid));
+
+        let (token, key) = signed(&AccessClaims {
+            iat: NOW + 60,
+            ..claims()
+        });
+        assert_eq!(check(&token, &key, "api", NOW), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn the_wrong_audience_or_issuer_is_refused() {
+        let (token, key) = signed(&claims());
+        assert!(check(&token, &key, "payments", NOW).is_err());
+        let (token, key) = signed(&AccessClaims {
+            iss: "someone-else".into(),
+            ..claims()
+        });
+        assert!(check(&token, &key, "api", NOW).is_err());
+    }
+
+    #[test]
+    fn headers_that_try_to_choose_the_key_or_algorithm_are_refused() {
+        let body = URL_SAFE_NO_PAD.encode(r#"{"sub":"x"}"#);
+        for header in [
+            r#"{"alg":"none","typ":"at+jwt","kid":"k"}"#,
+            r#"{"alg":"HS256","typ":"at+jwt","kid":"k"}"#,
+            r#"{"alg":"EdDSA","typ":"JWT","kid":"k"}"#,
+            r#"{"alg":"EdDSA","typ":"at+jwt"}"#,
+            r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k","jku":"https://evil.example/jwks"}"#,
+            r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k","crit":["exp"]}"#,
+        ] {
+            let token = format!("{}.{body}.c2ln", URL_SAFE_NO_PAD.encode(header));
+            assert!(key_id(&token).is_err(), "{header} was accepted");
+        }
+    }
+
+    #[test]
+    fn only_ed25519_signing_keys_are_taken_from_a_jwks() {
+        let okp = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode([7u8; 32]), "kid": "a", "use": "sig"});
+        assert_eq!(
+            decoding_key_from_jwk(&okp).map(|(kid, _)| kid),
+            Some("a".into())
+        );
+        let hmac = serde_json::json!({"kty": "oct", "k": "c2VjcmV0", "kid": "b"});
+        assert!(decoding_key_from_jwk(&hmac).is_none());
+        let encryption = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode([7u8; 32]), "kid": "c", "use": "enc"});
+        assert!(decoding_key_from_jwk(&encryption).is_none());
+    }
+}
