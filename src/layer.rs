@@ -1,0 +1,173 @@
+//! A tower layer that authenticates every call to a tonic service with a [`Verifier`] and puts
+//! the verified [`Principal`] into the request extensions.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tonic::{Code, Status, server::NamedService};
+use tonic_types::{ErrorDetails, StatusExt};
+use tower::{Layer, Service};
+
+use crate::{ERROR_DOMAIN, v1::Principal};
+
+/// Something that turns a bearer token into a principal: [`crate::LocalVerifier`] or
+/// [`crate::RemoteVerifier`].
+pub trait Verifier: Clone + Send + Sync + 'static {
+    fn verify(&self, token: &str) -> impl Future<Output = Result<Principal, VerifyError>> + Send;
+}
+
+/// Why a credential was refused, with the same reasons the auth service uses.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no credential was presented")]
+    Missing,
+    #[error("the token is invalid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the session has been revoked")]
+    Revoked,
+    #[error("the caller lacks the required role")]
+    MissingRole,
+    /// Revocations cannot be known (feed down for too long, or the auth service unreachable):
+    /// failing closed.
+    #[error("authentication is temporarily unavailable")]
+    Unavailable,
+    /// The auth service's own answer (RemoteVerifier).
+    #[error("{}", .0.message())]
+    Remote(Status),
+}
+
+impl VerifyError {
+    pub fn to_status(&self) -> Status {
+        let (code, reason) = match self {
+            VerifyError::Missing => (Code::Unauthenticated, "CREDENTIAL_MISSING"),
+            VerifyError::Invalid => (Code::Unauthenticated, "TOKEN_INVALID"),
+            VerifyError::Expired => (Code::Unauthenticated, "TOKEN_EXPIRED"),
+            VerifyError::Revoked => (Code::Unauthenticated, "SESSION_REVOKED"),
+            VerifyError::MissingRole => (Code::PermissionDenied, "PERMISSION_DENIED"),
+            VerifyError::Unavailable => (Code::Unavailable, "AUTH_UNAVAILABLE"),
+            VerifyError::Remote(status) => return status.clone(),
+        };
+        Status::with_error_details(
+            code,
+            self.to_string(),
+            ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new()),
+        )
+    }
+}
+
+impl From<crate::access_token::TokenError> for VerifyError {
+    fn from(error: crate::access_token::TokenError) -> Self {
+        match error {
+            crate::access_token::TokenError::Invalid => VerifyError::Invalid,
+            crate::access_token::TokenError::Expired => VerifyError::Expired,
+        }
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` header, if any.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The principal [`AuthLayer`] verified for this request.
+pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .ok_or_else(|| VerifyError::Missing.to_status())
+}
+
+/// Authenticates every request to the wrapped service.
+#[derive(Clone)]
+pub struct AuthLayer<V> {
+    verifier: V,
+    required_role: Option<Arc<str>>,
+}
+
+impl<V: Verifier> AuthLayer<V> {
+    pub fn new(verifier: V) -> Self {
+        Self { verifier, required_role: None }
+    }
+
+    /// Also require this role (PERMISSION_DENIED without it).
+    pub fn require_role(mut self, role: impl Into<Arc<str>>) -> Self {
+        self.required_role = Some(role.into());
+        self
+    }
+}
+
+impl<S, V: Clone> Layer<S> for AuthLayer<V> {
+    type Service = Authenticated<S, V>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticated {
+            inner,
+            verifier: self.verifier.clone(),
+            required_role: self.required_role.clone(),
+        }
+    }
+}
+
+/// A service behind [`AuthLayer`]; keeps the wrapped service's gRPC name.
+#[derive(Clone)]
+pub struct Authenticated<S, V> {
+    inner: S,
+    verifier: V,
+    required_role: Option<Arc<str>>,
+}
+
+impl<S: NamedService, V> NamedService for Authenticated<S, V> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, V, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for Authenticated<S, V>
+where
+    S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    V: Verifier,
+    RequestBody: Send + 'static,
+    ResponseBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<RequestBody>) -> Self::Future {
+        // The clone is the one that was driven to readiness (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let token = bearer_token(request.headers()).map(str::to_owned);
+        let verifier = self.verifier.clone();
+        let required_role = self.required_role.clone();
+        Box::pin(async move {
+            let verified = match token {
+                None => Err(VerifyError::Missing),
+                Some(token) => verifier.verify(&token).await,
+            };
+            let authorized = verified.and_then(|principal| match &required_role {
+                Some(role) if !principal.roles.iter().any(|held| **held == **role) => Err(VerifyError::MissingRole),
+                _ => Ok(principal),
+            });
+            match authorized {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
+                }
+                Err(error) => Ok(error.to_status().into_http()),
+            }
+        })
+    }
+}

@@ -1,0 +1,296 @@
+//! Verification inside another service: access tokens are checked in-process with the auth
+//! service's published keys, and revocations arrive over the `WatchRevocations` feed, so a check
+//! costs no network call and still rejects a revoked session within milliseconds.
+//!
+//! The feed is kept open in the background (reconnecting with backoff and resuming from the last
+//! cursor, so no revocation is missed). If it has been down for longer than
+//! [`LocalVerifierConfig::max_feed_outage`], every check fails closed with UNAVAILABLE (unless
+//! configured otherwise): an unknown revocation must never let a token through.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock, Weak},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use jsonwebtoken::DecodingKey;
+use tokio::sync::watch;
+use tonic::{Status, transport::Channel};
+
+use crate::{
+    access_token::{self, TokenRules},
+    layer::{Verifier, VerifyError},
+    v1::{
+        GetJwksRequest, Principal, RevocationEvent, WatchRevocationsRequest,
+        key_service_client::KeyServiceClient, revocation_event::Event,
+    },
+};
+
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct LocalVerifierConfig {
+    /// The audience this service accepts tokens for (`aud`).
+    pub audience: String,
+    /// The auth service's issuer (`iss`, `AUTH_ISSUER` there).
+    pub issuer: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// How long the feed may be down before checks fail closed.
+    pub max_feed_outage: Duration,
+    /// Fail closed once the feed has been down for `max_feed_outage` (the safe default). When
+    /// false, tokens keep being accepted on the last known revocations.
+    pub fail_closed: bool,
+    /// A feed silent for this long (no event, no heartbeat) is treated as broken.
+    pub feed_silence_limit: Duration,
+    /// At most one JWKS refetch per this interval when a token names an unknown key.
+    pub jwks_refetch_interval: Duration,
+    /// How long [`LocalVerifier::connect`] waits for the keys and the revocation snapshot.
+    pub connect_timeout: Duration,
+}
+
+impl LocalVerifierConfig {
+    pub fn new(audience: impl Into<String>) -> Self {
+        Self {
+            audience: audience.into(),
+            issuer: "auth".into(),
+            leeway: Duration::from_secs(5),
+            max_feed_outage: Duration::from_secs(30),
+            fail_closed: true,
+            feed_silence_limit: Duration::from_secs(15),
+            jwks_refetch_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Cheap to clone; all clones share one key set, one revocation list and one feed.
+#[derive(Clone)]
+pub struct LocalVerifier {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: LocalVerifierConfig,
+    rules: TokenRules,
+    client: KeyServiceClient<Channel>,
+    keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
+    /// Revoked session id -> unix second after which its tokens are all expired anyway.
+    revoked_sessions: RwLock<HashMap<String, i64>>,
+    /// User id -> tokens issued (`iat`) before this unix second are revoked.
+    revoked_users: RwLock<HashMap<String, i64>>,
+    /// The snapshot of the current feed connection has been received.
+    live: watch::Sender<bool>,
+    /// When the feed last stopped being live (`None` while live).
+    down_since: Mutex<Option<Instant>>,
+    last_jwks_fetch: Mutex<Option<Instant>>,
+    /// Counts applied feed events; lets callers wait for the feed to move.
+    applied: watch::Sender<u64>,
+}
+
+impl LocalVerifier {
+    /// Fetches the keys, opens the revocation feed and waits for its snapshot.
+    pub async fn connect(channel: Channel, config: LocalVerifierConfig) -> Result<Self, Status> {
+        let rules = TokenRules { issuer: config.issuer.clone(), leeway: config.leeway };
+        let connect_timeout = config.connect_timeout;
+        let shared = Arc::new(Shared {
+            config,
+            rules,
+            client: KeyServiceClient::new(channel),
+            keys: RwLock::new(HashMap::new()),
+            revoked_sessions: RwLock::new(HashMap::new()),
+            revoked_users: RwLock::new(HashMap::new()),
+            live: watch::channel(false).0,
+            down_since: Mutex::new(Some(Instant::now())),
+            last_jwks_fetch: Mutex::new(None),
+            applied: watch::channel(0).0,
+        });
+        shared.fetch_jwks().await?;
+        let mut live = shared.live.subscribe();
+        tokio::spawn(keep_feed_open(Arc::downgrade(&shared)));
+        tokio::time::timeout(connect_timeout, live.wait_for(|live| *live))
+            .await
+            .map_err(|_| Status::unavailable("the revocation feed did not deliver its snapshot in time"))?
+            .map_err(|_| Status::unavailable("the revocation feed closed"))?;
+        Ok(Self { shared })
+    }
+
+    /// Verifies an access token: signature, claims, audience, and that its session has not been
+    /// revoked. No network call unless the token names a key not seen yet.
+    pub async fn verify_token(&self, token: &str) -> Result<Principal, VerifyError> {
+        self.shared.ensure_feed_trustworthy()?;
+        let kid = access_token::key_id(token)?;
+        let key = match self.shared.key(&kid) {
+            Some(key) => key,
+            None => {
+                // A key rotated in since the last JWKS: refetch, at most once per interval.
+                if self.shared.may_refetch_jwks() {
+                    let _ = self.shared.fetch_jwks().await;
+                }
+                self.shared.key(&kid).ok_or(VerifyError::Invalid)?
+            }
+        };
+        let claims = access_token::verify(token, &key, &self.shared.rules, &self.shared.config.audience, unix_now())?;
+        if self.shared.is_revoked(&claims.sid, &claims.sub, claims.iat) {
+            return Err(VerifyError::Revoked);
+        }
+        Ok(Principal { user_id: claims.sub, email: String::new(), roles: claims.roles, session_id: claims.sid })
+    }
+
+    /// Whether the revocation feed is connected and its snapshot received.
+    pub fn feed_is_live(&self) -> bool {
+        *self.shared.live.borrow()
+    }
+
+    /// Resolves after the next feed event (revocation, key change or heartbeat) is applied.
+    pub async fn next_feed_event(&self) {
+        let mut applied = self.shared.applied.subscribe();
+        applied.mark_unchanged();
+        let _ = applied.changed().await;
+    }
+}
+
+impl Verifier for LocalVerifier {
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        self.verify_token(token).await
+    }
+}
+
+impl Shared {
+    fn key(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+        self.keys.read().ok()?.get(kid).cloned()
+    }
+
+    fn may_refetch_jwks(&self) -> bool {
+        let Ok(mut last) = self.last_jwks_fetch.lock() else { return false };
+        if last.is_some_and(|at| at.elapsed() < self.config.jwks_refetch_interval) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    async fn fetch_jwks(&self) -> Result<(), Status> {
+        let jwks = self.client.clone().get_jwks(GetJwksRequest {}).await?.into_inner().jwks_json;
+        self.replace_keys(&jwks);
+        Ok(())
+    }
+
+    fn replace_keys(&self, jwks_json: &str) {
+        let Ok(jwks) = serde_json::from_str::<serde_json::Value>(jwks_json) else { return };
+        let keys: HashMap<String, Arc<DecodingKey>> = jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(access_token::decoding_key_from_jwk)
+            .map(|(kid, key)| (kid, Arc::new(key)))
+            .collect();
+        if let Ok(mut current) = self.keys.write() {
+            *current = keys;
+        }
+    }
+
+    fn is_revoked(&self, session_id: &str, user_id: &str, issued_at: i64) -> bool {
+        let session_revoked = self.revoked_sessions.read().map(|revoked| revoked.contains_key(session_id));
+        let user_revoked = self
+            .revoked_users
+            .read()
+            .map(|revoked| revoked.get(user_id).is_some_and(|before| issued_at < *before));
+        // A poisoned lock means a panic mid-update: refuse rather than guess.
+        session_revoked.unwrap_or(true) || user_revoked.unwrap_or(true)
+    }
+
+    fn ensure_feed_trustworthy(&self) -> Result<(), VerifyError> {
+        if !self.config.fail_closed {
+            return Ok(());
+        }
+        let down_since = *self.down_since.lock().map_err(|_| VerifyError::Unavailable)?;
+        match down_since {
+            Some(since) if since.elapsed() > self.config.max_feed_outage => Err(VerifyError::Unavailable),
+            _ => Ok(()),
+        }
+    }
+
+    fn set_live(&self, live: bool) {
+        if let Ok(mut down_since) = self.down_since.lock() {
+            if live {
+                *down_since = None;
+            } else if down_since.is_none() {
+                *down_since = Some(Instant::now());
+            }
+        }
+        self.live.send_if_modified(|current| std::mem::replace(current, live) != live);
+    }
+
+    fn apply(&self, event: RevocationEvent) {
+        let now = unix_now();
+        match event.event {
+            Some(Event::SessionRevoked(revoked)) => {
+                let until = revoked.tokens_live_until.map_or(i64::MAX, |t| t.seconds.saturating_add(1));
+                if let Ok(mut sessions) = self.revoked_sessions.write() {
+                    sessions.insert(revoked.session_id, until);
+                }
+            }
+            Some(Event::UserSessionsRevoked(revoked)) => {
+                let before = revoked.revoked_before.map_or(i64::MAX, |t| t.seconds);
+                if let Ok(mut users) = self.revoked_users.write() {
+                    let entry = users.entry(revoked.user_id).or_insert(before);
+                    *entry = (*entry).max(before);
+                }
+            }
+            Some(Event::KeysChanged(keys)) => self.replace_keys(&keys.jwks_json),
+            Some(Event::SnapshotComplete(_)) => self.set_live(true),
+            Some(Event::Heartbeat(_)) => self.forget_expired(now),
+            None => {}
+        }
+        self.applied.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Drops revocations whose tokens have all expired: they can no longer matter.
+    fn forget_expired(&self, now: i64) {
+        if let Ok(mut sessions) = self.revoked_sessions.write() {
+            sessions.retain(|_, until| *until >= now);
+        }
+        let horizon = now.saturating_sub(24 * 3600);
+        if let Ok(mut users) = self.revoked_users.write() {
+            users.retain(|_, before| *before >= horizon);
+        }
+    }
+}
+
+/// Keeps the feed open for as long as a verifier exists.
+async fn keep_feed_open(shared: Weak<Shared>) {
+    let mut cursor = String::new();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let Some(strong) = shared.upgrade() else { return };
+        let silence_limit = strong.config.feed_silence_limit;
+        let opened = strong
+            .client
+            .clone()
+            .watch_revocations(WatchRevocationsRequest { after_cursor: cursor.clone() })
+            .await;
+        drop(strong);
+        if let Ok(response) = opened {
+            let mut events = response.into_inner();
+            while let Ok(Ok(Some(event))) = tokio::time::timeout(silence_limit, events.message()).await {
+                let Some(strong) = shared.upgrade() else { return };
+                if !event.cursor.is_empty() {
+                    cursor.clone_from(&event.cursor);
+                }
+                strong.apply(event);
+                delay = Duration::from_millis(50);
+            }
+        }
+        let Some(strong) = shared.upgrade() else { return };
+        strong.set_live(false);
+        drop(strong);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+    }
+}
+
+fn unix_now() -> i64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
+}
