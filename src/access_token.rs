@@ -83,18 +83,29 @@ pub fn key_id(token: &str) -> Result<String, TokenError> {
     header.kid.ok_or(TokenError::Invalid)
 }
 
-/// Verifies signature and claims. `audience` is the one audience the caller requires;
-/// `now_seconds` is the caller's clock as unix seconds.
+/// Which `aud` a token must carry.
+#[derive(Clone, Copy, Debug)]
+pub enum Audience<'a> {
+    /// The one audience the caller serves.
+    Exactly(&'a str),
+    /// Any audience: only for ending the token's session (logout), never for granting access.
+    Any,
+}
+
+/// Verifies signature and claims; `now_seconds` is the caller's clock as unix seconds.
 pub fn verify(
     token: &str,
     key: &DecodingKey,
     rules: &TokenRules,
-    audience: &str,
+    audience: Audience<'_>,
     now_seconds: i64,
 ) -> Result<AccessClaims, TokenError> {
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_issuer(&[rules.issuer.as_str()]);
-    validation.set_audience(&[audience]);
+    match audience {
+        Audience::Exactly(audience) => validation.set_audience(&[audience]),
+        Audience::Any => validation.validate_aud = false,
+    }
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     // Time is checked below against the caller's clock.
     validation.validate_exp = false;
@@ -187,7 +198,7 @@ mod tests {
         now: i64,
     ) -> Result<AccessClaims, TokenError> {
         assert_eq!(key_id(token)?, "k1");
-        verify(token, key, &rules(), audience, now)
+        verify(token, key, &rules(), Audience::Exactly(audience), now)
     }
 
     #[test]

@@ -95,7 +95,10 @@ pub struct AuthLayer<V> {
 
 impl<V: Verifier> AuthLayer<V> {
     pub fn new(verifier: V) -> Self {
-        Self { verifier, required_role: None }
+        Self {
+            verifier,
+            required_role: None,
+        }
     }
 
     /// Also require this role (PERMISSION_DENIED without it).
@@ -131,7 +134,10 @@ impl<S: NamedService, V> NamedService for Authenticated<S, V> {
 
 impl<S, V, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for Authenticated<S, V>
 where
-    S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>> + Clone + Send + 'static,
+    S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     V: Verifier,
     RequestBody: Send + 'static,
@@ -158,7 +164,9 @@ where
                 Some(token) => verifier.verify(&token).await,
             };
             let authorized = verified.and_then(|principal| match &required_role {
-                Some(role) if !principal.roles.iter().any(|held| **held == **role) => Err(VerifyError::MissingRole),
+                Some(role) if !principal.roles.iter().any(|held| **held == **role) => {
+                    Err(VerifyError::MissingRole)
+                }
                 _ => Ok(principal),
             });
             match authorized {

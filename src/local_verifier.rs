@@ -86,12 +86,18 @@ struct Shared {
     last_jwks_fetch: Mutex<Option<Instant>>,
     /// Counts applied feed events; lets callers wait for the feed to move.
     applied: watch::Sender<u64>,
+    /// Dropped with the last verifier: the feed task sees its receiver close and hangs up.
+    _alive: watch::Sender<()>,
 }
 
 impl LocalVerifier {
     /// Fetches the keys, opens the revocation feed and waits for its snapshot.
     pub async fn connect(channel: Channel, config: LocalVerifierConfig) -> Result<Self, Status> {
-        let rules = TokenRules { issuer: config.issuer.clone(), leeway: config.leeway };
+        let rules = TokenRules {
+            issuer: config.issuer.clone(),
+            leeway: config.leeway,
+        };
+        let (alive, verifier_dropped) = watch::channel(());
         let connect_timeout = config.connect_timeout;
         let shared = Arc::new(Shared {
             config,
@@ -104,13 +110,16 @@ impl LocalVerifier {
             down_since: Mutex::new(Some(Instant::now())),
             last_jwks_fetch: Mutex::new(None),
             applied: watch::channel(0).0,
+            _alive: alive,
         });
         shared.fetch_jwks().await?;
         let mut live = shared.live.subscribe();
-        tokio::spawn(keep_feed_open(Arc::downgrade(&shared)));
+        tokio::spawn(keep_feed_open(Arc::downgrade(&shared), verifier_dropped));
         tokio::time::timeout(connect_timeout, live.wait_for(|live| *live))
             .await
-            .map_err(|_| Status::unavailable("the revocation feed did not deliver its snapshot in time"))?
+            .map_err(|_| {
+                Status::unavailable("the revocation feed did not deliver its snapshot in time")
+            })?
             .map_err(|_| Status::unavailable("the revocation feed closed"))?;
         Ok(Self { shared })
     }
@@ -130,11 +139,22 @@ impl LocalVerifier {
                 self.shared.key(&kid).ok_or(VerifyError::Invalid)?
             }
         };
-        let claims = access_token::verify(token, &key, &self.shared.rules, &self.shared.config.audience, unix_now())?;
+        let claims = access_token::verify(
+            token,
+            &key,
+            &self.shared.rules,
+            access_token::Audience::Exactly(&self.shared.config.audience),
+            unix_now(),
+        )?;
         if self.shared.is_revoked(&claims.sid, &claims.sub, claims.iat) {
             return Err(VerifyError::Revoked);
         }
-        Ok(Principal { user_id: claims.sub, email: String::new(), roles: claims.roles, session_id: claims.sid })
+        Ok(Principal {
+            user_id: claims.sub,
+            email: String::new(),
+            roles: claims.roles,
+            session_id: claims.sid,
+        })
     }
 
     /// Whether the revocation feed is connected and its snapshot received.
@@ -143,10 +163,13 @@ impl LocalVerifier {
     }
 
     /// Resolves after the next feed event (revocation, key change or heartbeat) is applied.
-    pub async fn next_feed_event(&self) {
+    /// Counting starts when this is called, not when the future is first polled.
+    pub fn next_feed_event(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut applied = self.shared.applied.subscribe();
         applied.mark_unchanged();
-        let _ = applied.changed().await;
+        async move {
+            let _ = applied.changed().await;
+        }
     }
 }
 
@@ -162,7 +185,9 @@ impl Shared {
     }
 
     fn may_refetch_jwks(&self) -> bool {
-        let Ok(mut last) = self.last_jwks_fetch.lock() else { return false };
+        let Ok(mut last) = self.last_jwks_fetch.lock() else {
+            return false;
+        };
         if last.is_some_and(|at| at.elapsed() < self.config.jwks_refetch_interval) {
             return false;
         }
@@ -171,13 +196,21 @@ impl Shared {
     }
 
     async fn fetch_jwks(&self) -> Result<(), Status> {
-        let jwks = self.client.clone().get_jwks(GetJwksRequest {}).await?.into_inner().jwks_json;
+        let jwks = self
+            .client
+            .clone()
+            .get_jwks(GetJwksRequest {})
+            .await?
+            .into_inner()
+            .jwks_json;
         self.replace_keys(&jwks);
         Ok(())
     }
 
     fn replace_keys(&self, jwks_json: &str) {
-        let Ok(jwks) = serde_json::from_str::<serde_json::Value>(jwks_json) else { return };
+        let Ok(jwks) = serde_json::from_str::<serde_json::Value>(jwks_json) else {
+            return;
+        };
         let keys: HashMap<String, Arc<DecodingKey>> = jwks["keys"]
             .as_array()
             .into_iter()
@@ -191,11 +224,15 @@ impl Shared {
     }
 
     fn is_revoked(&self, session_id: &str, user_id: &str, issued_at: i64) -> bool {
-        let session_revoked = self.revoked_sessions.read().map(|revoked| revoked.contains_key(session_id));
-        let user_revoked = self
-            .revoked_users
+        let session_revoked = self
+            .revoked_sessions
             .read()
-            .map(|revoked| revoked.get(user_id).is_some_and(|before| issued_at < *before));
+            .map(|revoked| revoked.contains_key(session_id));
+        let user_revoked = self.revoked_users.read().map(|revoked| {
+            revoked
+                .get(user_id)
+                .is_some_and(|before| issued_at < *before)
+        });
         // A poisoned lock means a panic mid-update: refuse rather than guess.
         session_revoked.unwrap_or(true) || user_revoked.unwrap_or(true)
     }
@@ -204,9 +241,14 @@ impl Shared {
         if !self.config.fail_closed {
             return Ok(());
         }
-        let down_since = *self.down_since.lock().map_err(|_| VerifyError::Unavailable)?;
+        let down_since = *self
+            .down_since
+            .lock()
+            .map_err(|_| VerifyError::Unavailable)?;
         match down_since {
-            Some(since) if since.elapsed() > self.config.max_feed_outage => Err(VerifyError::Unavailable),
+            Some(since) if since.elapsed() > self.config.max_feed_outage => {
+                Err(VerifyError::Unavailable)
+            }
             _ => Ok(()),
         }
     }
@@ -219,14 +261,17 @@ impl Shared {
                 *down_since = Some(Instant::now());
             }
         }
-        self.live.send_if_modified(|current| std::mem::replace(current, live) != live);
+        self.live
+            .send_if_modified(|current| std::mem::replace(current, live) != live);
     }
 
     fn apply(&self, event: RevocationEvent) {
         let now = unix_now();
         match event.event {
             Some(Event::SessionRevoked(revoked)) => {
-                let until = revoked.tokens_live_until.map_or(i64::MAX, |t| t.seconds.saturating_add(1));
+                let until = revoked
+                    .tokens_live_until
+                    .map_or(i64::MAX, |t| t.seconds.saturating_add(1));
                 if let Ok(mut sessions) = self.revoked_sessions.write() {
                     sessions.insert(revoked.session_id, until);
                 }
@@ -243,7 +288,8 @@ impl Shared {
             Some(Event::Heartbeat(_)) => self.forget_expired(now),
             None => {}
         }
-        self.applied.send_modify(|count| *count = count.wrapping_add(1));
+        self.applied
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// Drops revocations whose tokens have all expired: they can no longer matter.
@@ -259,22 +305,34 @@ impl Shared {
 }
 
 /// Keeps the feed open for as long as a verifier exists.
-async fn keep_feed_open(shared: Weak<Shared>) {
+async fn keep_feed_open(shared: Weak<Shared>, mut verifier_dropped: watch::Receiver<()>) {
     let mut cursor = String::new();
     let mut delay = Duration::from_millis(50);
     loop {
-        let Some(strong) = shared.upgrade() else { return };
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
         let silence_limit = strong.config.feed_silence_limit;
         let opened = strong
             .client
             .clone()
-            .watch_revocations(WatchRevocationsRequest { after_cursor: cursor.clone() })
+            .watch_revocations(WatchRevocationsRequest {
+                after_cursor: cursor.clone(),
+            })
             .await;
         drop(strong);
         if let Ok(response) = opened {
             let mut events = response.into_inner();
-            while let Ok(Ok(Some(event))) = tokio::time::timeout(silence_limit, events.message()).await {
-                let Some(strong) = shared.upgrade() else { return };
+            loop {
+                let next = tokio::select! {
+                    next = tokio::time::timeout(silence_limit, events.message()) => next,
+                    // Every verifier is gone: hang up now rather than at the next heartbeat.
+                    _ = verifier_dropped.changed() => return,
+                };
+                let Ok(Ok(Some(event))) = next else { break };
+                let Some(strong) = shared.upgrade() else {
+                    return;
+                };
                 if !event.cursor.is_empty() {
                     cursor.clone_from(&event.cursor);
                 }
@@ -282,7 +340,9 @@ async fn keep_feed_open(shared: Weak<Shared>) {
                 delay = Duration::from_millis(50);
             }
         }
-        let Some(strong) = shared.upgrade() else { return };
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
         strong.set_live(false);
         drop(strong);
         tokio::time::sleep(delay).await;
@@ -291,6 +351,8 @@ async fn keep_feed_open(shared: Weak<Shared>) {
 }
 
 fn unix_now() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
     i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
 }

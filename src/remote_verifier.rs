@@ -17,17 +17,28 @@ pub struct RemoteVerifier {
 impl RemoteVerifier {
     /// `audience`: the audience access tokens must carry; empty for the auth service's own.
     pub fn new(channel: Channel, audience: impl Into<String>) -> Self {
-        Self { client: AuthServiceClient::new(channel), audience: audience.into() }
+        Self {
+            client: AuthServiceClient::new(channel),
+            audience: audience.into(),
+        }
     }
 }
 
 impl Verifier for RemoteVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        let request = VerifyRequest { token: token.to_owned(), audience: self.audience.clone() };
+        let request = VerifyRequest {
+            token: token.to_owned(),
+            audience: self.audience.clone(),
+        };
         match self.client.clone().verify(request).await {
             Ok(response) => response.into_inner().principal.ok_or(VerifyError::Invalid),
             // The auth service cannot be reached: fail closed, as retryable.
-            Err(status) if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown) => {
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::Unavailable | Code::DeadlineExceeded | Code::Unknown
+                ) =>
+            {
                 Err(VerifyError::Unavailable)
             }
             Err(status) => Err(VerifyError::Remote(status)),

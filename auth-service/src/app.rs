@@ -106,7 +106,7 @@ impl Application {
 
     pub async fn run_until(
         self,
-        shutdown: impl Future<Output = ()> + Send,
+        shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let Components {
             keys,
@@ -140,8 +140,28 @@ impl Application {
             .build_v1alpha()
             .map_err(reflection_error)?;
 
+        // On the shutdown signal: report NOT_SERVING, end the revocation feeds (they would
+        // otherwise keep the server open forever), and give in-flight calls a grace period.
+        let (stopping, stopping_receiver) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            health_reporter
+                .set_not_serving::<AuthServiceServer<AuthApi>>()
+                .await;
+            health_reporter
+                .set_not_serving::<KeyServiceServer<KeyApi>>()
+                .await;
+            let _ = stopping.send(true);
+        };
+        let mut stopped = stopping_receiver.clone();
+        let grace = self.settings.shutdown_grace;
+        let drain_deadline = async move {
+            let _ = stopped.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+
         tracing::info!(addr = %self.local_addr, "auth-service listening");
-        let result = Server::builder()
+        let serve = Server::builder()
             .layer(RpcLogLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -151,12 +171,19 @@ impl Application {
                 core,
                 revocations,
                 self.settings.feed_heartbeat_interval,
+                stopping_receiver,
             )))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown,
-            )
-            .await;
+                signal,
+            );
+        let result = tokio::select! {
+            result = serve => result,
+            () = drain_deadline => {
+                tracing::warn!(?grace, "calls still in flight after the shutdown grace period; stopping anyway");
+                Ok(())
+            }
+        };
         for task in background {
             task.abort();
         }
@@ -169,6 +196,8 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(auth_api::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // google.rpc.ErrorInfo, so reflection clients can decode error details.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
 fn reflection_error(error: tonic_reflection::server::Error) -> StartError {

@@ -155,6 +155,10 @@ pub struct Settings {
     #[arg(long, env = "AUTH_KEY_RELOAD_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub key_reload_interval: Duration,
 
+    /// On SIGTERM, how long in-flight calls may take before the server stops anyway.
+    #[arg(long, env = "AUTH_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+
     /// argon2id memory in KiB (at least 19456).
     #[arg(long, env = "AUTH_ARGON2_MEMORY_KIB", default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(19_456..), global = true)]
     pub argon2_memory_kib: u32,

@@ -140,10 +140,9 @@ impl RevocationHub {
     pub async fn announce(&self, revocations: impl IntoIterator<Item = Revocation>) {
         for revocation in revocations {
             self.deliver(revocation.clone());
-            if let Some(fanout) = &self.fanout {
-                if let Err(error) = fanout.publish(&revocation).await {
-                    tracing::warn!(%error, "revocation fan-out failed; other replicas will re-read it");
-                }
+            let Some(fanout) = &self.fanout else { continue };
+            if let Err(error) = fanout.publish(&revocation).await {
+                tracing::warn!(%error, "revocation fan-out failed; other replicas will re-read it");
             }
         }
     }

@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use auth_api::access_token::{self, AccessClaims, TokenRules};
+use auth_api::access_token::{self, AccessClaims, Audience, TokenRules};
 
 use super::{
     ADMIN_ROLE, AuthError, Timestamp,
@@ -326,12 +326,18 @@ impl AuthCore {
         if OpaqueToken::looks_like(token) {
             return self.verify_session_token(token, now).await;
         }
-        let claims = self.decode_access_token(token, audience, now).await?;
+        let audience = audience
+            .filter(|audience| !audience.is_empty())
+            .unwrap_or(&self.policy.audience);
+        let claims = self
+            .decode_access_token(token, Audience::Exactly(audience), now)
+            .await?;
         let session = self
             .store
             .find_session(&claims.sid)
             .await?
-            .filter(|session| session.user_id == claims.sub && session.kind == SessionKind::Tokens)
+            // Either kind of session: ExchangeToken mints access tokens for session-token sessions.
+            .filter(|session| session.user_id == claims.sub)
             .ok_or(AuthError::TokenInvalid)?;
         session.ensure_live(now)?;
         let verified = Verified {
@@ -345,7 +351,7 @@ impl AuthCore {
     async fn decode_access_token(
         &self,
         token: &str,
-        audience: Option<&str>,
+        audience: Audience<'_>,
         now: Timestamp,
     ) -> Result<AccessClaims, AuthError> {
         let kid = access_token::key_id(token)?;
@@ -357,9 +363,6 @@ impl AuthCore {
         let key = ring
             .verification_key(&kid, now)
             .ok_or(AuthError::TokenInvalid)?;
-        let audience = audience
-            .filter(|aud| !aud.is_empty())
-            .unwrap_or(&self.policy.audience);
         Ok(access_token::verify(
             token,
             key,
@@ -534,7 +537,10 @@ impl AuthCore {
                     .ok_or(AuthError::TokenInvalid)?,
             }
         } else {
-            self.decode_access_token(token, None, now).await?.sid
+            // Any audience: an exchanged token may end its session too.
+            self.decode_access_token(token, Audience::Any, now)
+                .await?
+                .sid
         };
         self.revoke(&session_id, RevokeReason::Logout, now).await
     }

@@ -7,7 +7,7 @@ use auth_api::v1::{
     self as pb, GetJwksRequest, GetJwksResponse, key_service_server::KeyService,
     revocation_event::Event,
 };
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -24,6 +24,8 @@ pub struct KeyApi {
     core: Arc<AuthCore>,
     revocations: Arc<RevocationHub>,
     heartbeat_interval: Duration,
+    /// Becomes true when the server shuts down: feeds end then.
+    stopping: watch::Receiver<bool>,
 }
 
 impl KeyApi {
@@ -31,11 +33,13 @@ impl KeyApi {
         core: Arc<AuthCore>,
         revocations: Arc<RevocationHub>,
         heartbeat_interval: Duration,
+        stopping: watch::Receiver<bool>,
     ) -> Self {
         Self {
             core,
             revocations,
             heartbeat_interval,
+            stopping,
         }
     }
 }
@@ -111,6 +115,7 @@ impl KeyService for KeyApi {
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let hub = self.revocations.clone();
         let heartbeat_interval = self.heartbeat_interval.max(Duration::from_millis(100));
+        let mut stopping = self.stopping.clone();
 
         tokio::spawn(async move {
             let mut cursor = after.unwrap_or_else(|| hub.relevance_horizon(now));
@@ -157,6 +162,8 @@ impl KeyService for KeyApi {
                         server_time: convert::timestamp(Timestamp::now()),
                     }))],
                     () = sender.closed() => return,
+                    // Ending the stream lets the client reconnect to another replica.
+                    () = async { let _ = stopping.wait_for(|stopping| *stopping).await; } => return,
                 };
                 for message in messages {
                     if sender.send(message).await.is_err() {

@@ -128,6 +128,7 @@ impl TestDatabase {
 }
 
 pub struct TestApp {
+    pub addr: std::net::SocketAddr,
     pub auth: AuthServiceClient<Channel>,
     pub keys: KeyServiceClient<Channel>,
     pub channel: Channel,
@@ -183,6 +184,7 @@ impl TestApp {
             .connect()
             .await?;
         Ok(Self {
+            addr,
             auth: AuthServiceClient::new(channel.clone()),
             keys: KeyServiceClient::new(channel.clone()),
             channel,
@@ -340,4 +342,114 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970");
     i64::try_from(since_epoch.as_secs()).expect("seconds fit i64")
+}
+
+/// PostgreSQL and Redis, for the tests of several replicas; `None` (after saying so) otherwise.
+pub fn postgres_and_redis(test: &str) -> Option<(Backend, String)> {
+    let redis = std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    match (Backend::postgres(test), redis) {
+        (Some(backend), Some(redis)) => Some((backend, redis)),
+        (Some(_), None) => {
+            eprintln!("skipped {test}: TEST_REDIS_URL is not set");
+            None
+        }
+        (None, _) => None,
+    }
+}
+
+/// A TCP proxy in front of a real server that a test can cut (dropping every connection and
+/// refusing new ones) and restore: the server going away and coming back, as its clients see it.
+pub struct CuttableProxy {
+    pub addr: std::net::SocketAddr,
+    open: tokio::sync::watch::Sender<bool>,
+    _accept: tokio_util_abort::AbortOnDrop,
+}
+
+impl CuttableProxy {
+    pub async fn start(upstream: String) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (open, _) = tokio::sync::watch::channel(true);
+        let state = open.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut state = state.subscribe();
+                if !*state.borrow() {
+                    continue; // dropped: refused
+                }
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = state.wait_for(|open| !*open) => {}
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            open,
+            _accept: tokio_util_abort::AbortOnDrop(accept),
+        })
+    }
+
+    pub fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+mod tokio_util_abort {
+    /// Aborts the task when dropped.
+    pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+}
+
+/// `host:port` of a `redis://host:port[/db]` URL.
+pub fn redis_host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+/// A LocalVerifier for `audience`, connected to `app`.
+pub async fn local_verifier(
+    app: &TestApp,
+    audience: &str,
+    configure: impl FnOnce(&mut auth_api::LocalVerifierConfig),
+) -> Result<auth_api::LocalVerifier, Box<dyn std::error::Error + Send + Sync>> {
+    let mut config = auth_api::LocalVerifierConfig::new(audience);
+    configure(&mut config);
+    Ok(auth_api::LocalVerifier::connect(app.channel.clone(), config).await?)
+}
+
+/// Waits (feed event by feed event, up to `limit`) until `verifier` rejects `token`.
+pub async fn wait_until_rejected(
+    verifier: &auth_api::LocalVerifier,
+    token: &str,
+    limit: Duration,
+) -> Result<auth_api::VerifyError, Box<dyn std::error::Error + Send + Sync>> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let next_event = verifier.next_feed_event();
+        if let Err(error) = verifier.verify_token(token).await {
+            return Ok(error);
+        }
+        if tokio::time::timeout_at(deadline, next_event).await.is_err() {
+            return Err(format!("token still accepted after {limit:?}").into());
+        }
+    }
 }

@@ -4,7 +4,9 @@
 
 mod helpers;
 
+mod auth_layer;
 mod cli;
+mod exchange;
 mod forged_tokens;
 mod health;
 mod keys;
@@ -13,6 +15,8 @@ mod logout;
 mod password;
 mod refresh;
 mod register;
+mod replicas;
 mod restart;
+mod revocation_feed;
 mod sessions;
 mod verify;

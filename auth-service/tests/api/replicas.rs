@@ -1,0 +1,140 @@
+//! Several auth-service replicas sharing one PostgreSQL and one Redis behave as one service.
+//! Run only when TEST_DATABASE_URL and TEST_REDIS_URL are set (CI sets both).
+
+use std::time::Duration;
+
+use auth_api::{VerifyError, v1 as pb};
+use auth_service::config::SecretString;
+use tonic::Code;
+
+use crate::helpers::{
+    CuttableProxy, TestApp, TestResult, assert_error, local_verifier, postgres_and_redis,
+    redis_host_port, unique_email, wait_until_rejected,
+};
+
+/// Two replicas on one fresh PostgreSQL schema, both using the Redis at `redis_url`.
+async fn two_replicas(
+    test: &str,
+    redis_url: impl Fn() -> String,
+    poll_interval: Duration,
+) -> Result<Option<(TestApp, TestApp)>, Box<dyn std::error::Error + Send + Sync>> {
+    let Some((backend, _)) = postgres_and_redis(test) else {
+        return Ok(None);
+    };
+    let configure = |settings: &mut auth_service::config::Settings| {
+        settings.redis_url = Some(SecretString::new(redis_url()));
+        settings.revocation_poll_interval = poll_interval;
+    };
+    let a = TestApp::spawn_with(&backend, configure).await?;
+    let mut settings = a.settings.clone();
+    configure(&mut settings);
+    let b = TestApp::start(a.database.clone(), settings).await?;
+    Ok(Some((a, b)))
+}
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_replica_fails_verify_on_the_other_at_once() -> TestResult {
+    let Some((a, b)) = two_replicas("replicas_verify", redis_url, Duration::from_secs(1)).await?
+    else {
+        return Ok(());
+    };
+    let (_, tokens) = a.user_with_tokens(&unique_email("replica")).await?;
+    b.verify(&tokens.access_token).await?;
+    a.auth
+        .clone()
+        .logout(pb::LogoutRequest {
+            token: tokens.access_token.clone(),
+        })
+        .await?;
+    assert_error(
+        b.verify(&tokens.access_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    assert_error(
+        b.refresh(&tokens.refresh_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_verifier_on_one_replica_rejects_a_session_revoked_through_the_other() -> TestResult
+{
+    // A long poll interval: only Redis pub/sub can deliver within the wait below.
+    let Some((a, b)) = two_replicas("replicas_local", redis_url, Duration::from_secs(60)).await?
+    else {
+        return Ok(());
+    };
+    let (_, tokens) = a.user_with_tokens(&unique_email("fanout")).await?;
+    let verifier = local_verifier(&a, "api", |_| {}).await?;
+    verifier.verify_token(&tokens.access_token).await?;
+
+    b.auth
+        .clone()
+        .logout(pb::LogoutRequest {
+            token: tokens.refresh_token.clone(),
+        })
+        .await?;
+    let error =
+        wait_until_rejected(&verifier, &tokens.access_token, Duration::from_secs(3)).await?;
+    assert!(matches!(error, VerifyError::Revoked), "{error:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_loses_no_revocation() -> TestResult {
+    let Some((_, upstream)) = postgres_and_redis("replicas_redis_outage") else {
+        return Ok(());
+    };
+    let proxy = CuttableProxy::start(redis_host_port(&upstream)).await?;
+    let through_proxy = format!("redis://{}", proxy.addr);
+    let Some((a, b)) = two_replicas(
+        "replicas_redis_outage",
+        || through_proxy.clone(),
+        Duration::from_millis(500),
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let email = unique_email("outage");
+    let (_, during) = a.user_with_tokens(&email).await?;
+    let after = crate::helpers::token_pair(&a.login(&email, pb::CredentialKind::Tokens).await?)?;
+    let verifier = local_verifier(&a, "api", |_| {}).await?;
+
+    proxy.cut(); // Redis is gone for both replicas.
+    b.auth
+        .clone()
+        .logout(pb::LogoutRequest {
+            token: during.access_token.clone(),
+        })
+        .await?;
+    // Verify never depended on Redis.
+    assert_error(
+        a.verify(&during.access_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    // Replica A re-reads revocations from the database and feeds them to its verifiers.
+    let error =
+        wait_until_rejected(&verifier, &during.access_token, Duration::from_secs(5)).await?;
+    assert!(matches!(error, VerifyError::Revoked), "{error:?}");
+
+    proxy.restore(); // Redis is back; so is pub/sub, by itself.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    b.auth
+        .clone()
+        .logout(pb::LogoutRequest {
+            token: after.access_token.clone(),
+        })
+        .await?;
+    let error = wait_until_rejected(&verifier, &after.access_token, Duration::from_secs(5)).await?;
+    assert!(matches!(error, VerifyError::Revoked), "{error:?}");
+    Ok(())
+}
