@@ -39,7 +39,7 @@ pub struct Components {
     pub keys: Arc<KeyManager>,
     pub core: Arc<AuthCore>,
     pub revocations: Arc<RevocationHub>,
-    redis: Option<redis::Client>,
+    redis: Option<redis_fanout::RedisLink>,
 }
 
 impl Components {
@@ -51,9 +51,9 @@ impl Components {
         let mut hub = RevocationHub::new(store.clone(), settings.tokens_outlive_revocation_by());
         let redis = match &settings.redis_url {
             Some(url) => {
-                let client = redis::Client::open(url.expose()).map_err(store::StoreError::from)?;
-                hub = hub.with_fanout(Arc::new(redis_fanout::RedisFanout::connect(&client)?));
-                Some(client)
+                let link = redis_fanout::RedisLink::open(url.expose())?;
+                hub = hub.with_fanout(link.fanout()?);
+                Some(link)
             }
             None => None,
         };
@@ -120,12 +120,10 @@ impl Application {
             revocations.clone(),
             self.settings.clone(),
         ))];
-        if let Some(client) = redis {
-            background.push(redis_fanout::spawn_listener(client, revocations.clone()));
-            background.push(redis_fanout::spawn_reconciler(
-                revocations.clone(),
-                self.settings.revocation_poll_interval,
-            ));
+        if let Some(link) = redis {
+            background.extend(
+                link.spawn_tasks(revocations.clone(), self.settings.revocation_poll_interval),
+            );
         }
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();

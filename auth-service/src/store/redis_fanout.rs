@@ -30,13 +30,42 @@ impl From<redis::RedisError> for StoreError {
     }
 }
 
-pub struct RedisFanout {
+/// A configured Redis: the fan-out to publish with, and the tasks that listen and reconcile.
+pub struct RedisLink {
+    client: redis::Client,
+}
+
+impl RedisLink {
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+        })
+    }
+
+    pub fn fanout(&self) -> Result<Arc<dyn Fanout>, StoreError> {
+        Ok(Arc::new(RedisFanout::connect(&self.client)?))
+    }
+
+    /// Starts the pub/sub listener and the database reconciler for `hub`.
+    pub fn spawn_tasks(
+        self,
+        hub: Arc<RevocationHub>,
+        poll_interval: Duration,
+    ) -> Vec<JoinHandle<()>> {
+        vec![
+            spawn_listener(self.client, hub.clone()),
+            spawn_reconciler(hub, poll_interval),
+        ]
+    }
+}
+
+struct RedisFanout {
     connection: ConnectionManager,
 }
 
 impl RedisFanout {
     /// Does not wait for Redis: the service starts (and serves) while Redis is down.
-    pub fn connect(client: &redis::Client) -> Result<Self, StoreError> {
+    fn connect(client: &redis::Client) -> Result<Self, StoreError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)))
@@ -59,7 +88,7 @@ impl Fanout for RedisFanout {
 }
 
 /// Receives other replicas' revocations and hands them to the hub; reconnects with backoff.
-pub fn spawn_listener(client: redis::Client, hub: Arc<RevocationHub>) -> JoinHandle<()> {
+fn spawn_listener(client: redis::Client, hub: Arc<RevocationHub>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(100);
         loop {
@@ -95,7 +124,7 @@ async fn listen(client: &redis::Client, hub: &RevocationHub) -> Result<(), Store
 }
 
 /// Re-reads recent revocations from the database on a period: the safety net under pub/sub.
-pub fn spawn_reconciler(hub: Arc<RevocationHub>, period: Duration) -> JoinHandle<()> {
+fn spawn_reconciler(hub: Arc<RevocationHub>, period: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(period.max(Duration::from_millis(100)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
