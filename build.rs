@@ -16,6 +16,7 @@ const MESSAGES_WITH_SECRETS: &[&str] = &[
     "auth.v1.ChangePasswordRequest",
     "auth.v1.ExchangeTokenRequest",
     "auth.v1.ExchangeTokenResponse",
+    "auth.v1.CreateUserRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,11 +27,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let well_known = protoc_bin_vendored::include_path()?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
+    // Envoy's external authorization API, as a wire-compatible subset (see the proto headers).
+    // google.rpc.Status is tonic-types' type rather than a second copy. Headers and request
+    // attributes carry credentials: `src/lib.rs` gives them a redacting `Debug`.
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("envoy_ext_authz_descriptor.bin"))
+        .extern_path(".google.rpc", "::tonic_types::pb")
+        .skip_debug([
+            "envoy.config.core.v3.HeaderValue",
+            "envoy.service.auth.v3.AttributeContext.HttpRequest",
+        ])
+        .compile_protos(
+            &[PathBuf::from(
+                "proto/envoy/service/auth/v3/external_auth.proto",
+            )],
+            &[PathBuf::from("proto"), well_known.clone()],
+        )?;
+
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("auth_v1_descriptor.bin"))
         .skip_debug(MESSAGES_WITH_SECRETS.iter().copied())
         .compile_protos(
-            &[PathBuf::from("proto/auth/v1/auth.proto")],
+            &[
+                PathBuf::from("proto/auth/v1/auth.proto"),
+                PathBuf::from("proto/auth/v1/admin.proto"),
+            ],
             &[PathBuf::from("proto"), well_known],
         )?;
     println!("cargo:rerun-if-changed=proto");

@@ -25,11 +25,73 @@ pub mod v1 {
         tonic::include_file_descriptor_set!("auth_v1_descriptor");
 }
 
+/// Envoy's external authorization API (`envoy.service.auth.v3.Authorization/Check`), generated
+/// from the wire-compatible subset in `proto/envoy/`. The auth service implements it so Envoy or
+/// Istio can guard any HTTP or gRPC backend; `google.rpc.Status` is [`tonic_types::pb::Status`].
+pub mod envoy {
+    pub mod service {
+        pub mod auth {
+            pub mod v3 {
+                #![allow(clippy::all)]
+                tonic::include_proto!("envoy.service.auth.v3");
+            }
+        }
+    }
+    pub mod config {
+        pub mod core {
+            pub mod v3 {
+                #![allow(clippy::all)]
+                tonic::include_proto!("envoy.config.core.v3");
+            }
+        }
+    }
+    pub mod r#type {
+        pub mod v3 {
+            #![allow(clippy::all)]
+            // prost names the file after the Rust path, where `type` is a raw identifier.
+            tonic::include_proto!("envoy.r#type.v3");
+        }
+    }
+
+    /// Encoded `FileDescriptorSet` of the subset, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("envoy_ext_authz_descriptor");
+
+    // Header values and request attributes carry bearer tokens and cookies: never print them.
+    impl std::fmt::Debug for config::core::v3::HeaderValue {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("HeaderValue")
+                .field("key", &self.key)
+                .field("value", &"<redacted>")
+                .finish()
+        }
+    }
+
+    impl std::fmt::Debug for service::auth::v3::attribute_context::HttpRequest {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let mut header_names: Vec<&str> = self.headers.keys().map(String::as_str).collect();
+            header_names.sort_unstable();
+            f.debug_struct("HttpRequest")
+                .field("id", &self.id)
+                .field("method", &self.method)
+                // The query string may carry a token.
+                .field("path", &self.path.split('?').next())
+                .field("host", &self.host)
+                .field("scheme", &self.scheme)
+                .field("header_names", &header_names)
+                .field("header_map", &self.header_map)
+                .finish()
+        }
+    }
+}
+
 pub mod access_token;
 mod layer;
 mod local_verifier;
 mod redact;
 mod remote_verifier;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 
 pub use layer::{AuthLayer, Authenticated, Verifier, VerifyError, bearer_token, principal};
 pub use local_verifier::{LocalVerifier, LocalVerifierConfig};

@@ -4,8 +4,9 @@
 use std::fmt;
 
 use crate::v1::{
-    ChangePasswordRequest, ExchangeTokenRequest, ExchangeTokenResponse, LoginRequest,
-    LogoutRequest, RefreshRequest, RegisterRequest, SessionCredential, TokenPair, VerifyRequest,
+    ChangePasswordRequest, CreateUserRequest, ExchangeTokenRequest, ExchangeTokenResponse,
+    LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, SessionCredential, TokenPair,
+    VerifyRequest,
 };
 
 const REDACTED: &str = "<redacted>";
@@ -101,9 +102,31 @@ impl fmt::Debug for ExchangeTokenResponse {
     }
 }
 
+impl fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateUserRequest")
+            .field("email", &self.email)
+            .field("password", &REDACTED)
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::v1::{LoginRequest, TokenPair};
+    use crate::v1::{CreateUserRequest, LoginRequest, TokenPair};
+
+    #[test]
+    fn an_admin_created_users_password_is_redacted() {
+        let request = CreateUserRequest {
+            email: "b@example.com".into(),
+            password: "admin-chosen-secret".into(),
+            roles: vec!["billing".into()],
+        };
+        let printed = format!("{request:?}");
+        assert!(printed.contains("b@example.com") && printed.contains("billing"));
+        assert!(!printed.contains("admin-chosen-secret"), "{printed}");
+    }
 
     #[test]
     fn debug_output_never_contains_the_password_or_tokens() {

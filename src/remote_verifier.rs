@@ -30,6 +30,8 @@ impl Verifier for RemoteVerifier {
             token: token.to_owned(),
             audience: self.audience.clone(),
         };
+        #[cfg(feature = "telemetry")]
+        let request = crate::telemetry::traced(request);
         match self.client.clone().verify(request).await {
             Ok(response) => response.into_inner().principal.ok_or(VerifyError::Invalid),
             // The auth service cannot be reached: fail closed, as retryable.

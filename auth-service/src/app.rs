@@ -4,17 +4,28 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use auth_api::v1::{auth_service_server::AuthServiceServer, key_service_server::KeyServiceServer};
+use auth_api::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use auth_api::telemetry::TraceContextLayer;
+use auth_api::v1::{
+    admin_service_server::AdminServiceServer, auth_service_server::AuthServiceServer,
+    key_service_server::KeyServiceServer,
+};
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::ServingStatus;
 
 use crate::{
     config::Settings,
+    domain::gateway::Gateway,
     domain::{
         AuthCore, AuthError, Timestamp, keys::KeyManager, passwords::PasswordHasher,
         revocations::RevocationHub,
     },
-    grpc::{AuthApi, KeyApi, logging::RpcLogLayer},
+    grpc::{
+        AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer,
+        logging::RpcLogLayer,
+    },
+    metrics::{self, Metrics},
     store::{self, Store, redis_fanout},
 };
 
@@ -52,7 +63,7 @@ impl Components {
         let redis = match &settings.redis_url {
             Some(url) => {
                 let link = redis_fanout::RedisLink::open(url.expose())?;
-                hub = hub.with_fanout(link.fanout()?);
+                hub = hub.with_fanout(link.fanout());
                 Some(link)
             }
             None => None,
@@ -78,6 +89,7 @@ impl Components {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
     components: Components,
     settings: Settings,
 }
@@ -92,9 +104,18 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        let metrics_listener = match settings.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             local_addr,
+            metrics_listener,
             components,
             settings,
         })
@@ -104,35 +125,63 @@ impl Application {
         self.local_addr
     }
 
+    /// Where `GET /metrics` is served, when `AUTH_METRICS_ADDR` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let Components {
+            store,
             keys,
             core,
             revocations,
             redis,
-            ..
         } = self.components;
+        let settings = self.settings;
         let mut background = vec![tokio::spawn(maintain_keys(
             keys,
             revocations.clone(),
-            self.settings.clone(),
+            settings.clone(),
         ))];
-        if let Some(link) = redis {
-            background.extend(
-                link.spawn_tasks(revocations.clone(), self.settings.revocation_poll_interval),
-            );
-        }
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<AuthServiceServer<AuthApi>>()
-            .await;
-        health_reporter
-            .set_serving::<KeyServiceServer<KeyApi>>()
-            .await;
+        let health = Health::new(health_reporter);
+        health.set(ServingStatus::Serving).await;
+        background.push(health.clone().spawn_probe(
+            store.clone(),
+            redis.clone(),
+            settings.health_check_interval,
+        ));
+        if let Some(link) = redis {
+            background
+                .extend(link.spawn_tasks(revocations.clone(), settings.revocation_poll_interval));
+        }
+        // ext_authz: the decision cache follows the revocation feed from here on.
+        let (gateway, decision_sync) = Gateway::start(
+            core.clone(),
+            revocations.clone(),
+            settings.gateway_policy(),
+            Timestamp::now(),
+        )
+        .await?;
+        background.push(decision_sync);
+        let metrics = match self.metrics_listener {
+            Some(listener) => {
+                let metrics = Arc::new(
+                    Metrics::new(store.clone(), core.clone(), revocations.clone())
+                        .map_err(|error| AuthError::Internal(format!("metrics: {error}")))?,
+                );
+                background.push(tokio::spawn(metrics::serve(listener, metrics.clone())));
+                Some(metrics)
+            }
+            None => None,
+        };
         let reflection_v1 = reflection_builder().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection_builder()
             .build_v1alpha()
@@ -143,34 +192,49 @@ impl Application {
         let (stopping, stopping_receiver) = tokio::sync::watch::channel(false);
         let signal = async move {
             shutdown.await;
-            health_reporter
-                .set_not_serving::<AuthServiceServer<AuthApi>>()
-                .await;
-            health_reporter
-                .set_not_serving::<KeyServiceServer<KeyApi>>()
-                .await;
+            health.stop().await;
             let _ = stopping.send(true);
         };
         let mut stopped = stopping_receiver.clone();
-        let grace = self.settings.shutdown_grace;
+        let grace = settings.shutdown_grace;
         let drain_deadline = async move {
             let _ = stopped.wait_for(|stopping| *stopping).await;
             tokio::time::sleep(grace).await;
         };
 
         tracing::info!(addr = %self.local_addr, "auth-service listening");
+        let max_message = settings.max_request_bytes;
         let serve = Server::builder()
-            .layer(RpcLogLayer)
+            .timeout(settings.request_timeout)
+            .max_concurrent_streams(settings.max_concurrent_streams)
+            .http2_max_header_list_size(settings.max_metadata_bytes)
+            .layer(TraceContextLayer)
+            .layer(RpcLogLayer::new(metrics))
+            .layer(OversizedRequestLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(AuthServiceServer::new(AuthApi::new(core.clone())))
-            .add_service(KeyServiceServer::new(KeyApi::new(
-                core,
-                revocations,
-                self.settings.feed_heartbeat_interval,
-                stopping_receiver,
-            )))
+            .add_service(
+                AuthServiceServer::new(AuthApi::new(core.clone()))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                AuthorizationServer::new(ExtAuthzApi::new(Arc::new(gateway)))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                AdminServiceServer::new(AdminApi::new(core.clone(), settings.key_activation_delay))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                KeyServiceServer::new(KeyApi::new(
+                    core,
+                    revocations,
+                    settings.feed_heartbeat_interval,
+                    stopping_receiver,
+                ))
+                .max_decoding_message_size(max_message),
+            )
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 signal,
@@ -196,6 +260,8 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         // google.rpc.ErrorInfo, so reflection clients can decode error details.
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        // envoy.service.auth.v3.Authorization (the ext_authz subset).
+        .register_encoded_file_descriptor_set(auth_api::envoy::FILE_DESCRIPTOR_SET)
 }
 
 fn reflection_error(error: tonic_reflection::server::Error) -> StartError {

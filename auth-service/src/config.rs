@@ -4,9 +4,9 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::{Policy, passwords::HashingParams};
+use crate::domain::{Policy, gateway::GatewayPolicy, passwords::HashingParams};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +58,12 @@ pub enum KeysCommand {
         #[arg(long, value_parser = humantime::parse_duration)]
         activate_in: Option<Duration>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,6 +145,29 @@ pub struct Settings {
     )]
     pub exchange_audiences: Vec<String>,
 
+    /// ext_authz: the cookie that carries a browser's session token.
+    #[arg(
+        long,
+        env = "AUTH_SESSION_COOKIE_NAME",
+        default_value = "auth_session",
+        global = true
+    )]
+    pub session_cookie_name: String,
+
+    /// ext_authz: comma-separated origins allowed to send cookie-authenticated unsafe requests
+    /// (empty: only the request's own scheme://host).
+    #[arg(
+        long,
+        env = "AUTH_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// ext_authz: a header cookie-authenticated unsafe requests must carry (unset: none).
+    #[arg(long, env = "AUTH_CSRF_HEADER", global = true)]
+    pub csrf_header: Option<String>,
+
     /// Clock skew tolerated when checking `exp`, `nbf` and `iat`.
     #[arg(long, env = "AUTH_TOKEN_LEEWAY", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub token_leeway: Duration,
@@ -154,6 +183,39 @@ pub struct Settings {
     /// How often a running server re-reads the keys (to see rotations made elsewhere).
     #[arg(long, env = "AUTH_KEY_RELOAD_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub key_reload_interval: Duration,
+
+    /// Log format: human-readable `text` or `json` (one object per line).
+    #[arg(long, env = "AUTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (off when unset).
+    #[arg(long, env = "AUTH_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// How often health checks probe the database (and Redis).
+    #[arg(long, env = "AUTH_HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub health_check_interval: Duration,
+
+    /// Largest request message accepted; larger ones get INVALID_ARGUMENT (REQUEST_TOO_LARGE).
+    #[arg(long, env = "AUTH_MAX_REQUEST_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub max_request_bytes: usize,
+
+    /// Largest total size of a request's metadata (HTTP/2 header list).
+    #[arg(long, env = "AUTH_MAX_METADATA_BYTES", default_value_t = 16 * 1024, global = true)]
+    pub max_metadata_bytes: u32,
+
+    /// Concurrent calls (HTTP/2 streams) per client connection.
+    #[arg(
+        long,
+        env = "AUTH_MAX_CONCURRENT_STREAMS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_concurrent_streams: u32,
+
+    /// Deadline for a call whose client set none (and the most any unary call may take).
+    #[arg(long, env = "AUTH_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub request_timeout: Duration,
 
     /// On SIGTERM, how long in-flight calls may take before the server stops anyway.
     #[arg(long, env = "AUTH_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
@@ -203,6 +265,15 @@ impl Settings {
     /// How long an access token can outlive the revocation of its session.
     pub fn tokens_outlive_revocation_by(&self) -> Duration {
         self.access_token_ttl + self.token_leeway
+    }
+
+    /// The ext_authz gateway's cookie and CSRF rules.
+    pub fn gateway_policy(&self) -> GatewayPolicy {
+        GatewayPolicy {
+            session_cookie_name: self.session_cookie_name.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            csrf_header: self.csrf_header.clone(),
+        }
     }
 
     pub fn hashing(&self) -> HashingParams {

@@ -2,9 +2,10 @@
 //! the same [`app::Application`].
 
 pub mod app;
+pub mod authctl;
 pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod store;
-pub mod telemetry;

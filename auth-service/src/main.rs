@@ -3,23 +3,27 @@
 
 use std::process::ExitCode;
 
+use auth_api::telemetry;
 use auth_service::{
     app::Application,
     commands,
-    config::{Cli, Command},
-    telemetry,
+    config::{Cli, Command, LogFormat},
 };
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    let _telemetry = telemetry::init(
+        "auth-service",
+        cli.settings.log_format == LogFormat::Json,
+        "info",
+    );
     let settings = cli.settings;
     let outcome = match cli.command {
         None | Some(Command::Serve) => match Application::build(settings).await {
             Ok(app) => app
-                .run_until(shutdown_signal())
+                .run_until(telemetry::shutdown_signal())
                 .await
                 .map(|()| String::new()),
             Err(error) => Err(error),
@@ -41,25 +45,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

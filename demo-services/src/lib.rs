@@ -54,7 +54,7 @@ pub fn with_bearer<T>(token: &str, message: T) -> Result<Request<T>, Status> {
     let value: MetadataValue<_> = format!("Bearer {token}")
         .parse()
         .map_err(|_| Status::invalid_argument("the token cannot be sent as a header"))?;
-    let mut request = Request::new(message);
+    let mut request = auth_api::telemetry::traced(message);
     request.metadata_mut().insert("authorization", value);
     Ok(request)
 }

@@ -131,10 +131,10 @@ impl OrderApi {
         let exchanged = self
             .auth
             .clone()
-            .exchange_token(ExchangeTokenRequest {
+            .exchange_token(auth_api::telemetry::traced(ExchangeTokenRequest {
                 subject_token,
                 audience: self.payment_audience.clone(),
-            })
+            }))
             .await
             .map_err(|status| OrderError::from_downstream(status, OrderError::Exchange))?
             .into_inner();

@@ -84,6 +84,7 @@ impl Bound {
             .build_v1()?;
         tracing::info!(addr = %self.local_addr, service = S::NAME, "listening");
         Server::builder()
+            .layer(auth_api::telemetry::TraceContextLayer)
             .layer(RpcLogLayer)
             .add_service(health_service)
             .add_service(reflection)
@@ -104,22 +105,4 @@ pub fn lazy_channel(url: &Uri) -> tonic::transport::Channel {
 }
 
 /// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
-}
+pub use auth_api::telemetry::shutdown_signal;

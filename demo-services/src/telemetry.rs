@@ -1,14 +1,9 @@
-//! Logging set-up: `RUST_LOG` filters (the default is given per binary); output goes to standard
-//! error, so the `demo` and `revocation-bench` reports on standard output stay readable.
+//! Logging and tracing set-up: `RUST_LOG` filters (the default is given per binary); logs go to
+//! standard error, so the `demo` and `revocation-bench` reports on standard output stay
+//! readable. With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported under `service_name`.
 
-use tracing_subscriber::{EnvFilter, fmt};
+pub use auth_api::telemetry::TelemetryGuard;
 
-pub fn init(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    // Another subscriber may already be set (tests); keeping it is fine.
-    let _ = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+pub fn init(service_name: &'static str, default_filter: &str) -> TelemetryGuard {
+    auth_api::telemetry::init(service_name, false, default_filter)
 }

@@ -37,6 +37,13 @@ pub enum AuthError {
     AudienceNotAllowed,
     #[error("no such session")]
     SessionNotFound,
+    /// Only ever returned after the password was proven (or to the holder of a session): a
+    /// wrong password on a suspended account is `InvalidCredentials`, like any other.
+    #[error("the account is suspended")]
+    AccountSuspended,
+    /// Only returned to administrators, so it reveals nothing to anyone else.
+    #[error("no such user")]
+    UserNotFound,
     #[error("the refresh could not be completed because of concurrent refreshes; retry")]
     Contended,
     /// A dependency (the database) is unreachable; the request may be retried.

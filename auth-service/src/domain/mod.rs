@@ -3,7 +3,10 @@
 //! through [`crate::store::Store`], and the current time is always a parameter.
 
 pub mod accounts;
+pub mod admin;
+pub mod decision_cache;
 pub mod error;
+pub mod gateway;
 pub mod keys;
 pub mod opaque_token;
 pub mod passwords;

@@ -5,7 +5,10 @@
 //! at `memory_kib x permits`. A login for an unknown email verifies against a dummy hash made
 //! with the same parameters, so it costs the same time as a wrong password (no enumeration).
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use argon2::{
     Algorithm, Argon2, Params, Version,
@@ -45,6 +48,8 @@ impl Default for HashingParams {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Hashes waiting for a permit (exported as a metric).
+    waiting: Arc<AtomicUsize>,
     dummy_hash: Arc<str>,
 }
 
@@ -60,6 +65,7 @@ impl PasswordHasher {
         let mut hasher = Self {
             params,
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
             dummy_hash: Arc::from(""),
         };
         let unguessable = super::opaque_token::OpaqueToken::generate()?.text;
@@ -112,6 +118,11 @@ impl PasswordHasher {
         Ok(matched && user_exists)
     }
 
+    /// How many hashes are waiting for a hashing slot right now.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     fn argon2(&self) -> Argon2<'static> {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
@@ -120,11 +131,11 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| AuthError::Unavailable("password hashing is shut down".into()))?;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let _permit =
+            permit.map_err(|_| AuthError::Unavailable("password hashing is shut down".into()))?;
         let span = Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(work))
             .await

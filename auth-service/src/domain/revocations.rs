@@ -10,7 +10,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -94,6 +97,19 @@ pub struct RevocationHub {
     delivered: Mutex<HashMap<String, Timestamp>>,
     /// How long an access token can outlive its session's revocation (its TTL plus leeway).
     tokens_outlive_revocation_by: Duration,
+    /// Revocations this process announced (exported as a metric).
+    announced: AtomicU64,
+    /// Open `WatchRevocations` streams (exported as a metric).
+    feed_streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one open feed stream for as long as it lives.
+pub struct FeedStreamGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for FeedStreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl RevocationHub {
@@ -104,6 +120,8 @@ impl RevocationHub {
             fanout: None,
             delivered: Mutex::new(HashMap::new()),
             tokens_outlive_revocation_by,
+            announced: AtomicU64::new(0),
+            feed_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -120,8 +138,18 @@ impl RevocationHub {
         self.local.subscribe()
     }
 
-    pub fn subscriber_count(&self) -> usize {
-        self.local.receiver_count()
+    pub fn announced_count(&self) -> u64 {
+        self.announced.load(Ordering::Relaxed)
+    }
+
+    /// Marks a feed stream open until the returned guard is dropped.
+    pub fn feed_stream_opened(&self) -> FeedStreamGuard {
+        self.feed_streams.fetch_add(1, Ordering::Relaxed);
+        FeedStreamGuard(self.feed_streams.clone())
+    }
+
+    pub fn feed_stream_count(&self) -> usize {
+        self.feed_streams.load(Ordering::Relaxed)
     }
 
     /// Until when an access token of a session revoked at `revoked_at` can be unexpired.
@@ -139,6 +167,7 @@ impl RevocationHub {
     /// durable, and other replicas re-read it from the database.
     pub async fn announce(&self, revocations: impl IntoIterator<Item = Revocation>) {
         for revocation in revocations {
+            self.announced.fetch_add(1, Ordering::Relaxed);
             self.deliver(revocation.clone());
             let Some(fanout) = &self.fanout else { continue };
             if let Err(error) = fanout.publish(&revocation).await {

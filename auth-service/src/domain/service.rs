@@ -130,6 +130,24 @@ impl AuthCore {
         &self.policy
     }
 
+    /// What the administration use cases (`admin.rs`) build on.
+    pub(super) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(super) fn keys(&self) -> &Arc<KeyManager> {
+        &self.keys
+    }
+
+    pub(super) fn revocations(&self) -> &Arc<RevocationHub> {
+        &self.revocations
+    }
+
+    /// Password hashes waiting for a hashing slot (logins, registrations, password changes).
+    pub fn hashing_queue_depth(&self) -> usize {
+        self.hasher.queue_depth()
+    }
+
     pub async fn register(
         &self,
         email: &str,
@@ -160,6 +178,7 @@ impl AuthCore {
             password_hash: self.hasher.hash(password).await?,
             roles,
             created_at: now,
+            suspended_at: None,
         };
         match self.store.insert_user(&user).await {
             Ok(()) => Ok(user.id),
@@ -190,7 +209,14 @@ impl AuthCore {
             Some(user) if matched => user,
             _ => return Err(AuthError::InvalidCredentials),
         };
-        self.start_session(&user, kind, client, now).await
+        // Only after the password is proven does a suspended account say so (admin.rs).
+        if user.suspended_at.is_some() {
+            return Err(AuthError::AccountSuspended);
+        }
+        let outcome = self.start_session(&user, kind, client, now).await?;
+        self.end_if_suspended_meanwhile(&user.id, &outcome.session_id, now)
+            .await?;
+        Ok(outcome)
     }
 
     async fn start_session(
@@ -429,6 +455,48 @@ impl AuthCore {
         self.mint_access_token(grant, Some(audience), now).await
     }
 
+    /// Checks an access token of the service's own audience by its signature and claims only,
+    /// without reading its session: for the ext_authz gateway, whose decision cache applies the
+    /// revocation feed itself (`domain/decision_cache.rs`).
+    pub async fn decode_own_access_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<AccessClaims, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::MissingCredential);
+        }
+        self.decode_access_token(token, Audience::Exactly(&self.policy.audience), now)
+            .await
+    }
+
+    /// Verifies a live session token (it counts as activity) and mints an access token for the
+    /// service's own audience tied to its session, with the exchange lifetime: what the ext_authz
+    /// gateway forwards upstream for a browser's session cookie.
+    pub async fn mint_for_session_token(
+        &self,
+        session_token: &str,
+        now: Timestamp,
+    ) -> Result<(Verified, String, Timestamp), AuthError> {
+        if session_token.is_empty() {
+            return Err(AuthError::MissingCredential);
+        }
+        if !OpaqueToken::looks_like(session_token) {
+            return Err(AuthError::TokenInvalid);
+        }
+        let (verified, session) = self.verify_session_token(session_token, now).await?;
+        let grant = Grant {
+            user_id: &verified.principal.user_id,
+            session_id: &verified.principal.session_id,
+            roles: verified.principal.roles.clone(),
+            session_expires_at: session.expires_at,
+        };
+        let (token, expires_at) = self
+            .mint_access_token(grant, Some(self.policy.audience.as_str()), now)
+            .await?;
+        Ok((verified, token, expires_at))
+    }
+
     /// Rotates a refresh token: see the `Refresh` RPC in `proto/auth/v1/auth.proto` and
     /// RFC 9700 section 4.14.2 for the reuse rules.
     pub async fn refresh(
@@ -452,6 +520,8 @@ impl AuthCore {
                 .await?
                 .ok_or(AuthError::TokenInvalid)?;
             session.ensure_live(now)?;
+            self.end_if_suspended_meanwhile(&session.user_id, &session.id, now)
+                .await?;
             let current = session
                 .refresh_current_hash
                 .clone()

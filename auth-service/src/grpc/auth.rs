@@ -28,21 +28,8 @@ impl AuthApi {
 
     /// The caller behind the request's bearer token (access or session token, own audience).
     async fn caller(&self, metadata: &MetadataMap, now: Timestamp) -> Result<Principal, Status> {
-        let token =
-            bearer_token(metadata).ok_or_else(|| to_status(AuthError::MissingCredential))?;
-        let verified = self
-            .core
-            .verify(token, None, now)
-            .await
-            .map_err(to_status)?;
-        Ok(verified.principal)
+        convert::caller(&self.core, metadata, now).await
     }
-}
-
-fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
-    let value = metadata.get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn client_info<T>(request: &Request<T>) -> ClientInfo {
@@ -178,17 +165,7 @@ impl AuthService for AuthApi {
             .await
             .map_err(to_status)?
             .into_iter()
-            .map(|session| pb::SessionInfo {
-                current: session.id == caller.session_id,
-                kind: convert::credential_kind(session.kind).into(),
-                created_at: convert::timestamp(session.created_at),
-                last_seen_at: convert::timestamp(session.last_seen_at),
-                expires_at: convert::timestamp(session.expires_at),
-                session_id: session.id,
-                user_agent: session.user_agent,
-                user_id: session.user_id,
-                peer_address: session.peer_address,
-            })
+            .map(|session| convert::session_info(session, &caller))
             .collect();
         Ok(Response::new(pb::ListSessionsResponse { sessions }))
     }
@@ -219,7 +196,7 @@ impl AuthService for AuthApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::RevokeAllSessionsResponse {
-            revoked_count: u32::try_from(revoked).unwrap_or(u32::MAX),
+            revoked_count: convert::count(revoked),
         }))
     }
 
@@ -252,23 +229,7 @@ impl AuthService for AuthApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ChangePasswordResponse {
-            revoked_count: u32::try_from(revoked).unwrap_or(u32::MAX),
+            revoked_count: convert::count(revoked),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive_and_required() -> Result<(), Box<dyn std::error::Error>>
-    {
-        let mut metadata = MetadataMap::new();
-        metadata.insert("authorization", "bearer abc".parse()?);
-        assert_eq!(bearer_token(&metadata), Some("abc"));
-        metadata.insert("authorization", "Basic abc".parse()?);
-        assert_eq!(bearer_token(&metadata), None);
-        Ok(())
     }
 }

@@ -1,12 +1,16 @@
 //! Small conversions between domain values and protobuf messages.
 
 use auth_api::v1 as pb;
+use tonic::{Status, metadata::MetadataMap};
+
+use super::to_status;
 
 use crate::domain::{
-    Timestamp,
+    AuthCore, AuthError, Timestamp,
     service::{IssuedTokens, Principal},
     session::SessionKind,
 };
+use crate::store::SessionRecord;
 
 pub fn timestamp(instant: Timestamp) -> Option<prost_types::Timestamp> {
     let millis = instant.millis();
@@ -39,6 +43,39 @@ pub fn principal(principal: Principal) -> pb::Principal {
         roles: principal.roles,
         session_id: principal.session_id,
     }
+}
+
+/// The caller behind a request's `authorization: Bearer` token (access token of the service's
+/// own audience, or session token). What the caller may do is the domain's decision.
+pub async fn caller(
+    core: &AuthCore,
+    metadata: &MetadataMap,
+    now: Timestamp,
+) -> Result<Principal, Status> {
+    let token = auth_api::bearer_token(metadata.as_ref())
+        .ok_or_else(|| to_status(AuthError::MissingCredential))?;
+    let verified = core.verify(token, None, now).await.map_err(to_status)?;
+    Ok(verified.principal)
+}
+
+/// A session as listed to `caller` (`current` marks the caller's own).
+pub fn session_info(session: SessionRecord, caller: &Principal) -> pb::SessionInfo {
+    pb::SessionInfo {
+        current: session.id == caller.session_id,
+        kind: credential_kind(session.kind).into(),
+        created_at: timestamp(session.created_at),
+        last_seen_at: timestamp(session.last_seen_at),
+        expires_at: timestamp(session.expires_at),
+        session_id: session.id,
+        user_agent: session.user_agent,
+        user_id: session.user_id,
+        peer_address: session.peer_address,
+    }
+}
+
+/// A count for a `uint32` field.
+pub fn count(count: u64) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -117,7 +117,9 @@ impl KeyService for KeyApi {
         let heartbeat_interval = self.heartbeat_interval.max(Duration::from_millis(100));
         let mut stopping = self.stopping.clone();
 
+        let open_stream = self.revocations.feed_stream_opened();
         tokio::spawn(async move {
+            let _open_stream = open_stream;
             let mut cursor = after.unwrap_or_else(|| hub.relevance_horizon(now));
             let send_revocations = |revocations: Vec<Revocation>, cursor: &mut Timestamp| {
                 revocations

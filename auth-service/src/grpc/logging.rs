@@ -1,29 +1,45 @@
-//! One log line per RPC: method, gRPC status code and latency. It sees only the path and the
-//! response headers, so it cannot log a request's secrets.
+//! One log line per RPC (method, gRPC status code, latency) and, when metrics are on, the
+//! request counters and latency histograms. It sees only the path and the response headers, so
+//! it cannot log a request's secrets.
 
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
 
 use tower::{Layer, Service};
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RpcLogLayer;
+use crate::metrics::Metrics;
+
+#[derive(Clone, Default)]
+pub struct RpcLogLayer {
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl RpcLogLayer {
+    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<S> Layer<S> for RpcLogLayer {
     type Service = RpcLog<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcLog { inner }
+        RpcLog {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RpcLog<S> {
     inner: S,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for RpcLog<S>
@@ -44,9 +60,12 @@ where
         let method = request.uri().path().to_owned();
         let started = Instant::now();
         let response = self.inner.call(request);
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let result = response.await;
-            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let latency = started.elapsed();
+            // Microsecond resolution: enough, and no float noise in the log line.
+            let latency_ms = (latency.as_secs_f64() * 1_000_000.0).round() / 1000.0;
             match &result {
                 Ok(response) => {
                     // Failed unary calls are "trailers-only": the status is in the headers. A
@@ -58,6 +77,9 @@ where
                         .and_then(|value| value.parse::<i32>().ok())
                         .map_or(tonic::Code::Ok, tonic::Code::from);
                     tracing::info!(rpc = %method, code = ?code, latency_ms, "rpc");
+                    if let Some(metrics) = &metrics {
+                        metrics.record_rpc(&method, code, latency);
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(rpc = %method, %error, latency_ms, "rpc transport error")

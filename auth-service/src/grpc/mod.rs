@@ -2,12 +2,18 @@
 //! back into a response. The only module that knows tonic's server types; `status.rs` is the only
 //! place a domain error becomes a `Status`.
 
+mod admin;
 mod auth;
 mod convert;
+mod ext_authz;
+pub mod health;
 mod keys;
+pub mod limits;
 pub mod logging;
 mod status;
 
+pub use admin::AdminApi;
 pub use auth::AuthApi;
+pub use ext_authz::ExtAuthzApi;
 pub use keys::KeyApi;
 pub use status::to_status;

@@ -28,6 +28,8 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::PermissionDenied => (Code::PermissionDenied, "PERMISSION_DENIED"),
         AuthError::AudienceNotAllowed => (Code::PermissionDenied, "AUDIENCE_NOT_ALLOWED"),
         AuthError::SessionNotFound => (Code::NotFound, "SESSION_NOT_FOUND"),
+        AuthError::AccountSuspended => (Code::Unauthenticated, "ACCOUNT_SUSPENDED"),
+        AuthError::UserNotFound => (Code::NotFound, "USER_NOT_FOUND"),
         AuthError::Contended => (Code::Aborted, "CONCURRENT_REFRESH"),
         AuthError::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
         AuthError::Internal(_) => (Code::Internal, "INTERNAL"),

@@ -60,6 +60,8 @@ pub struct UserRecord {
     /// Space-separated role names.
     pub roles: String,
     pub created_at: Timestamp,
+    /// Set while an administrator has suspended the account.
+    pub suspended_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -68,6 +70,7 @@ impl std::fmt::Debug for UserRecord {
             .field("id", &self.id)
             .field("email", &self.email)
             .field("roles", &self.roles)
+            .field("suspended_at", &self.suspended_at)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +151,8 @@ pub enum RevokeReason {
     PasswordChanged,
     /// Pushed out by the per-user session cap.
     Evicted,
+    /// The account was suspended by an administrator.
+    Suspended,
 }
 
 impl RevokeReason {
@@ -158,6 +163,7 @@ impl RevokeReason {
             RevokeReason::RefreshTokenReused => "refresh_token_reused",
             RevokeReason::PasswordChanged => "password_changed",
             RevokeReason::Evicted => "evicted",
+            RevokeReason::Suspended => "suspended",
         }
     }
 }
@@ -196,6 +202,13 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         password_hash: &str,
     ) -> Result<(), StoreError>;
+    /// Replaces the user's space-separated roles; false if there is no such user.
+    async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError>;
+    /// Marks the user suspended from `now` (keeping an earlier suspension's instant); false if
+    /// there is no such user. Does not touch sessions: see `revoke_user_sessions`.
+    async fn suspend_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Lifts a suspension; false if there is no such user.
+    async fn reactivate_user(&self, user_id: &str) -> Result<bool, StoreError>;
 
     /// Creates the session and records its first refresh token, if any.
     async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError>;
@@ -236,6 +249,8 @@ pub trait Store: Send + Sync + 'static {
         reason: RevokeReason,
         now: Timestamp,
     ) -> Result<Vec<RevokedSession>, StoreError>;
+    /// Sessions neither revoked nor past their absolute expiry, across all users.
+    async fn count_live_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
     /// Sessions revoked at or after `since`, oldest first.
     async fn revocations_since(&self, since: Timestamp) -> Result<Vec<RevokedSession>, StoreError>;
     /// Users whose sessions were all revoked at or after `since`: (user id, revoked before).

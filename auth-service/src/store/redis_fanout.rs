@@ -31,19 +31,28 @@ impl From<redis::RedisError> for StoreError {
 }
 
 /// A configured Redis: the fan-out to publish with, and the tasks that listen and reconcile.
+#[derive(Clone)]
 pub struct RedisLink {
     client: redis::Client,
+    fanout: Arc<RedisFanout>,
 }
 
 impl RedisLink {
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        Ok(Self {
-            client: redis::Client::open(url)?,
-        })
+        let client = redis::Client::open(url)?;
+        let fanout = Arc::new(RedisFanout::connect(&client)?);
+        Ok(Self { client, fanout })
     }
 
-    pub fn fanout(&self) -> Result<Arc<dyn Fanout>, StoreError> {
-        Ok(Arc::new(RedisFanout::connect(&self.client)?))
+    pub fn fanout(&self) -> Arc<dyn Fanout> {
+        self.fanout.clone()
+    }
+
+    /// One round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.fanout.connection.clone();
+        let _: String = redis::cmd("PING").query_async(&mut connection).await?;
+        Ok(())
     }
 
     /// Starts the pub/sub listener and the database reconciler for `hub`.

@@ -15,7 +15,7 @@ macro_rules! select_sessions {
 
 macro_rules! select_users {
     () => {
-        "SELECT id, email, email_key, password_hash, roles, created_at FROM users "
+        "SELECT id, email, email_key, password_hash, roles, created_at, suspended_at FROM users "
     };
 }
 
@@ -38,6 +38,7 @@ macro_rules! impl_sql_store {
                 password_hash: row.try_get("password_hash")?,
                 roles: row.try_get("roles")?,
                 created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                suspended_at: row.try_get::<Option<i64>, _>("suspended_at")?.map(Timestamp::from_millis),
             })
         }
 
@@ -130,6 +131,32 @@ macro_rules! impl_sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError> {
+                let result = sqlx::query("UPDATE users SET roles = $2 WHERE id = $1")
+                    .bind(user_id)
+                    .bind(roles)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn suspend_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+                let result = sqlx::query("UPDATE users SET suspended_at = COALESCE(suspended_at, $2) WHERE id = $1")
+                    .bind(user_id)
+                    .bind(now.millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn reactivate_user(&self, user_id: &str) -> Result<bool, StoreError> {
+                let result = sqlx::query("UPDATE users SET suspended_at = NULL WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
             }
 
             async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError> {
@@ -283,6 +310,18 @@ macro_rules! impl_sql_store {
                 }
                 tx.commit().await?;
                 Ok(rows.iter().map(revoked_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn count_live_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS live FROM sessions WHERE revoked_at IS NULL AND expires_at > $1 \
+                     AND last_seen_at + idle_timeout_ms > $1",
+                )
+                .bind(now.millis())
+                .fetch_one(&self.pool)
+                .await?;
+                let live: i64 = row.try_get("live")?;
+                Ok(u64::try_from(live).unwrap_or(0))
             }
 
             async fn revocations_since(&self, since: Timestamp) -> Result<Vec<RevokedSession>, StoreError> {

@@ -129,6 +129,8 @@ impl TestDatabase {
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// Where `/metrics` is served, when the settings enable it.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub auth: AuthServiceClient<Channel>,
     pub keys: KeyServiceClient<Channel>,
     pub channel: Channel,
@@ -171,6 +173,7 @@ impl TestApp {
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let app = Application::build(settings.clone()).await?;
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = app
@@ -185,6 +188,7 @@ impl TestApp {
             .await?;
         Ok(Self {
             addr,
+            metrics_addr,
             auth: AuthServiceClient::new(channel.clone()),
             keys: KeyServiceClient::new(channel.clone()),
             channel,

@@ -4,14 +4,19 @@
 
 mod helpers;
 
+mod admin;
 mod auth_layer;
+mod authctl;
 mod cli;
 mod exchange;
+mod ext_authz;
 mod forged_tokens;
 mod health;
 mod keys;
+mod lifecycle;
 mod login;
 mod logout;
+mod observability;
 mod password;
 mod refresh;
 mod register;

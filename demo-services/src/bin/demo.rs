@@ -15,7 +15,7 @@ use demo_services::{
 async fn main() -> ExitCode {
     let settings = DemoSettings::parse();
     // The services' per-call lines would interleave with the story: RUST_LOG=info shows them.
-    telemetry::init("warn");
+    let _telemetry = telemetry::init("demo", "warn");
 
     let stack = if settings.use_running {
         None

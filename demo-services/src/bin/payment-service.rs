@@ -13,7 +13,7 @@ use demo_services::{
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = PaymentSettings::parse();
-    telemetry::init("info");
+    let _telemetry = telemetry::init("payment-service", "info");
     match serve(&settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -10,7 +10,7 @@ use demo_services::{bench, config::BenchSettings, telemetry};
 async fn main() -> ExitCode {
     let settings = BenchSettings::parse();
     // One log line per RPC of the auth replicas would cost more than what is measured.
-    telemetry::init("warn");
+    let _telemetry = telemetry::init("revocation-bench", "warn");
     match bench::run(&settings, &mut |line| eprintln!("revocation-bench: {line}")).await {
         Ok(report) => {
             print!("{}", bench::render(&report));

@@ -1,0 +1,189 @@
+//! `authctl`'s command line. There is deliberately no flag for the token: a flag would leave it
+//! in shell history and in the process list (`ps`), readable by every local user.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// The environment variable holding the bearer token.
+pub const TOKEN_ENV: &str = "AUTHCTL_TOKEN";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "authctl",
+    version,
+    about = "Administer an auth-service: accounts, roles, suspensions, sessions and signing keys",
+    after_help = "Authentication: the token of an account with the `admin` role (an access token or \
+                  a session token) is read from the AUTHCTL_TOKEN environment variable, or from \
+                  the file named by --token-file / AUTHCTL_TOKEN_FILE. --token-file wins over \
+                  AUTHCTL_TOKEN, which wins over AUTHCTL_TOKEN_FILE. There is no flag for the \
+                  token itself.\n\nA USER argument is a user id, or an email address (anything \
+                  with an @), which is looked up first.\n\nExit status: 0 on success, 1 when the \
+                  server refused or could not be reached, 2 for a usage error (including a \
+                  missing token)."
+)]
+pub struct Cli {
+    /// The auth-service to talk to.
+    #[arg(long, env = "AUTHCTL_SERVER", default_value = DEFAULT_SERVER, global = true, value_name = "URL")]
+    pub server: String,
+
+    /// Print machine-readable JSON (proto3 JSON field names) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// A file holding the bearer token (one line). Keep it readable only by you (chmod 600).
+    #[arg(long, env = "AUTHCTL_TOKEN_FILE", global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// List and end sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// Manage the access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from the first line of standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// A role to grant (repeatable), e.g. `--role admin`.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    /// Show an account: id, email, roles, creation time, suspension.
+    Get {
+        /// User id or email.
+        user: String,
+    },
+    /// Replace an account's roles.
+    SetRoles(SetRoles),
+    /// Suspend an account: end all its sessions now and refuse its logins and refreshes.
+    Suspend {
+        /// User id or email.
+        user: String,
+    },
+    /// Lift a suspension: the user may log in again.
+    Reactivate {
+        /// User id or email.
+        user: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("new_roles").required(true).args(["roles", "none"])))]
+pub struct SetRoles {
+    /// User id or email.
+    pub user: String,
+    /// A role the account will have (repeatable). The roles given replace all current ones.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Remove every role.
+    #[arg(long)]
+    pub none: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List a user's live sessions, newest first.
+    List {
+        /// User id or email.
+        user: String,
+    },
+    /// End one session (any user's).
+    Revoke { session_id: String },
+    /// End every session of a user (they may log in again; see `user suspend`).
+    RevokeAll {
+        /// User id or email.
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Publish a new signing key now; it signs new tokens after the activation delay.
+    Rotate {
+        /// How long the key is published before it signs (e.g. `5m`, `0s`). Default: the
+        /// server's AUTH_KEY_ACTIVATION_DELAY.
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        activate_in: Option<Duration>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn set_roles_needs_roles_or_an_explicit_none() {
+        assert!(Cli::try_parse_from(["authctl", "user", "set-roles", "u1"]).is_err());
+        assert!(Cli::try_parse_from(["authctl", "user", "set-roles", "u1", "--none"]).is_ok());
+        assert!(
+            Cli::try_parse_from([
+                "authctl",
+                "user",
+                "set-roles",
+                "u1",
+                "--role",
+                "a",
+                "--none"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn there_is_no_token_flag() {
+        assert!(Cli::try_parse_from(["authctl", "--token", "abc", "keys", "rotate"]).is_err());
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from([
+            "authctl",
+            "keys",
+            "rotate",
+            "--activate-in",
+            "5m",
+            "--json",
+            "--server",
+            "http://auth:50051",
+        ])?;
+        assert!(cli.json);
+        assert_eq!(cli.server, "http://auth:50051");
+        assert!(matches!(
+            cli.command,
+            Command::Keys {
+                command: KeysCommand::Rotate {
+                    activate_in: Some(delay)
+                }
+            } if delay == Duration::from_secs(300)
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,374 @@
+//! `authctl`, the administrators' command-line client: a thin shell around the generated
+//! `AdminService` client. It never opens the database; everything it does, it asks the server to
+//! do with the caller's bearer token, so the server's authorisation, audit log lines and
+//! revocation announcements apply.
+//!
+//! - `cli.rs`: the clap command line;
+//! - `credentials.rs`: the token (environment or file, never a flag) and the password (stdin);
+//! - `render.rs`: tables, `key  value` blocks, JSON, and error lines.
+
+mod cli;
+mod credentials;
+mod render;
+
+use std::{
+    io::{BufRead, IsTerminal},
+    process::ExitCode,
+    time::Duration,
+};
+
+use auth_api::v1::{self as pb, admin_service_client::AdminServiceClient};
+use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+use serde_json::json;
+use tonic::{
+    Request, Status,
+    metadata::{Ascii, MetadataValue},
+    transport::{Channel, Endpoint},
+};
+
+use cli::{Cli, Command, KeysCommand, SessionsCommand, UserCommand};
+use credentials::FileSource;
+use render::Rendered;
+
+/// Exit status when the server refused the call or could not be reached.
+const EXIT_REFUSED: u8 = 1;
+/// Exit status for a usage error (clap uses it too), including a missing token.
+const EXIT_USAGE: u8 = 2;
+
+/// Why a command failed.
+#[derive(Debug)]
+enum Failure {
+    /// Local: bad arguments, no token, no password. Nothing was sent.
+    Usage(String),
+    /// The server could not be reached.
+    Connect(String),
+    /// The server answered with an error.
+    Refused(Status),
+}
+
+impl From<Status> for Failure {
+    fn from(status: Status) -> Self {
+        Failure::Refused(status)
+    }
+}
+
+/// Parses the command line and the environment, runs the command, prints the answer (stdout) or
+/// the error (stderr), and returns the exit status.
+pub async fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let file_source = match matches.value_source("token_file") {
+        Some(ValueSource::CommandLine) => FileSource::Flag,
+        _ => FileSource::Environment,
+    };
+    let env_token = std::env::var(cli::TOKEN_ENV).ok();
+    let json = cli.json;
+    let stdin = std::io::stdin();
+    let prompt = stdin.is_terminal();
+    let outcome = run(cli, file_source, env_token, stdin.lock(), prompt).await;
+    match outcome {
+        Ok(rendered) => {
+            if json {
+                println!("{}", rendered.json);
+            } else {
+                println!("{}", rendered.text);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            let (rendered, status) = match &failure {
+                Failure::Usage(message) => (
+                    Rendered {
+                        text: message.clone(),
+                        json: json!({ "error": { "code": "USAGE", "reason": "USAGE", "message": message } }),
+                    },
+                    EXIT_USAGE,
+                ),
+                Failure::Connect(message) => (
+                    Rendered {
+                        text: format!("UNAVAILABLE: {message}"),
+                        json: json!({ "error": { "code": "UNAVAILABLE", "reason": "UNAVAILABLE", "message": message } }),
+                    },
+                    EXIT_REFUSED,
+                ),
+                Failure::Refused(status) => (render::status_error(status), EXIT_REFUSED),
+            };
+            if json {
+                eprintln!("{}", rendered.json);
+            } else {
+                eprintln!("authctl: {}", rendered.text);
+            }
+            ExitCode::from(status)
+        }
+    }
+}
+
+async fn run(
+    cli: Cli,
+    file_source: FileSource,
+    env_token: Option<String>,
+    stdin: impl BufRead,
+    prompt: bool,
+) -> Result<Rendered, Failure> {
+    // Everything local is checked before anything is sent.
+    let token = credentials::load(
+        cli.token_file.as_deref().map(|path| (path, file_source)),
+        env_token,
+    )
+    .map_err(Failure::Usage)?;
+    let authorization = token.authorization().map_err(Failure::Usage)?;
+    let password = match &cli.command {
+        Command::User {
+            command: UserCommand::Create { email, .. },
+        } => {
+            if prompt {
+                // Typed at a terminal the password is echoed; piping it in avoids that.
+                eprint!("password for {email} (read from standard input): ");
+            }
+            Some(credentials::read_password(stdin).map_err(Failure::Usage)?)
+        }
+        _ => None,
+    };
+    let client = Admin::connect(&cli.server, authorization).await?;
+    client.execute(cli.command, password).await
+}
+
+/// The generated client plus the caller's `authorization` header.
+struct Admin {
+    client: AdminServiceClient<Channel>,
+    authorization: MetadataValue<Ascii>,
+}
+
+impl Admin {
+    async fn connect(server: &str, authorization: MetadataValue<Ascii>) -> Result<Self, Failure> {
+        let url = if server.contains("://") {
+            server.to_owned()
+        } else {
+            format!("http://{server}")
+        };
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|error| Failure::Usage(format!("invalid server URL {url}: {error}")))?
+            .user_agent(concat!("authctl/", env!("CARGO_PKG_VERSION")))
+            .map_err(|error| Failure::Usage(format!("invalid user agent: {error}")))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30));
+        let channel = endpoint.connect().await.map_err(|error| {
+            Failure::Connect(format!("cannot connect to {url}: {}", source_chain(&error)))
+        })?;
+        Ok(Self {
+            client: AdminServiceClient::new(channel),
+            authorization,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.authorization.clone());
+        request
+    }
+
+    async fn execute(
+        &self,
+        command: Command,
+        password: Option<String>,
+    ) -> Result<Rendered, Failure> {
+        match command {
+            Command::User { command } => self.user(command, password).await,
+            Command::Sessions { command } => self.sessions(command).await,
+            Command::Keys {
+                command: KeysCommand::Rotate { activate_in },
+            } => self.rotate(activate_in).await,
+        }
+    }
+
+    /// A USER argument: an email (anything with an `@`) is looked up, anything else is an id.
+    async fn find(&self, user: &str) -> Result<pb::User, Failure> {
+        let lookup = if user.contains('@') {
+            pb::get_user_request::Lookup::Email(user.to_owned())
+        } else {
+            pb::get_user_request::Lookup::UserId(user.to_owned())
+        };
+        self.client
+            .clone()
+            .get_user(self.request(pb::GetUserRequest {
+                lookup: Some(lookup),
+            }))
+            .await?
+            .into_inner()
+            .user
+            .ok_or_else(|| Failure::Refused(Status::internal("the server sent no user")))
+    }
+
+    /// The id for a USER argument, without a round trip when it already is one.
+    async fn user_id(&self, user: &str) -> Result<String, Failure> {
+        if user.contains('@') {
+            Ok(self.find(user).await?.user_id)
+        } else {
+            Ok(user.to_owned())
+        }
+    }
+
+    async fn user(
+        &self,
+        command: UserCommand,
+        password: Option<String>,
+    ) -> Result<Rendered, Failure> {
+        let mut client = self.client.clone();
+        match command {
+            UserCommand::Create { email, roles } => {
+                let password = password
+                    .ok_or_else(|| Failure::Usage("no password on standard input".to_owned()))?;
+                let user_id = client
+                    .create_user(self.request(pb::CreateUserRequest {
+                        email: email.clone(),
+                        password,
+                        roles: roles.clone(),
+                    }))
+                    .await?
+                    .into_inner()
+                    .user_id;
+                let granted = if roles.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with roles {}", roles.join(", "))
+                };
+                Ok(Rendered {
+                    text: format!("created user {user_id} <{email}>{granted}"),
+                    json: json!({ "userId": user_id, "email": email, "roles": roles }),
+                })
+            }
+            UserCommand::Get { user } => Ok(render::user(&self.find(&user).await?)),
+            UserCommand::SetRoles(set) => {
+                let user_id = self.user_id(&set.user).await?;
+                let roles = if set.none { Vec::new() } else { set.roles };
+                let updated = client
+                    .set_roles(self.request(pb::SetRolesRequest { user_id, roles }))
+                    .await?
+                    .into_inner()
+                    .user
+                    .ok_or_else(|| Failure::Refused(Status::internal("the server sent no user")))?;
+                Ok(render::user(&updated))
+            }
+            UserCommand::Suspend { user } => {
+                let user_id = self.user_id(&user).await?;
+                let revoked = client
+                    .suspend_user(self.request(pb::SuspendUserRequest {
+                        user_id: user_id.clone(),
+                    }))
+                    .await?
+                    .into_inner()
+                    .revoked_count;
+                Ok(Rendered {
+                    text: format!(
+                        "suspended user {user_id}; ended {revoked} live session{}",
+                        plural(revoked)
+                    ),
+                    json: json!({ "userId": user_id, "suspended": true, "revokedCount": revoked }),
+                })
+            }
+            UserCommand::Reactivate { user } => {
+                let user_id = self.user_id(&user).await?;
+                client
+                    .reactivate_user(self.request(pb::ReactivateUserRequest {
+                        user_id: user_id.clone(),
+                    }))
+                    .await?;
+                Ok(Rendered {
+                    text: format!("reactivated user {user_id}; they may log in again"),
+                    json: json!({ "userId": user_id, "suspended": false }),
+                })
+            }
+        }
+    }
+
+    async fn sessions(&self, command: SessionsCommand) -> Result<Rendered, Failure> {
+        let mut client = self.client.clone();
+        match command {
+            SessionsCommand::List { user } => {
+                let user_id = self.user_id(&user).await?;
+                let sessions = client
+                    .list_user_sessions(self.request(pb::ListUserSessionsRequest {
+                        user_id: user_id.clone(),
+                    }))
+                    .await?
+                    .into_inner()
+                    .sessions;
+                Ok(render::sessions(&format!("user {user_id}"), &sessions))
+            }
+            SessionsCommand::Revoke { session_id } => {
+                client
+                    .revoke_session(self.request(pb::AdminRevokeSessionRequest {
+                        session_id: session_id.clone(),
+                    }))
+                    .await?;
+                Ok(Rendered {
+                    text: format!("revoked session {session_id}"),
+                    json: json!({ "sessionId": session_id, "revoked": true }),
+                })
+            }
+            SessionsCommand::RevokeAll { user } => {
+                let user_id = self.user_id(&user).await?;
+                let revoked = client
+                    .revoke_user_sessions(self.request(pb::RevokeUserSessionsRequest {
+                        user_id: user_id.clone(),
+                    }))
+                    .await?
+                    .into_inner()
+                    .revoked_count;
+                Ok(Rendered {
+                    text: format!(
+                        "revoked {revoked} live session{} of user {user_id}",
+                        plural(revoked)
+                    ),
+                    json: json!({ "userId": user_id, "revokedCount": revoked }),
+                })
+            }
+        }
+    }
+
+    async fn rotate(&self, activate_in: Option<Duration>) -> Result<Rendered, Failure> {
+        let activate_in = activate_in
+            .map(prost_types::Duration::try_from)
+            .transpose()
+            .map_err(|_| Failure::Usage("--activate-in is too long".to_owned()))?;
+        let rotated = self
+            .client
+            .clone()
+            .rotate_signing_key(self.request(pb::RotateSigningKeyRequest { activate_in }))
+            .await?
+            .into_inner();
+        let activates_at = render::time_text(rotated.activates_at.as_ref());
+        let json = json!({
+            "kid": rotated.kid,
+            "activatesAt": render::time_json(rotated.activates_at.as_ref()),
+        });
+        Ok(Rendered {
+            text: format!(
+                "published key {}; it signs new tokens from {activates_at}",
+                rotated.kid
+            ),
+            json,
+        })
+    }
+}
+
+fn plural(count: u32) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+/// An error with its causes (`transport error: tcp connect error: Connection refused`).
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,358 @@
+//! The administration use cases behind `AdminService`: create accounts, look them up, set their
+//! roles, suspend and reactivate them, list and end anyone's sessions, rotate the signing key.
+//! Every method takes the verified caller and refuses anyone without the `admin` role before it
+//! looks at its arguments.
+//!
+//! Suspension has two halves, in this order: the user row is marked (`suspended_at`), *then* the
+//! user's sessions are revoked and announced. Login and Refresh check the mark after they have
+//! written (`AuthCore::end_if_suspended_meanwhile`), so a login racing with a suspension cannot
+//! leave a live session behind: either its re-check sees the mark and ends the session itself, or
+//! the re-check ran before the mark was committed, hence the session row existed before the
+//! revocation that follows the mark, and that revocation ends it.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    AuthCore, AuthError, Timestamp,
+    accounts::{Email, format_roles, parse_roles},
+    revocations::Revocation,
+    service::Principal,
+};
+use crate::store::{RevokeReason, SessionRecord, UserRecord};
+
+/// A new key may be scheduled at most this far ahead: a longer delay is almost certainly a typo,
+/// and would leave the current key signing long after the operator meant to replace it.
+pub const MAX_KEY_ACTIVATION_DELAY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// An account as an administrator sees it (never the password hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub created_at: Timestamp,
+    pub suspended_at: Option<Timestamp>,
+}
+
+impl From<UserRecord> for UserView {
+    fn from(user: UserRecord) -> Self {
+        Self {
+            roles: parse_roles(&user.roles),
+            id: user.id,
+            email: user.email,
+            created_at: user.created_at,
+            suspended_at: user.suspended_at,
+        }
+    }
+}
+
+/// How `get_user` finds an account.
+#[derive(Clone, Copy, Debug)]
+pub enum UserLookup<'a> {
+    Id(&'a str),
+    /// Compared case-insensitively.
+    Email(&'a str),
+}
+
+/// A newly published signing key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RotatedKey {
+    pub kid: String,
+    pub activates_at: Timestamp,
+}
+
+pub struct AdminCore {
+    core: Arc<AuthCore>,
+    /// Used when a rotation does not say when the new key should start signing.
+    key_activation_delay: Duration,
+}
+
+impl AdminCore {
+    pub fn new(core: Arc<AuthCore>, key_activation_delay: Duration) -> Self {
+        Self {
+            core,
+            key_activation_delay,
+        }
+    }
+
+    /// The core the callers' credentials are verified with.
+    pub fn core(&self) -> &AuthCore {
+        &self.core
+    }
+
+    fn require_admin(caller: &Principal) -> Result<(), AuthError> {
+        if caller.is_admin() {
+            Ok(())
+        } else {
+            Err(AuthError::PermissionDenied)
+        }
+    }
+
+    async fn user(&self, user_id: &str) -> Result<UserRecord, AuthError> {
+        if user_id.is_empty() {
+            return Err(AuthError::InvalidArgument("user_id is required"));
+        }
+        self.core
+            .store()
+            .find_user(user_id)
+            .await?
+            .ok_or(AuthError::UserNotFound)
+    }
+
+    /// Creates an account with roles, whether or not self-registration is enabled.
+    pub async fn create_user(
+        &self,
+        caller: &Principal,
+        email: &str,
+        password: String,
+        roles: &[String],
+        now: Timestamp,
+    ) -> Result<String, AuthError> {
+        Self::require_admin(caller)?;
+        let user_id = self.core.create_user(email, password, roles, now).await?;
+        tracing::info!(%user_id, admin = %caller.user_id, ?roles, "account created by an administrator");
+        Ok(user_id)
+    }
+
+    pub async fn get_user(
+        &self,
+        caller: &Principal,
+        lookup: UserLookup<'_>,
+    ) -> Result<UserView, AuthError> {
+        Self::require_admin(caller)?;
+        let user = match lookup {
+            UserLookup::Id(user_id) => self.user(user_id).await?,
+            UserLookup::Email(email) => self
+                .core
+                .store()
+                .find_user_by_email_key(&Email::lookup_key(email))
+                .await?
+                .ok_or(AuthError::UserNotFound)?,
+        };
+        Ok(user.into())
+    }
+
+    /// Replaces the user's roles (duplicates dropped, order kept). Verify reads roles from the
+    /// store, so it sees the change at once; issued access tokens keep their `roles` claim.
+    pub async fn set_roles(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        roles: &[String],
+    ) -> Result<UserView, AuthError> {
+        Self::require_admin(caller)?;
+        if user_id.is_empty() {
+            return Err(AuthError::InvalidArgument("user_id is required"));
+        }
+        let mut unique: Vec<String> = Vec::with_capacity(roles.len());
+        for role in roles {
+            if !unique.contains(role) {
+                unique.push(role.clone());
+            }
+        }
+        let stored = format_roles(&unique)?;
+        if !self.core.store().set_user_roles(user_id, &stored).await? {
+            return Err(AuthError::UserNotFound);
+        }
+        tracing::info!(%user_id, admin = %caller.user_id, roles = ?unique, "roles changed");
+        Ok(self.user(user_id).await?.into())
+    }
+
+    /// Suspends the account and ends its sessions; returns how many were live. Suspending again
+    /// ends whatever is left (a retry after a failure between the two halves) and keeps the
+    /// first suspension's instant.
+    pub async fn suspend_user(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<u64, AuthError> {
+        Self::require_admin(caller)?;
+        if user_id.is_empty() {
+            return Err(AuthError::InvalidArgument("user_id is required"));
+        }
+        if user_id == caller.user_id {
+            return Err(AuthError::InvalidArgument(
+                "an administrator cannot suspend their own account",
+            ));
+        }
+        let store = self.core.store();
+        // The mark first, then the revocation: see the module comment.
+        if !store.suspend_user(user_id, now).await? {
+            return Err(AuthError::UserNotFound);
+        }
+        let revoked = store
+            .revoke_user_sessions(user_id, None, RevokeReason::Suspended, now)
+            .await?;
+        let count = u64::try_from(revoked.len()).unwrap_or(u64::MAX);
+        let mut announcements: Vec<Revocation> =
+            revoked.into_iter().map(Revocation::from).collect();
+        announcements.push(Revocation::User {
+            user_id: user_id.to_owned(),
+            revoked_before: now,
+        });
+        self.core.revocations().announce(announcements).await;
+        tracing::info!(%user_id, admin = %caller.user_id, revoked = count, "account suspended");
+        Ok(count)
+    }
+
+    /// Lifts a suspension. Sessions the suspension ended stay ended.
+    pub async fn reactivate_user(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+    ) -> Result<(), AuthError> {
+        Self::require_admin(caller)?;
+        if user_id.is_empty() {
+            return Err(AuthError::InvalidArgument("user_id is required"));
+        }
+        if !self.core.store().reactivate_user(user_id).await? {
+            return Err(AuthError::UserNotFound);
+        }
+        tracing::info!(%user_id, admin = %caller.user_id, "account reactivated");
+        Ok(())
+    }
+
+    pub async fn list_user_sessions(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, AuthError> {
+        Self::require_admin(caller)?;
+        let user = self.user(user_id).await?;
+        self.core.list_sessions(caller, &user.id, now).await
+    }
+
+    pub async fn revoke_session(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        Self::require_admin(caller)?;
+        self.core.revoke_session(caller, session_id, now).await?;
+        tracing::info!(%session_id, admin = %caller.user_id, "session revoked by an administrator");
+        Ok(())
+    }
+
+    pub async fn revoke_user_sessions(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<u64, AuthError> {
+        Self::require_admin(caller)?;
+        let user = self.user(user_id).await?;
+        let count = self
+            .core
+            .revoke_all_sessions(caller, &user.id, false, now)
+            .await?;
+        tracing::info!(user_id = %user.id, admin = %caller.user_id, revoked = count,
+            "sessions revoked by an administrator");
+        Ok(count)
+    }
+
+    /// Publishes a new signing key that signs after `activate_in` (default: the configured
+    /// activation delay), and tells this replica's revocation feeds about the new JWKS at once
+    /// (other replicas see it at their next key reload).
+    pub async fn rotate_signing_key(
+        &self,
+        caller: &Principal,
+        activate_in: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<RotatedKey, AuthError> {
+        Self::require_admin(caller)?;
+        let delay = activate_in.unwrap_or(self.key_activation_delay);
+        if delay > MAX_KEY_ACTIVATION_DELAY {
+            return Err(AuthError::InvalidArgument(
+                "activate_in must be at most 30 days",
+            ));
+        }
+        let policy = self.core.policy();
+        let kid = self
+            .core
+            .keys()
+            .rotate(now, delay, policy.access_token_ttl + policy.leeway)
+            .await?;
+        self.core
+            .revocations()
+            .keys_changed(self.core.jwks_json(now).await);
+        tracing::info!(%kid, admin = %caller.user_id, activate_in = ?delay, "signing key rotated by an administrator");
+        Ok(RotatedKey {
+            kid,
+            activates_at: now.plus(delay),
+        })
+    }
+}
+
+impl AuthCore {
+    /// Called by Login and Refresh once they hold a session: if the user has been suspended
+    /// meanwhile, end that session (and announce it) and refuse. See the module comment for why
+    /// checking after the write closes the race with a concurrent suspension.
+    pub(super) async fn end_if_suspended_meanwhile(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        let suspended = self
+            .store()
+            .find_user(user_id)
+            .await?
+            .is_some_and(|user| user.suspended_at.is_some());
+        if !suspended {
+            return Ok(());
+        }
+        if let Some(revoked) = self
+            .store()
+            .revoke_session(session_id, RevokeReason::Suspended, now)
+            .await?
+        {
+            self.revocations()
+                .announce([Revocation::from(revoked)])
+                .await;
+        }
+        Err(AuthError::AccountSuspended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(roles: &[&str]) -> Principal {
+        Principal {
+            user_id: "u1".into(),
+            email: "u1@example.com".into(),
+            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+            session_id: "s1".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_admin_role_may_administer() {
+        assert!(AdminCore::require_admin(&principal(&["admin"])).is_ok());
+        for roles in [&[][..], &["billing"][..], &["Admin"][..]] {
+            assert!(matches!(
+                AdminCore::require_admin(&principal(roles)),
+                Err(AuthError::PermissionDenied)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_user_view_splits_the_stored_roles_and_drops_the_hash() {
+        let view = UserView::from(UserRecord {
+            id: "u1".into(),
+            email: "A@example.com".into(),
+            email_key: "a@example.com".into(),
+            password_hash: "$argon2id$secret".into(),
+            roles: "admin billing".into(),
+            created_at: Timestamp::from_millis(5),
+            suspended_at: Some(Timestamp::from_millis(7)),
+        });
+        assert_eq!(view.roles, ["admin", "billing"]);
+        assert!(!format!("{view:?}").contains("argon2"));
+    }
+}

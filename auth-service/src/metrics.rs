@@ -1,0 +1,199 @@
+//! Prometheus metrics, served as text on a separate HTTP port (`AUTH_METRICS_ADDR`, off unless
+//! set). Request counters and latencies are recorded as calls complete; the gauges (live
+//! sessions, hashing queue, feed subscribers) are read from their sources at scrape time, so
+//! they cannot drift.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use crate::{
+    domain::{AuthCore, Timestamp, revocations::RevocationHub},
+    store::Store,
+};
+
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
+pub struct Metrics {
+    registry: Registry,
+    rpc_requests: IntCounterVec,
+    rpc_latency: HistogramVec,
+    logins: IntCounterVec,
+    revocations: IntCounter,
+    live_sessions: IntGauge,
+    hashing_queue: IntGauge,
+    feed_subscribers: IntGauge,
+    sources: Sources,
+}
+
+/// Where the scrape-time gauges come from.
+struct Sources {
+    store: Arc<dyn Store>,
+    core: Arc<AuthCore>,
+    revocations: Arc<RevocationHub>,
+}
+
+impl Metrics {
+    pub fn new(
+        store: Arc<dyn Store>,
+        core: Arc<AuthCore>,
+        hub: Arc<RevocationHub>,
+    ) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("auth".into()), None)?;
+        let rpc_requests = IntCounterVec::new(
+            Opts::new("rpc_requests_total", "gRPC calls by method and status code"),
+            &["method", "code"],
+        )?;
+        let rpc_latency = HistogramVec::new(
+            HistogramOpts::new("rpc_duration_seconds", "gRPC call latency by method").buckets(
+                vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5,
+                ],
+            ),
+            &["method"],
+        )?;
+        let logins = IntCounterVec::new(
+            Opts::new("logins_total", "Login calls by outcome"),
+            &["outcome"],
+        )?;
+        let revocations = IntCounter::new(
+            "revocations_total",
+            "Sessions and users revoked by this process",
+        )?;
+        let live_sessions = IntGauge::new(
+            "live_sessions",
+            "Sessions neither revoked nor expired (all replicas)",
+        )?;
+        let hashing_queue = IntGauge::new(
+            "password_hashing_queue",
+            "Password hashes waiting for a hashing slot",
+        )?;
+        let feed_subscribers = IntGauge::new(
+            "revocation_feed_subscribers",
+            "Open WatchRevocations streams",
+        )?;
+        registry.register(Box::new(rpc_requests.clone()))?;
+        registry.register(Box::new(rpc_latency.clone()))?;
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(revocations.clone()))?;
+        registry.register(Box::new(live_sessions.clone()))?;
+        registry.register(Box::new(hashing_queue.clone()))?;
+        registry.register(Box::new(feed_subscribers.clone()))?;
+        Ok(Self {
+            registry,
+            rpc_requests,
+            rpc_latency,
+            logins,
+            revocations,
+            live_sessions,
+            hashing_queue,
+            feed_subscribers,
+            sources: Sources {
+                store,
+                core,
+                revocations: hub,
+            },
+        })
+    }
+
+    /// Records one finished call.
+    pub fn record_rpc(&self, method: &str, code: tonic::Code, latency: Duration) {
+        self.rpc_requests
+            .with_label_values(&[method, &format!("{code:?}")])
+            .inc();
+        self.rpc_latency
+            .with_label_values(&[method])
+            .observe(latency.as_secs_f64());
+        if method.ends_with("/Login") {
+            let outcome = match code {
+                tonic::Code::Ok => "success",
+                tonic::Code::Unauthenticated => "invalid_credentials",
+                tonic::Code::ResourceExhausted => "shed",
+                _ => "error",
+            };
+            self.logins.with_label_values(&[outcome]).inc();
+        }
+    }
+
+    /// The text exposition of every metric, with the gauges read now.
+    pub async fn render(&self) -> String {
+        match self
+            .sources
+            .store
+            .count_live_sessions(Timestamp::now())
+            .await
+        {
+            Ok(count) => self
+                .live_sessions
+                .set(i64::try_from(count).unwrap_or(i64::MAX)),
+            Err(error) => tracing::warn!(%error, "counting live sessions for metrics failed"),
+        }
+        self.hashing_queue
+            .set(i64::try_from(self.sources.core.hashing_queue_depth()).unwrap_or(i64::MAX));
+        self.feed_subscribers
+            .set(i64::try_from(self.sources.revocations.feed_stream_count()).unwrap_or(i64::MAX));
+        let announced = self.sources.revocations.announced_count();
+        self.revocations
+            .inc_by(announced.saturating_sub(self.revocations.get()));
+        let mut text = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut text) {
+            tracing::warn!(%error, "encoding metrics failed");
+        }
+        String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped. Deliberately minimal HTTP/1.1:
+/// one request per connection, nothing but the metrics page.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut connection, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut head = Vec::with_capacity(512);
+            let mut buffer = [0u8; 1024];
+            while !head.windows(4).any(|window| window == b"\r\n\r\n")
+                && head.len() < MAX_REQUEST_HEAD
+            {
+                match tokio::time::timeout(Duration::from_secs(5), connection.read(&mut buffer))
+                    .await
+                {
+                    Ok(Ok(read)) if read > 0 => head.extend_from_slice(&buffer[..read]),
+                    _ => return,
+                }
+            }
+            let response = if head.starts_with(b"GET /metrics ")
+                || head.starts_with(b"GET /metrics?")
+            {
+                let body = metrics.render().await;
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_owned()
+            };
+            let _ = connection.write_all(response.as_bytes()).await;
+            let _ = connection.shutdown().await;
+        });
+    }
+}
+
+/// Binds the metrics listener, if one is configured.
+pub async fn bind(addr: Option<SocketAddr>) -> std::io::Result<Option<TcpListener>> {
+    match addr {
+        Some(addr) => Ok(Some(TcpListener::bind(addr).await?)),
+        None => Ok(None),
+    }
+}

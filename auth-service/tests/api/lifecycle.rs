@@ -1,0 +1,314 @@
+//! The real binary's lifecycle and logs: SIGTERM drains cleanly, and no secret reaches a log line.
+
+use std::{
+    io::Read,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use auth_api::v1::{
+    self as pb, auth_service_client::AuthServiceClient, key_service_client::KeyServiceClient,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use tonic::{Code, transport::Channel};
+
+use crate::helpers::{
+    Backend, PASSWORD, TestDatabase, TestResult, on_both_backends, token_pair, unique_email,
+    with_bearer,
+};
+
+on_both_backends!(no_password_token_or_hash_ever_reaches_the_log);
+
+const BINARY: &str = env!("CARGO_BIN_EXE_auth-service");
+
+struct Running {
+    child: Child,
+    channel: Channel,
+}
+
+async fn start(
+    database: &TestDatabase,
+    extra_env: &[(&str, &str)],
+    capture_logs: bool,
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut command = Command::new(BINARY);
+    command
+        .envs(database.env())
+        .env("AUTH_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn");
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    if capture_logs {
+        command.stderr(Stdio::piped());
+    }
+    let child = command.spawn()?;
+    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}"))?;
+    for _ in 0..300 {
+        if let Ok(channel) = endpoint.connect().await {
+            return Ok(Running { child, channel });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("the server did not start listening within 30 s".into())
+}
+
+fn terminate(child: &Child) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    if !status.success() {
+        return Err("kill -TERM failed".into());
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_calls_closes_feeds_and_exits_zero() -> TestResult {
+    let database = TestDatabase::create(&Backend::Sqlite).await?;
+    let mut server = start(&database, &[("AUTH_SHUTDOWN_GRACE", "5s")], false).await?;
+    let mut auth = AuthServiceClient::new(server.channel.clone());
+    auth.register(pb::RegisterRequest {
+        email: unique_email("term"),
+        password: PASSWORD.into(),
+    })
+    .await?;
+    let mut feed = KeyServiceClient::new(server.channel.clone())
+        .watch_revocations(pb::WatchRevocationsRequest::default())
+        .await?
+        .into_inner();
+    while !matches!(
+        feed.message().await?.and_then(|event| event.event),
+        Some(pb::revocation_event::Event::SnapshotComplete(_))
+    ) {}
+
+    // Logins in flight (each one an argon2 hash) when the signal arrives.
+    let in_flight: Vec<_> = (0..4)
+        .map(|i| {
+            let mut client = auth.clone();
+            tokio::spawn(async move {
+                client
+                    .register(pb::RegisterRequest {
+                        email: format!("{i}-{}", unique_email("flight")),
+                        password: PASSWORD.into(),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    terminate(&server.child)?;
+
+    for call in in_flight {
+        match call.await? {
+            Ok(_) => {}
+            // Sent after the server stopped taking new calls: refused, never cut in the middle.
+            Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        }
+    }
+    // The feed ends cleanly, so its client can reconnect to another replica.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match feed.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await?;
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.child.try_wait()? {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    Ok(())
+}
+
+async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> TestResult {
+    let database = TestDatabase::create(&backend).await?;
+    let mut server = start(
+        &database,
+        &[("RUST_LOG", "debug"), ("AUTH_LOG_FORMAT", "json")],
+        true,
+    )
+    .await?;
+    let mut auth = AuthServiceClient::new(server.channel.clone());
+    let email = unique_email("secrets");
+    let new_password = "an entirely new passphrase";
+    let mut secrets = vec![PASSWORD.to_owned(), new_password.to_owned()];
+
+    auth.register(pb::RegisterRequest {
+        email: email.clone(),
+        password: PASSWORD.into(),
+    })
+    .await?;
+    let wrong = auth
+        .login(pb::LoginRequest {
+            email: email.clone(),
+            password: "a wrong guess here".into(),
+            kind: 0,
+        })
+        .await;
+    assert!(wrong.is_err());
+    secrets.push("a wrong guess here".into());
+    let tokens = token_pair(
+        &auth
+            .login(pb::LoginRequest {
+                email: email.clone(),
+                password: PASSWORD.into(),
+                kind: 0,
+            })
+            .await?
+            .into_inner(),
+    )?;
+    let session = crate::helpers::session_token(
+        &auth
+            .login(pb::LoginRequest {
+                email: email.clone(),
+                password: PASSWORD.into(),
+                kind: 2,
+            })
+            .await?
+            .into_inner(),
+    )?;
+    auth.verify(pb::VerifyRequest {
+        token: tokens.access_token.clone(),
+        audience: String::new(),
+    })
+    .await?;
+    auth.verify(pb::VerifyRequest {
+        token: session.clone(),
+        audience: String::new(),
+    })
+    .await?;
+    let rotated = auth
+        .refresh(pb::RefreshRequest {
+            refresh_token: tokens.refresh_token.clone(),
+        })
+        .await?
+        .into_inner()
+        .tokens
+        .ok_or("tokens")?;
+    let exchanged = auth
+        .exchange_token(pb::ExchangeTokenRequest {
+            subject_token: session.clone(),
+            audience: "payments".into(),
+        })
+        .await?
+        .into_inner()
+        .access_token;
+    auth.list_sessions(with_bearer(
+        &rotated.access_token,
+        pb::ListSessionsRequest::default(),
+    )?)
+    .await?;
+    auth.change_password(with_bearer(
+        &rotated.access_token,
+        pb::ChangePasswordRequest {
+            current_password: PASSWORD.into(),
+            new_password: new_password.into(),
+        },
+    )?)
+    .await?;
+    let _ = auth
+        .refresh(pb::RefreshRequest {
+            refresh_token: tokens.refresh_token.clone(),
+        })
+        .await; // reuse
+    auth.logout(pb::LogoutRequest {
+        token: rotated.access_token.clone(),
+    })
+    .await?;
+    secrets.extend([
+        tokens.access_token,
+        tokens.refresh_token,
+        rotated.access_token,
+        rotated.refresh_token,
+        session,
+        exchanged,
+    ]);
+
+    // What the database holds is secret too: password hashes and token hashes.
+    let store = database.store().await?;
+    let user = store
+        .find_user_by_email_key(&email.to_lowercase())
+        .await?
+        .ok_or("user")?;
+    secrets.push(user.password_hash.clone());
+    let salt_and_hash = user
+        .password_hash
+        .rsplit('$')
+        .take(2)
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    secrets.extend(salt_and_hash);
+    for session in store
+        .list_sessions(&user.id, auth_service::domain::Timestamp::now())
+        .await?
+    {
+        for hash in [
+            session.refresh_current_hash,
+            session.refresh_previous_hash,
+            session.session_token_hash,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            secrets.push(URL_SAFE_NO_PAD.encode(&hash));
+            secrets.push(hash.iter().map(|byte| format!("{byte:02x}")).collect());
+        }
+    }
+
+    terminate(&server.child)?;
+    let mut logs = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .ok_or("stderr")?
+        .read_to_string(&mut logs)?;
+    server.child.wait()?;
+
+    assert!(
+        logs.lines().count() > 20,
+        "debug logging produced almost nothing:\n{logs}"
+    );
+    for line in logs.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not a JSON log line: {line}"
+        );
+    }
+    for secret in &secrets {
+        // Whole secrets, and any 24-character piece of a token (a truncated print).
+        let needles: Vec<&str> = if secret.len() > 40 {
+            secret
+                .as_bytes()
+                .chunks(24)
+                .filter(|c| c.len() == 24)
+                .filter_map(|c| std::str::from_utf8(c).ok())
+                .collect()
+        } else {
+            vec![secret.as_str()]
+        };
+        for needle in needles {
+            assert!(
+                !logs.contains(needle),
+                "a secret fragment {needle:?} appears in the log"
+            );
+        }
+    }
+    Ok(())
+}
