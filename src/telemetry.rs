@@ -141,6 +141,17 @@ impl Injector for MetadataInjector<'_> {
     }
 }
 
+/// A finished call's status as its response headers show it. Failed unary calls are
+/// "trailers-only", with the status in the headers; a success's status (0) follows in the
+/// trailers, so no status in the headers means OK.
+pub fn response_code(headers: &http::HeaderMap) -> tonic::Code {
+    headers
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from)
+}
+
 /// Adds the current span's trace context to outgoing request metadata.
 pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
     let context = tracing::Span::current().context();

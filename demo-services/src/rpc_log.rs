@@ -63,15 +63,8 @@ where
                 let result = response.await;
                 let latency_ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0);
                 match &result {
-                    // Failed unary calls are "trailers-only": the status is in the headers. A
-                    // successful call's status (0) follows in the trailers.
                     Ok(response) => {
-                        let code = response
-                            .headers()
-                            .get("grpc-status")
-                            .and_then(|value| value.to_str().ok())
-                            .and_then(|value| value.parse::<i32>().ok())
-                            .map_or(tonic::Code::Ok, tonic::Code::from);
+                        let code = auth_api::telemetry::response_code(response.headers());
                         tracing::info!(code = ?code, latency_ms = %latency_ms, "call");
                     }
                     Err(error) => tracing::warn!(%error, latency_ms = %latency_ms, "call failed"),

@@ -68,14 +68,7 @@ where
             let latency_ms = (latency.as_secs_f64() * 1_000_000.0).round() / 1000.0;
             match &result {
                 Ok(response) => {
-                    // Failed unary calls are "trailers-only": the status is in the headers. A
-                    // successful call's status (0) follows in the trailers.
-                    let code = response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|value| value.to_str().ok())
-                        .and_then(|value| value.parse::<i32>().ok())
-                        .map_or(tonic::Code::Ok, tonic::Code::from);
+                    let code = auth_api::telemetry::response_code(response.headers());
                     tracing::info!(rpc = %method, code = ?code, latency_ms, "rpc");
                     if let Some(metrics) = &metrics {
                         metrics.record_rpc(&method, code, latency);
