@@ -5,7 +5,8 @@
 //!   revocation feed (no network call per request, revocations seen within milliseconds);
 //! - [`RemoteVerifier`] asks the auth service (`Verify`), and also accepts session tokens;
 //! - [`AuthLayer`] plugs either into a tonic server: the verified [`Principal`] lands in the
-//!   request extensions (read it with [`principal`]), anything else gets UNAUTHENTICATED.
+//!   request extensions (read it with [`principal`]), anything else gets UNAUTHENTICATED;
+//! - [`tls`] makes the channels they use (and the servers' listeners) TLS or mutual TLS.
 //!
 //! ```no_run
 //! # async fn demo(channel: tonic::transport::Channel) -> Result<(), Box<dyn std::error::Error>> {
@@ -92,6 +93,7 @@ mod redact;
 mod remote_verifier;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
+pub mod tls;
 
 pub use layer::{AuthLayer, Authenticated, Verifier, VerifyError, bearer_token, principal};
 pub use local_verifier::{LocalVerifier, LocalVerifierConfig};

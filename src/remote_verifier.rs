@@ -34,11 +34,13 @@ impl Verifier for RemoteVerifier {
         let request = crate::telemetry::traced(request);
         match self.client.clone().verify(request).await {
             Ok(response) => response.into_inner().principal.ok_or(VerifyError::Invalid),
-            // The auth service cannot be reached: fail closed, as retryable.
+            // The auth service cannot be reached: fail closed, as retryable. A connection the
+            // auth service closes during the TLS handshake (say, it refuses this service's
+            // client certificate) surfaces as CANCELLED.
             Err(status)
                 if matches!(
                     status.code(),
-                    Code::Unavailable | Code::DeadlineExceeded | Code::Unknown
+                    Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled
                 ) =>
             {
                 Err(VerifyError::Unavailable)

@@ -42,6 +42,8 @@ pub enum StartError {
     },
     #[error("server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("TLS settings: {0}")]
+    Tls(#[from] auth_api::tls::TlsError),
 }
 
 /// The parts every entry point (server, CLI commands) shares.
@@ -69,13 +71,18 @@ impl Components {
             None => None,
         };
         let revocations = Arc::new(hub);
-        let core = Arc::new(AuthCore::new(
+        let mut core = AuthCore::new(
             settings.policy(),
             store.clone(),
             keys.clone(),
             hasher,
             revocations.clone(),
-        ));
+        );
+        // With Redis, brute-force counts are shared by every replica (store/redis_limiter.rs).
+        if let Some(link) = &redis {
+            core = core.with_limiter(Arc::new(link.limiter(&settings.limits_key_prefix)));
+        }
+        let core = Arc::new(core);
         Ok(Self {
             store,
             keys,
@@ -92,10 +99,13 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     components: Components,
     settings: Settings,
+    /// Read from the PEM files in `build`, so a bad path fails the start.
+    tls: Option<auth_api::tls::ServerTls>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let tls = settings.server_tls()?;
         let components = Components::open(&settings).await?;
         let addr = settings.listen_addr;
         let listener = TcpListener::bind(addr)
@@ -118,6 +128,7 @@ impl Application {
             metrics_listener,
             components,
             settings,
+            tls,
         })
     }
 
@@ -204,7 +215,16 @@ impl Application {
 
         tracing::info!(addr = %self.local_addr, "auth-service listening");
         let max_message = settings.max_request_bytes;
-        let serve = Server::builder()
+        let mut server = Server::builder();
+        if let Some(tls) = &self.tls {
+            // With a client CA, the handshake refuses a client without a valid certificate.
+            tracing::info!(
+                mutual = tls.requires_client_certificate(),
+                "TLS on the gRPC listener"
+            );
+            server = server.tls_config(tls.config())?;
+        }
+        let serve = server
             .timeout(settings.request_timeout)
             .max_concurrent_streams(settings.max_concurrent_streams)
             .http2_max_header_list_size(settings.max_metadata_bytes)

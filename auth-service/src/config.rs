@@ -6,6 +6,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::domain::limits::{FAILURE_MEMORY, LimitPolicy, LockoutRule};
 use crate::domain::{Policy, gateway::GatewayPolicy, passwords::HashingParams};
 
 #[derive(Debug, Parser)]
@@ -232,12 +233,85 @@ pub struct Settings {
     /// Password hashes computed at once (default: the number of CPUs).
     #[arg(long, env = "AUTH_HASHING_CONCURRENCY", global = true)]
     pub hashing_concurrency: Option<usize>,
+
+    /// Logins that may wait for a hashing slot; beyond it Login answers RESOURCE_EXHAUSTED
+    /// (OVERLOADED) at once. 0: no limit.
+    #[arg(
+        long,
+        env = "AUTH_HASHING_QUEUE_LIMIT",
+        default_value_t = 64,
+        global = true
+    )]
+    pub hashing_queue_limit: usize,
+
+    /// Shortest new password, in characters (at least 8).
+    #[arg(long, env = "AUTH_PASSWORD_MIN_LENGTH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(8..=1024), global = true)]
+    pub password_min_length: u16,
+
+    /// Login, Register and Refresh calls per client IP address per minute, each (0: no limit).
+    #[arg(
+        long,
+        env = "AUTH_LOGIN_RATE_PER_ADDRESS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub login_rate_per_address: u32,
+
+    /// Failed logins on one account (known or not) before it is locked (0: no lockout).
+    #[arg(
+        long,
+        env = "AUTH_ACCOUNT_LOCKOUT_THRESHOLD",
+        default_value_t = 5,
+        global = true
+    )]
+    pub account_lockout_threshold: u32,
+
+    /// The first lock; each further failure doubles it, up to AUTH_ACCOUNT_LOCKOUT_MAX.
+    #[arg(long, env = "AUTH_ACCOUNT_LOCKOUT_BASE", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub account_lockout_base: Duration,
+
+    /// The longest lock of an account.
+    #[arg(long, env = "AUTH_ACCOUNT_LOCKOUT_MAX", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
+    pub account_lockout_max: Duration,
+
+    /// Prefix of the rate-limit keys in Redis (for several deployments sharing one Redis).
+    #[arg(
+        long,
+        env = "AUTH_LIMITS_KEY_PREFIX",
+        default_value = "auth.v1",
+        global = true
+    )]
+    pub limits_key_prefix: String,
+
+    /// TLS: the server's certificate chain (PEM). Set with AUTH_TLS_KEY; unset, the listener
+    /// speaks plaintext (h2c).
+    #[arg(long, env = "AUTH_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS: the private key of AUTH_TLS_CERT (PEM, PKCS#8, PKCS#1 or SEC1). Read at start and
+    /// never printed.
+    #[arg(long, env = "AUTH_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: the CA certificate (PEM) that clients' certificates must be signed by; a
+    /// client without such a certificate cannot connect. Needs AUTH_TLS_CERT and AUTH_TLS_KEY.
+    #[arg(long, env = "AUTH_TLS_CLIENT_CA", global = true)]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Settings {
     /// The settings with every default, as if no flag or variable were given.
     pub fn defaults() -> Self {
         Cli::parse_from(["auth-service"]).settings
+    }
+
+    /// The listener's TLS settings, read from the PEM files now: `None` means plaintext.
+    pub fn server_tls(&self) -> Result<Option<auth_api::tls::ServerTls>, auth_api::tls::TlsError> {
+        auth_api::tls::ServerTls::from_files(
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            self.tls_client_ca.as_deref(),
+        )
     }
 
     pub fn policy(&self) -> Policy {
@@ -259,6 +333,8 @@ impl Settings {
                 .filter(|a| !a.is_empty())
                 .cloned()
                 .collect(),
+            password_min_chars: usize::from(self.password_min_length),
+            limits: self.limits(),
         }
     }
 
@@ -283,6 +359,20 @@ impl Settings {
             iterations: self.argon2_iterations,
             parallelism: defaults.parallelism,
             concurrency: self.hashing_concurrency.unwrap_or(defaults.concurrency),
+            queue_limit: self.hashing_queue_limit,
+        }
+    }
+
+    /// The brute-force limits (per client address, per account).
+    pub fn limits(&self) -> LimitPolicy {
+        LimitPolicy {
+            per_address: self.login_rate_per_address,
+            lockout: LockoutRule {
+                threshold: self.account_lockout_threshold,
+                base: self.account_lockout_base,
+                max: self.account_lockout_max.max(self.account_lockout_base),
+                memory: FAILURE_MEMORY,
+            },
         }
     }
 }
@@ -354,5 +444,12 @@ mod tests {
             ..Settings::defaults()
         };
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_a_certificate_without_its_key_is_refused() {
+        assert!(matches!(Settings::defaults().server_tls(), Ok(None)));
+        let cli = Cli::parse_from(["auth-service", "--tls-cert", "/etc/auth/server.pem"]);
+        assert!(cli.settings.server_tls().is_err());
     }
 }

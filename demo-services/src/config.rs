@@ -2,10 +2,44 @@
 //! Addresses of other services are URLs (`http://host:port`), parsed at start so a typo fails
 //! there rather than at the first call.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use auth_api::tls::{ClientTls, ServerTls, TlsError};
 use clap::Parser;
 use tonic::transport::Uri;
+
+/// The TLS settings every demo service has, read from their PEM files.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceTls {
+    /// For the listener; `None` is plaintext.
+    pub server: Option<ServerTls>,
+    /// For calls to other services; `None` is plaintext (http:// URLs only).
+    pub client: Option<ClientTls>,
+}
+
+macro_rules! service_tls {
+    ($settings:ty) => {
+        impl $settings {
+            /// Reads the TLS files now, so a wrong path fails the start.
+            pub fn tls(&self) -> Result<ServiceTls, TlsError> {
+                Ok(ServiceTls {
+                    server: ServerTls::from_files(
+                        self.tls_cert.as_deref(),
+                        self.tls_key.as_deref(),
+                        self.tls_client_ca.as_deref(),
+                    )?,
+                    client: ClientTls::from_files(
+                        self.upstream_ca.as_deref(),
+                        self.client_cert.as_deref(),
+                        self.client_key.as_deref(),
+                    )?,
+                })
+            }
+        }
+    };
+}
+service_tls!(OrderSettings);
+service_tls!(PaymentSettings);
 
 /// `order-service`: the user-facing orders API.
 #[derive(Clone, Debug, Parser)]
@@ -34,6 +68,30 @@ pub struct OrderSettings {
     /// The audience of the tokens exchanged for calls to the payment service.
     #[arg(long, env = "ORDER_PAYMENT_AUDIENCE", default_value = crate::PAYMENT_AUDIENCE)]
     pub payment_audience: String,
+
+    /// TLS: this server's certificate chain (PEM). Set with --tls-key; unset, plaintext.
+    #[arg(long, env = "ORDER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS: the private key of --tls-cert (PEM). Never printed.
+    #[arg(long, env = "ORDER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: callers must present a certificate signed by this CA (PEM).
+    #[arg(long, env = "ORDER_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// The CA (PEM) that signed the certificates of auth-service and payment-service: needed for https:// URLs.
+    #[arg(long, env = "ORDER_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// Mutual TLS: the certificate (PEM) this service presents to auth-service and payment-service.
+    #[arg(long, env = "ORDER_CLIENT_CERT")]
+    pub client_cert: Option<PathBuf>,
+
+    /// Mutual TLS: the private key of --client-cert (PEM). Never printed.
+    #[arg(long, env = "ORDER_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// `payment-service`: the internal payments API.
@@ -67,6 +125,30 @@ pub struct PaymentSettings {
     /// How long the revocation feed may be down before every call is refused (fail closed).
     #[arg(long, env = "PAYMENT_MAX_FEED_OUTAGE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub max_feed_outage: Duration,
+
+    /// TLS: this server's certificate chain (PEM). Set with --tls-key; unset, plaintext.
+    #[arg(long, env = "PAYMENT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS: the private key of --tls-cert (PEM). Never printed.
+    #[arg(long, env = "PAYMENT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: callers must present a certificate signed by this CA (PEM).
+    #[arg(long, env = "PAYMENT_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// The CA (PEM) that signed the certificates of auth-service: needed for https:// URLs.
+    #[arg(long, env = "PAYMENT_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// Mutual TLS: the certificate (PEM) this service presents to auth-service.
+    #[arg(long, env = "PAYMENT_CLIENT_CERT")]
+    pub client_cert: Option<PathBuf>,
+
+    /// Mutual TLS: the private key of --client-cert (PEM). Never printed.
+    #[arg(long, env = "PAYMENT_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// `demo`: the walkthrough.
@@ -101,6 +183,23 @@ pub struct DemoSettings {
     /// Log in for an opaque session token or for a token pair (JWT access token).
     #[arg(long, env = "DEMO_CREDENTIAL", value_enum, default_value_t = CredentialChoice::Session)]
     pub credential: CredentialChoice,
+
+    /// Run the three services over mutual TLS, with a throwaway CA and certificates made for
+    /// this run (not with --use-running: give --ca, --client-cert and --client-key instead).
+    #[arg(long, env = "DEMO_TLS", conflicts_with = "use_running")]
+    pub tls: bool,
+
+    /// With --use-running and https:// URLs: the CA (PEM) that signed the services' certificates.
+    #[arg(long, env = "DEMO_CA", requires = "use_running")]
+    pub ca: Option<PathBuf>,
+
+    /// With --use-running, for mutual TLS: the client certificate (PEM) to present.
+    #[arg(long, env = "DEMO_CLIENT_CERT", requires = "ca")]
+    pub client_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --client-cert. Never printed.
+    #[arg(long, env = "DEMO_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// Which credential the walkthrough logs in for.

@@ -27,6 +27,7 @@ pub mod bench;
 pub mod config;
 pub mod order;
 pub mod payment;
+pub mod pki;
 pub mod rpc_log;
 pub mod server;
 pub mod stack;

@@ -20,7 +20,7 @@ use crate::{
     config::OrderSettings,
     demo_status, error_reason,
     rpc_log::record,
-    server::{Bound, StartError, lazy_channel},
+    server::{Bound, StartError, channel},
     timestamp_now,
     v1::{
         ChargeRequest, ListOrdersRequest, ListOrdersResponse, Order, PlaceOrderRequest,
@@ -203,14 +203,24 @@ impl OrderService for OrderApi {
 pub struct OrderServer {
     bound: Bound,
     settings: OrderSettings,
+    auth: Channel,
+    payments: Channel,
 }
 
 impl OrderServer {
     pub async fn build(settings: &OrderSettings) -> Result<Self, StartError> {
-        let bound = Bound::bind(settings.listen_addr).await?;
+        // TLS files are read and URLs checked against them now, so a mistake fails the start.
+        let tls = settings.tls()?;
+        let auth = channel(&settings.auth_url, tls.client.as_ref())?;
+        let payments = channel(&settings.payment_url, tls.client.as_ref())?;
+        let bound = Bound::bind(settings.listen_addr)
+            .await?
+            .with_tls(tls.server);
         Ok(Self {
             bound,
             settings: settings.clone(),
+            auth,
+            payments,
         })
     }
 
@@ -222,12 +232,11 @@ impl OrderServer {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
-        let auth = lazy_channel(&self.settings.auth_url);
         // Empty audience: access tokens must carry the auth service's own audience.
-        let verifier = RemoteVerifier::new(auth.clone(), "");
+        let verifier = RemoteVerifier::new(self.auth.clone(), "");
         let api = OrderApi::new(
-            auth,
-            lazy_channel(&self.settings.payment_url),
+            self.auth,
+            self.payments,
             self.settings.payment_audience.clone(),
         );
         let service = AuthLayer::new(verifier).layer(OrderServiceServer::new(api));

@@ -19,7 +19,7 @@ use crate::{
     config::PaymentSettings,
     demo_status,
     rpc_log::record,
-    server::{Bound, StartError, lazy_channel},
+    server::{Bound, StartError, channel},
     timestamp_now,
     v1::{
         ChargeRequest, ChargeResponse,
@@ -110,11 +110,15 @@ impl PaymentServer {
     /// Binds the listener, fetches the keys and waits for the revocation feed's snapshot: a
     /// server that cannot know about revocations does not start.
     pub async fn build(settings: &PaymentSettings) -> Result<Self, StartError> {
-        let bound = Bound::bind(settings.listen_addr).await?;
+        let tls = settings.tls()?;
+        let auth = channel(&settings.auth_url, tls.client.as_ref())?;
+        let bound = Bound::bind(settings.listen_addr)
+            .await?
+            .with_tls(tls.server);
         let mut config = LocalVerifierConfig::new(settings.audience.clone());
         config.issuer.clone_from(&settings.issuer);
         config.max_feed_outage = settings.max_feed_outage;
-        let verifier = LocalVerifier::connect(lazy_channel(&settings.auth_url), config)
+        let verifier = LocalVerifier::connect(auth, config)
             .await
             .map_err(|status| StartError::AuthService {
                 url: settings.auth_url.clone(),

@@ -4,6 +4,7 @@
 
 use std::{convert::Infallible, future::Future, net::SocketAddr};
 
+use auth_api::tls::{ClientTls, ServerTls};
 use tokio::net::TcpListener;
 use tonic::{
     Status,
@@ -32,12 +33,15 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("TLS settings: {0}")]
+    Tls(#[from] auth_api::tls::TlsError),
 }
 
 /// A bound listener and the address it got.
 pub struct Bound {
     listener: TcpListener,
     local_addr: SocketAddr,
+    tls: Option<ServerTls>,
 }
 
 impl Bound {
@@ -48,7 +52,14 @@ impl Bound {
         Ok(Self {
             listener,
             local_addr,
+            tls: None,
         })
+    }
+
+    /// Serves over TLS (mutual TLS when `tls` has a client CA); `None` keeps plaintext.
+    pub fn with_tls(mut self, tls: Option<ServerTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -82,8 +93,12 @@ impl Bound {
             .with_service_name(HEALTH_SERVICE)
             .with_service_name(REFLECTION_SERVICE)
             .build_v1()?;
-        tracing::info!(addr = %self.local_addr, service = S::NAME, "listening");
-        Server::builder()
+        tracing::info!(addr = %self.local_addr, service = S::NAME, tls = self.tls.is_some(), "listening");
+        let mut server = Server::builder();
+        if let Some(tls) = &self.tls {
+            server = server.tls_config(tls.config())?;
+        }
+        server
             .layer(auth_api::telemetry::TraceContextLayer)
             .layer(RpcLogLayer)
             .add_service(health_service)
@@ -97,6 +112,14 @@ impl Bound {
         tracing::info!(service = S::NAME, "stopped");
         Ok(())
     }
+}
+
+/// A channel that connects on first use, over TLS with `tls` for an `https://` URL.
+pub fn channel(
+    url: &Uri,
+    tls: Option<&ClientTls>,
+) -> Result<tonic::transport::Channel, StartError> {
+    Ok(auth_api::tls::connect_lazy(url, tls)?)
 }
 
 /// A channel that connects on first use, so a service can start before its dependencies.

@@ -9,10 +9,13 @@ use auth_service::{app::Application, config::Settings};
 use tokio::{sync::watch, task::JoinHandle};
 use tonic::transport::Uri;
 
+use auth_api::tls::ClientTls;
+
 use crate::{
     config::{OrderSettings, PaymentSettings},
     order::OrderServer,
     payment::PaymentServer,
+    pki::{IssuedFiles, Pki},
     server::StartError,
 };
 
@@ -29,11 +32,24 @@ pub enum StackError {
     Service(#[from] StartError),
     #[error("bad service address: {0}")]
     Url(#[from] http::uri::InvalidUri),
+    #[error("cannot make the demo certificates: {0}")]
+    Pki(#[from] rcgen::Error),
+    #[error("cannot write the demo certificates: {0}")]
+    Certificates(std::io::Error),
 }
 
 /// The URL clients use for a bound address.
 pub fn url_of(addr: SocketAddr) -> Result<Uri, http::uri::InvalidUri> {
     format!("http://{addr}").parse()
+}
+
+/// `https://` when the service serves TLS, `http://` otherwise.
+fn service_url(addr: SocketAddr, tls: bool) -> Result<Uri, http::uri::InvalidUri> {
+    if tls {
+        format!("https://{addr}").parse()
+    } else {
+        url_of(addr)
+    }
 }
 
 /// A stop signal shared by servers: completes when `true` is sent or the sender is dropped.
@@ -64,8 +80,9 @@ impl AuthReplica {
     }
 
     pub async fn start(settings: Settings) -> Result<Self, StackError> {
+        let tls = settings.tls_cert.is_some();
         let app = Application::build(settings).await?;
-        let url = url_of(app.local_addr())?;
+        let url = service_url(app.local_addr(), tls)?;
         let (stop, _) = watch::channel(false);
         let shutdown = stop_signal(&stop);
         let task = tokio::spawn(async move {
@@ -88,6 +105,8 @@ pub struct LocalStack {
     pub auth_url: Uri,
     pub payment_url: Uri,
     pub order_url: Uri,
+    /// With [`LocalStack::start_mtls`]: the CA and a client certificate to call the services.
+    pub tls: Option<StackTls>,
     auth: AuthReplica,
     stop: watch::Sender<bool>,
     services: Vec<(&'static str, JoinHandle<()>)>,
@@ -95,29 +114,76 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
+    /// The three services over plaintext (h2c).
     pub async fn start() -> Result<Self, StackError> {
+        Self::launch(false).await
+    }
+
+    /// The three services over mutual TLS: a throwaway CA signs one certificate per service
+    /// (used to serve and to call the others) and one for the caller ([`StackTls::client`]);
+    /// every listener refuses a client without a certificate from that CA.
+    pub async fn start_mtls() -> Result<Self, StackError> {
+        Self::launch(true).await
+    }
+
+    async fn launch(mtls: bool) -> Result<Self, StackError> {
         let data_dir = tempfile::tempdir().map_err(StackError::DataDir)?;
-        let auth = AuthReplica::start(AuthReplica::sqlite_settings(data_dir.path())).await?;
+        let (files, tls) = if mtls {
+            let (files, tls) = StackTls::create(data_dir.path())?;
+            (Some(files), Some(tls))
+        } else {
+            (None, None)
+        };
+        let mut auth_settings = AuthReplica::sqlite_settings(data_dir.path());
+        if let Some(files) = &files {
+            auth_settings.tls_cert = Some(files.auth.cert.clone());
+            auth_settings.tls_key = Some(files.auth.key.clone());
+            auth_settings.tls_client_ca = Some(files.ca.clone());
+        }
+        let auth = AuthReplica::start(auth_settings).await?;
         let auth_url = auth.url.clone();
         let (stop, _) = watch::channel(false);
 
+        // Each service presents its own certificate to the services it calls.
+        let tls_paths = |identity: Option<&IssuedFiles>| {
+            let ca = files.as_ref().map(|files| files.ca.clone());
+            (
+                identity.map(|files| files.cert.clone()),
+                identity.map(|files| files.key.clone()),
+                ca,
+            )
+        };
+        let (cert, key, ca) = tls_paths(files.as_ref().map(|files| &files.payment));
         let payment = PaymentServer::build(&PaymentSettings {
             listen_addr: ([127, 0, 0, 1], 0).into(),
             auth_url: auth_url.clone(),
             audience: crate::PAYMENT_AUDIENCE.into(),
             issuer: "auth".into(),
             max_feed_outage: Duration::from_secs(30),
+            tls_cert: cert.clone(),
+            tls_key: key.clone(),
+            tls_client_ca: ca.clone(),
+            upstream_ca: ca,
+            client_cert: cert,
+            client_key: key,
         })
         .await?;
-        let payment_url = url_of(payment.local_addr())?;
+        let payment_url = service_url(payment.local_addr(), mtls)?;
+        let (cert, key, ca) = tls_paths(files.as_ref().map(|files| &files.order));
         let order = OrderServer::build(&OrderSettings {
             listen_addr: ([127, 0, 0, 1], 0).into(),
             auth_url: auth_url.clone(),
             payment_url: payment_url.clone(),
             payment_audience: crate::PAYMENT_AUDIENCE.into(),
+            tls_cert: cert.clone(),
+            tls_key: key.clone(),
+            tls_client_ca: ca.clone(),
+            upstream_ca: ca,
+            client_cert: cert,
+            client_key: key,
         })
         .await?;
-        let order_url = url_of(order.local_addr())?;
+        let order_url = service_url(order.local_addr(), mtls)?;
 
         let payment_stopped = stop_signal(&stop);
         let order_stopped = stop_signal(&stop);
@@ -143,6 +209,7 @@ impl LocalStack {
             auth_url,
             payment_url,
             order_url,
+            tls,
             auth,
             stop,
             services,
@@ -155,6 +222,47 @@ impl LocalStack {
         let _ = self.stop.send(true);
         drain(self.services).await;
         self.auth.stop().await;
+    }
+}
+
+/// The throwaway PKI of a mutual-TLS [`LocalStack`].
+pub struct StackTls {
+    /// The CA every certificate of the stack comes from; it can sign more (other clients).
+    pub pki: Pki,
+    /// Trusts the CA and presents a client certificate it signed: what a caller of the stack
+    /// (the walkthrough, a test) uses.
+    pub client: ClientTls,
+}
+
+/// Where the stack's PEM files are.
+struct StackFiles {
+    ca: std::path::PathBuf,
+    auth: IssuedFiles,
+    payment: IssuedFiles,
+    order: IssuedFiles,
+}
+
+impl StackTls {
+    fn create(data_dir: &Path) -> Result<(StackFiles, Self), StackError> {
+        let pki = Pki::new("demo CA")?;
+        let dir = data_dir.join("tls");
+        std::fs::create_dir_all(&dir).map_err(StackError::Certificates)?;
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, pki.ca_pem()).map_err(StackError::Certificates)?;
+        let write = |name: &str| {
+            pki.service(name)?
+                .write(&dir, name)
+                .map_err(StackError::Certificates)
+        };
+        let files = StackFiles {
+            auth: write("auth-service")?,
+            payment: write("payment-service")?,
+            order: write("order-service")?,
+            ca,
+        };
+        let caller = pki.client("demo-client")?;
+        let client = ClientTls::new(pki.ca_pem()).with_identity(caller.cert_pem, caller.key_pem);
+        Ok((files, Self { pki, client }))
     }
 }
 

@@ -213,11 +213,24 @@ pub async fn run(
     credential: CredentialChoice,
     on_step: &mut (dyn FnMut(&Step) + Send),
 ) -> Report {
+    run_with_tls(targets, None, credential, on_step).await
+}
+
+/// [`run`], with `tls` for the `https://` targets (the CA to trust and, for mutual TLS, the
+/// client certificate to present). A target whose URL does not fit `tls` fails the first step.
+pub async fn run_with_tls(
+    targets: &Targets,
+    tls: Option<&auth_api::tls::ClientTls>,
+    credential: CredentialChoice,
+    on_step: &mut (dyn FnMut(&Step) + Send),
+) -> Report {
     let mut walk = Walk {
         report: Report::default(),
         on_step,
     };
-    walk.report.completed = story::story(&mut walk, targets, credential).await.is_some();
+    walk.report.completed = story::story(&mut walk, targets, tls, credential)
+        .await
+        .is_some();
     walk.report
 }
 

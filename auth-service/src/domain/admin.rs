@@ -92,6 +92,9 @@ impl AdminCore {
         if user_id.is_empty() {
             return Err(AuthError::InvalidArgument("user_id is required"));
         }
+        if !super::opaque_token::is_identifier(user_id) {
+            return Err(AuthError::UserNotFound);
+        }
         self.core
             .store()
             .find_user(user_id)
@@ -122,12 +125,15 @@ impl AdminCore {
         Self::require_admin(caller)?;
         let user = match lookup {
             UserLookup::Id(user_id) => self.user(user_id).await?,
-            UserLookup::Email(email) => self
-                .core
-                .store()
-                .find_user_by_email_key(&Email::lookup_key(email))
-                .await?
-                .ok_or(AuthError::UserNotFound)?,
+            UserLookup::Email(email) => match Email::parse(email) {
+                Ok(email) => self
+                    .core
+                    .store()
+                    .find_user_by_email_key(&email.key)
+                    .await?
+                    .ok_or(AuthError::UserNotFound)?,
+                Err(_) => return Err(AuthError::UserNotFound),
+            },
         };
         Ok(user.into())
     }

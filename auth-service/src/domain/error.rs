@@ -46,6 +46,15 @@ pub enum AuthError {
     UserNotFound,
     #[error("the refresh could not be completed because of concurrent refreshes; retry")]
     Contended,
+    /// Too many attempts from one client address; retry after `retry_after`.
+    #[error("too many attempts; retry later")]
+    RateLimited { retry_after: std::time::Duration },
+    /// The password-hashing queue is full: shed at once rather than queue without bound.
+    #[error("the service is busy; retry later")]
+    Overloaded { retry_after: std::time::Duration },
+    /// A new password found in the list of the most common passwords.
+    #[error("this password is too common; choose another")]
+    CommonPassword,
     /// A dependency (the database) is unreachable; the request may be retried.
     #[error("service unavailable: {0}")]
     Unavailable(String),

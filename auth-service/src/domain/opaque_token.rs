@@ -81,6 +81,16 @@ pub fn new_id() -> Result<String, AuthError> {
     Ok(URL_SAFE_NO_PAD.encode(random_bytes::<12>()?))
 }
 
+/// Whether `text` has the shape of an identifier this service issues (base64url, short). Input
+/// that does not is refused before it reaches the database: it cannot name anything, and some
+/// bytes (NUL) are errors to PostgreSQL rather than misses.
+pub fn is_identifier(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A JWT `jti`: 72 random bits, unique among the tokens live at one time.
 pub fn new_token_id() -> Result<String, AuthError> {
     Ok(URL_SAFE_NO_PAD.encode(random_bytes::<9>()?))

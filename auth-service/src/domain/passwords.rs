@@ -22,6 +22,8 @@ use super::AuthError;
 /// NIST SP 800-63B: at least 8 characters; we accept up to 1024 bytes and never truncate.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// What a shed login is told to wait before retrying.
+pub const SHED_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug)]
 pub struct HashingParams {
@@ -30,6 +32,8 @@ pub struct HashingParams {
     pub parallelism: u32,
     /// How many hashes may run at once.
     pub concurrency: usize,
+    /// How many logins may wait for a hashing slot; beyond it they are shed (0: no limit).
+    pub queue_limit: usize,
 }
 
 impl Default for HashingParams {
@@ -40,6 +44,7 @@ impl Default for HashingParams {
             iterations: 2,
             parallelism: 1,
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            queue_limit: 64,
         }
     }
 }
@@ -50,6 +55,7 @@ pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     /// Hashes waiting for a permit (exported as a metric).
     waiting: Arc<AtomicUsize>,
+    queue_limit: usize,
     dummy_hash: Arc<str>,
 }
 
@@ -66,6 +72,7 @@ impl PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
+            queue_limit: settings.queue_limit,
             dummy_hash: Arc::from(""),
         };
         let unguessable = super::opaque_token::OpaqueToken::generate()?.text;
@@ -118,6 +125,95 @@ impl PasswordHasher {
         Ok(matched && user_exists)
     }
 
+    /// `verify` for a login: when `queue_limit` logins already wait for a hashing slot, answers
+    /// `Overloaded` at once instead of queueing (a login storm sheds load, it does not pile up).
+    pub async fn verify_or_shed(
+        &self,
+        password: String,
+        stored_hash: Option<String>,
+    ) -> Result<bool, AuthError> {
+        if self.queue_limit > 0 {
+            match self.permits.clone().try_acquire_owned() {
+                // A free slot: no queueing, nothing to shed.
+                Ok(permit) => return self.verify_with_permit(password, stored_hash, permit).await,
+                Err(tokio::sync::TryAcquireError::Closed) => {
+                    return Err(AuthError::Unavailable(
+                        "password hashing is shut down".into(),
+                    ));
+                }
+                Err(tokio::sync::TryAcquireError::NoPermits) => {}
+            }
+            // Join the queue only while it is below the limit (checked and joined atomically).
+            let limit = self.queue_limit;
+            if self
+                .waiting
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                    (waiting < limit).then_some(waiting + 1)
+                })
+                .is_err()
+            {
+                return Err(AuthError::Overloaded {
+                    retry_after: SHED_RETRY_AFTER,
+                });
+            }
+            let permit = self.permits.clone().acquire_owned().await;
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            let permit = permit
+                .map_err(|_| AuthError::Unavailable("password hashing is shut down".into()))?;
+            return self.verify_with_permit(password, stored_hash, permit).await;
+        }
+        self.verify(password, stored_hash).await
+    }
+
+    async fn verify_with_permit(
+        &self,
+        password: String,
+        stored_hash: Option<String>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<bool, AuthError> {
+        let argon2 = self.argon2();
+        let user_exists = stored_hash.is_some();
+        let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let span = Span::current();
+        let matched = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(|| {
+                argon2
+                    .verify_password(password.as_bytes(), hash.as_str())
+                    .is_ok()
+            })
+        })
+        .await
+        .map_err(|error| AuthError::Internal(format!("hashing task failed: {error}")))?;
+        Ok(matched && user_exists)
+    }
+
+    /// Whether `stored_hash` was made with weaker (or other) parameters than the configured
+    /// ones, so that it should be replaced after the next successful login.
+    pub fn needs_rehash(&self, stored_hash: &str) -> bool {
+        let Ok(parsed) = argon2::password_hash::phc::PasswordHash::new(stored_hash) else {
+            return true;
+        };
+        if parsed.algorithm.as_str() != "argon2id" {
+            return true;
+        }
+        match Params::try_from(&parsed) {
+            Ok(stored) => {
+                stored.m_cost() < self.params.m_cost()
+                    || stored.t_cost() < self.params.t_cost()
+                    || stored.p_cost() != self.params.p_cost()
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Whether a login would be shed right now (every slot busy and the queue at its limit).
+    pub fn is_saturated(&self) -> bool {
+        self.queue_limit > 0
+            && self.permits.available_permits() == 0
+            && self.waiting.load(Ordering::Acquire) >= self.queue_limit
+    }
+
     /// How many hashes are waiting for a hashing slot right now.
     pub fn queue_depth(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
@@ -153,6 +249,7 @@ mod tests {
             iterations: 1,
             parallelism: 1,
             concurrency: 2,
+            queue_limit: 0,
         }
     }
 

@@ -12,7 +12,9 @@ use super::{
     ADMIN_ROLE, AuthError, Timestamp,
     accounts::{Email, format_roles, parse_roles},
     keys::KeyManager,
+    limits::{Attempt, LimitPolicy, Limiter, Limits, MemoryLimiter, Throttled},
     opaque_token::{OpaqueToken, TokenHash, new_id, new_token_id},
+    password_policy::check_new_password,
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher},
     revocations::{Revocation, RevocationHub},
     session::SessionKind,
@@ -43,6 +45,10 @@ pub struct Policy {
     pub exchange_token_ttl: Duration,
     /// Audiences ExchangeToken may mint for; empty means any.
     pub exchange_audiences: Vec<String>,
+    /// Shortest new password, in characters (never below 8).
+    pub password_min_chars: usize,
+    /// Per-address throttle and per-account lockout.
+    pub limits: LimitPolicy,
 }
 
 /// Who a verified credential belongs to.
@@ -102,6 +108,7 @@ pub struct AuthCore {
     keys: Arc<KeyManager>,
     hasher: PasswordHasher,
     revocations: Arc<RevocationHub>,
+    limits: Limits,
 }
 
 impl AuthCore {
@@ -116,6 +123,8 @@ impl AuthCore {
             issuer: policy.issuer.clone(),
             leeway: policy.leeway,
         };
+        // Counted in this process until `with_limiter` shares the counts (Redis).
+        let limits = Limits::new(Arc::new(MemoryLimiter::new()), policy.limits);
         Self {
             policy,
             rules,
@@ -123,7 +132,24 @@ impl AuthCore {
             keys,
             hasher,
             revocations,
+            limits,
         }
+    }
+
+    /// Counts brute-force limits with `limiter` (shared by every replica) instead of in memory.
+    pub fn with_limiter(mut self, limiter: Arc<dyn Limiter>) -> Self {
+        self.limits = Limits::new(limiter, self.policy.limits);
+        self
+    }
+
+    /// Counts a call of `rpc` from `peer` (`ip:port`) against the per-address budget.
+    pub async fn throttle_address(
+        &self,
+        rpc: Throttled,
+        peer: &str,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        self.limits.throttle_address(rpc, peer, now).await
     }
 
     pub fn policy(&self) -> &Policy {
@@ -169,7 +195,7 @@ impl AuthCore {
         now: Timestamp,
     ) -> Result<String, AuthError> {
         let email = Email::parse(email)?;
-        PasswordHasher::check_policy(&password)?;
+        check_new_password(&password, self.policy.password_min_chars)?;
         let roles = format_roles(roles)?;
         let user = UserRecord {
             id: new_id()?,
@@ -198,17 +224,42 @@ impl AuthCore {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(AuthError::PasswordTooLong);
         }
-        let user = self
-            .store
-            .find_user_by_email_key(&Email::lookup_key(email))
+        self.limits
+            .throttle_address(Throttled::Login, &client.peer_address, now)
             .await?;
+        // Shed at once, before any work; a shed login is not counted as a failure.
+        if self.hasher.is_saturated() {
+            return Err(AuthError::Overloaded {
+                retry_after: super::passwords::SHED_RETRY_AFTER,
+            });
+        }
+        let email_key = Email::lookup_key(email);
+        // Something that cannot be an address names no account (and is never sent to the store,
+        // where a NUL byte would be an error rather than a miss); it still pays the hash below.
+        let user = match Email::parse(email) {
+            Ok(_) => self.store.find_user_by_email_key(&email_key).await?,
+            Err(_) => None,
+        };
         // The hash check runs whether or not the account exists: same answer, same time.
         let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
-        let matched = self.hasher.verify(password, stored_hash).await?;
+        // Kept only when the stored hash is to be upgraded after this login.
+        let rehash_with = stored_hash
+            .as_deref()
+            .filter(|hash| self.hasher.needs_rehash(hash))
+            .map(|_| password.clone());
+        let matched = self.hasher.verify_or_shed(password, stored_hash).await? && user.is_some();
+        // Settled atomically after the check (limits.rs): a locked account, known or not, gets
+        // exactly the wrong-password answer after the same work, even for the right password.
+        if let Attempt::Locked { .. } = self.limits.settle_login(&email_key, matched, now).await {
+            return Err(AuthError::InvalidCredentials);
+        }
         let user = match user {
             Some(user) if matched => user,
             _ => return Err(AuthError::InvalidCredentials),
         };
+        if let Some(password) = rehash_with {
+            self.upgrade_hash(&user.id, password).await;
+        }
         // Only after the password is proven does a suspended account say so (admin.rs).
         if user.suspended_at.is_some() {
             return Err(AuthError::AccountSuspended);
@@ -217,6 +268,23 @@ impl AuthCore {
         self.end_if_suspended_meanwhile(&user.id, &outcome.session_id, now)
             .await?;
         Ok(outcome)
+    }
+
+    /// Replaces a hash made with older (weaker) argon2 parameters, after the password was
+    /// proven. A failure only delays the upgrade to the next login.
+    async fn upgrade_hash(&self, user_id: &str, password: String) {
+        let result = match self.hasher.hash(password).await {
+            Ok(hash) => self
+                .store
+                .update_password_hash(user_id, &hash)
+                .await
+                .map_err(AuthError::from),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => tracing::info!(%user_id, "password hash upgraded to the current parameters"),
+            Err(error) => tracing::warn!(%user_id, %error, "upgrading a password hash failed"),
+        }
     }
 
     async fn start_session(
@@ -450,7 +518,9 @@ impl AuthCore {
             user_id: &verified.principal.user_id,
             session_id: &verified.principal.session_id,
             roles: verified.principal.roles.clone(),
-            session_expires_at: session.expires_at,
+            // Never later than the subject itself: exchanging a token for a fresh one of the same
+            // reach, again and again, must not stretch a stolen token past its expiry.
+            session_expires_at: session.expires_at.min(verified.expires_at),
         };
         self.mint_access_token(grant, Some(audience), now).await
     }
@@ -658,6 +728,9 @@ impl AuthCore {
         if user_id.is_empty() || user_id == caller.user_id {
             Ok(caller.user_id.clone())
         } else if caller.is_admin() {
+            if !super::opaque_token::is_identifier(user_id) {
+                return Err(AuthError::UserNotFound);
+            }
             Ok(user_id.to_owned())
         } else {
             Err(AuthError::PermissionDenied)
@@ -682,6 +755,9 @@ impl AuthCore {
     ) -> Result<(), AuthError> {
         if session_id.is_empty() {
             return Err(AuthError::InvalidArgument("session_id is required"));
+        }
+        if !super::opaque_token::is_identifier(session_id) {
+            return Err(AuthError::SessionNotFound);
         }
         let session = self
             .store
@@ -727,7 +803,7 @@ impl AuthCore {
         {
             return Err(AuthError::InvalidCredentials);
         }
-        PasswordHasher::check_policy(&new_password)?;
+        check_new_password(&new_password, self.policy.password_min_chars)?;
         let new_hash = self.hasher.hash(new_password).await?;
         self.store.update_password_hash(&user.id, &new_hash).await?;
         self.revoke_user(

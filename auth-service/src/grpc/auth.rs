@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status, metadata::MetadataMap};
 use super::{convert, to_status};
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
+    limits::Throttled,
     service::{ClientInfo, Credential, Principal},
     session::SessionKind,
 };
@@ -24,6 +25,15 @@ pub struct AuthApi {
 impl AuthApi {
     pub fn new(core: Arc<AuthCore>) -> Self {
         Self { core }
+    }
+
+    /// Counts the call against its per-address budget (Login counts inside the domain).
+    async fn throttle<T>(&self, rpc: Throttled, request: &Request<T>) -> Result<(), Status> {
+        let peer = client_info(request).peer_address;
+        self.core
+            .throttle_address(rpc, &peer, Timestamp::now())
+            .await
+            .map_err(to_status)
     }
 
     /// The caller behind the request's bearer token (access or session token, own audience).
@@ -56,6 +66,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
+        self.throttle(Throttled::Register, &request).await?;
         let request = request.into_inner();
         let user_id = self
             .core
@@ -130,6 +141,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
+        self.throttle(Throttled::Refresh, &request).await?;
         let request = request.into_inner();
         let tokens = self
             .core

@@ -31,6 +31,9 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::AccountSuspended => (Code::Unauthenticated, "ACCOUNT_SUSPENDED"),
         AuthError::UserNotFound => (Code::NotFound, "USER_NOT_FOUND"),
         AuthError::Contended => (Code::Aborted, "CONCURRENT_REFRESH"),
+        AuthError::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
+        AuthError::Overloaded { .. } => (Code::ResourceExhausted, "OVERLOADED"),
+        AuthError::CommonPassword => (Code::InvalidArgument, "COMMON_PASSWORD"),
         AuthError::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
         AuthError::Internal(_) => (Code::Internal, "INTERNAL"),
     };
@@ -46,11 +49,12 @@ pub fn to_status(error: AuthError) -> Status {
         // The domain's messages are written for clients and never contain input values.
         other => other.to_string(),
     };
-    Status::with_error_details(
-        code,
-        message,
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new()),
-    )
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    // Throttled and shed calls say when to come back (google.rpc.RetryInfo).
+    if let AuthError::RateLimited { retry_after } | AuthError::Overloaded { retry_after } = &error {
+        details.set_retry_info(Some(*retry_after));
+    }
+    Status::with_error_details(code, message, details)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 mod postgres;
 pub mod redis_fanout;
+pub mod redis_limiter;
 mod sql;
 mod sqlite;
 

@@ -48,6 +48,11 @@ impl RedisLink {
         self.fanout.clone()
     }
 
+    /// The brute-force counters on this Redis, under `prefix`.
+    pub fn limiter(&self, prefix: &str) -> super::redis_limiter::RedisLimiter {
+        super::redis_limiter::RedisLimiter::new(self.fanout.connection.clone(), prefix)
+    }
+
     /// One round trip, for health checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.fanout.connection.clone();

@@ -146,6 +146,15 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
     settings.listen_addr = ([127, 0, 0, 1], 0).into();
     settings.key_reload_interval = Duration::from_secs(1);
     database.apply(&mut settings);
+    // Tests share one Redis and one client address: give each database its own rate-limit keys.
+    settings.limits_key_prefix = format!(
+        "test:{}",
+        database
+            .data_dir
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
     settings
 }
 

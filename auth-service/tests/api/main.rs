@@ -5,12 +5,13 @@
 mod helpers;
 
 mod admin;
+mod attacks;
 mod auth_layer;
 mod authctl;
+mod brute_force;
 mod cli;
 mod exchange;
 mod ext_authz;
-mod forged_tokens;
 mod health;
 mod keys;
 mod lifecycle;
@@ -18,10 +19,12 @@ mod login;
 mod logout;
 mod observability;
 mod password;
+mod properties;
 mod refresh;
 mod register;
 mod replicas;
 mod restart;
 mod revocation_feed;
 mod sessions;
+mod tls;
 mod verify;

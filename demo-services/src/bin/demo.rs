@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use auth_api::tls::ClientTls;
 use clap::Parser;
 use demo_services::{
     config::DemoSettings,
@@ -17,10 +18,27 @@ async fn main() -> ExitCode {
     // The services' per-call lines would interleave with the story: RUST_LOG=info shows them.
     let _telemetry = telemetry::init("demo", "warn");
 
+    // With --use-running, TLS comes from the given files; otherwise from the stack (--tls).
+    let running_tls = match ClientTls::from_files(
+        settings.ca.as_deref(),
+        settings.client_cert.as_deref(),
+        settings.client_key.as_deref(),
+    ) {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("demo: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let stack = if settings.use_running {
         None
     } else {
-        match LocalStack::start().await {
+        let started = if settings.tls {
+            LocalStack::start_mtls().await
+        } else {
+            LocalStack::start().await
+        };
+        match started {
             Ok(stack) => Some(stack),
             Err(error) => {
                 eprintln!("demo: {error}");
@@ -40,7 +58,14 @@ async fn main() -> ExitCode {
             payment: settings.payment_url.clone(),
         },
     };
-    let origin = match stack {
+    let client_tls = match &stack {
+        Some(stack) => stack.tls.as_ref().map(|tls| tls.client.clone()),
+        None => running_tls,
+    };
+    let origin = match &stack {
+        Some(stack) if stack.tls.is_some() => {
+            "started in this process over mutual TLS (a throwaway CA signed every certificate), auth-service on a temporary SQLite database"
+        }
         Some(_) => "started in this process, auth-service on a temporary SQLite database",
         None => "already running",
     };
@@ -49,9 +74,14 @@ async fn main() -> ExitCode {
         targets.auth, targets.order, targets.payment
     );
 
-    let report = walkthrough::run(&targets, settings.credential, &mut |step| {
-        println!("{step}\n");
-    })
+    let report = walkthrough::run_with_tls(
+        &targets,
+        client_tls.as_ref(),
+        settings.credential,
+        &mut |step| {
+            println!("{step}\n");
+        },
+    )
     .await;
     if let Some(stack) = stack {
         stack.stop().await;

@@ -5,18 +5,19 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use auth_api::tls::ClientTls;
 use auth_api::v1::{
     CredentialKind, ExchangeTokenRequest, LoginRequest, LogoutRequest, RegisterRequest,
     auth_service_client::AuthServiceClient, login_response::Credential,
 };
 use tonic::{Code, Status, transport::Channel};
 
-use super::{RevocationTiming, Targets, Walk, millis};
+use super::{Expect, Outcome, RevocationTiming, Targets, Walk, millis};
 use crate::{
     PAYMENT_AUDIENCE,
     config::CredentialChoice,
     error_reason,
-    server::lazy_channel,
+    server::channel,
     v1::{
         ChargeRequest, ListOrdersRequest, PlaceOrderRequest,
         order_service_client::OrderServiceClient, payment_service_client::PaymentServiceClient,
@@ -32,11 +33,36 @@ const REVOCATION_DEADLINE: Duration = Duration::from_secs(5);
 pub(super) async fn story(
     walk: &mut Walk<'_>,
     targets: &Targets,
+    tls: Option<&ClientTls>,
     credential: CredentialChoice,
 ) -> Option<()> {
-    let auth = AuthServiceClient::new(lazy_channel(&targets.auth));
-    let orders = OrderServiceClient::new(lazy_channel(&targets.order));
-    let payments = PaymentServiceClient::new(lazy_channel(&targets.payment));
+    let channels = channel(&targets.auth, tls).and_then(|auth| {
+        Ok((
+            auth,
+            channel(&targets.order, tls)?,
+            channel(&targets.payment, tls)?,
+        ))
+    });
+    let (auth, orders, payments) = match channels {
+        Ok(channels) => channels,
+        Err(error) => {
+            // An https:// URL without TLS settings, or the other way round.
+            walk.record(
+                "Connect to the services".into(),
+                Expect::Accepted,
+                Outcome::Rejected {
+                    code: Code::InvalidArgument,
+                    reason: None,
+                    message: error.to_string(),
+                },
+                None,
+            );
+            return None;
+        }
+    };
+    let auth = AuthServiceClient::new(auth);
+    let orders = OrderServiceClient::new(orders);
+    let payments = PaymentServiceClient::new(payments);
 
     let email = unique_email();
     let register = auth

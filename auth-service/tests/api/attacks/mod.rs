@@ -1,0 +1,38 @@
+//! The attack catalogue: one test per attack, named for it, asserting the answer (status and
+//! `ErrorInfo` reason) and that nothing changed on the server (the victim's credentials still
+//! work, no session was created or ended, no key was added). SECURITY.md lists every case with
+//! the requirement it covers (OWASP ASVS 5.0, RFC 8725, RFC 9700, NIST SP 800-63B).
+
+mod login;
+mod sessions;
+mod tokens;
+mod transport;
+
+use auth_api::v1 as pb;
+use tonic::Status;
+
+use crate::helpers::{TestApp, with_bearer};
+
+/// The ids of the live sessions of the caller behind `bearer`, newest first.
+pub async fn live_session_ids(app: &TestApp, bearer: &str) -> Result<Vec<String>, Status> {
+    let request = with_bearer(bearer, pb::ListSessionsRequest::default())
+        .map_err(|error| Status::internal(error.to_string()))?;
+    let sessions = app.auth.clone().list_sessions(request).await?;
+    Ok(sessions
+        .into_inner()
+        .sessions
+        .into_iter()
+        .map(|session| session.session_id)
+        .collect())
+}
+
+/// How many unrevoked sessions the store holds for `user_id`, read past the service: proof
+/// that an attack created or ended none.
+pub async fn stored_session_count(
+    app: &TestApp,
+    user_id: &str,
+) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    let store = app.database.store().await?;
+    let epoch = auth_service::domain::Timestamp::from_millis(0);
+    Ok(store.list_sessions(user_id, epoch).await?.len())
+}

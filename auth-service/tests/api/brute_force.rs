@@ -1,0 +1,493 @@
+//! Brute force and overload: the per-address throttle, the per-account lockout (also for unknown
+//! emails, atomic under parallel guesses, shared by replicas), the common-password list, hash
+//! upgrades on login, and load shedding in front of argon2.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use auth_api::v1::{self as pb, CredentialKind};
+use auth_service::{
+    config::{SecretString, Settings},
+    domain::{
+        Timestamp,
+        accounts::Email,
+        limits::{Attempt, Limiter, LockoutRule},
+    },
+    store::redis_fanout::RedisLink,
+};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::helpers::{
+    Backend, CuttableProxy, PASSWORD, TestApp, TestResult, assert_error, on_both_backends,
+    postgres_and_redis, redis_host_port, token_pair, unique_email, with_bearer,
+};
+
+on_both_backends!(
+    too_many_calls_from_one_address_are_throttled_with_a_retry_delay,
+    a_locked_account_answers_exactly_like_a_wrong_password_until_the_lock_ends,
+    an_unknown_email_is_locked_too_even_once_it_is_registered,
+    parallel_wrong_guesses_lock_the_account_before_the_right_password_gets_in,
+    common_passwords_are_refused_at_register_and_change_password,
+    a_hash_with_older_parameters_is_upgraded_on_the_next_login,
+    a_burst_of_logins_beyond_the_hashing_queue_is_shed_while_verify_answers,
+);
+
+fn login_request(email: &str, password: &str) -> pb::LoginRequest {
+    pb::LoginRequest {
+        email: email.into(),
+        password: password.into(),
+        kind: CredentialKind::Tokens.into(),
+    }
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> Result<pb::LoginResponse, Status> {
+    Ok(app
+        .auth
+        .clone()
+        .login(login_request(email, password))
+        .await?
+        .into_inner())
+}
+
+/// Everything a client can see of a failed call (code, message, encoded details).
+fn visible(status: &Status) -> (Code, String, Vec<u8>) {
+    (
+        status.code(),
+        status.message().to_owned(),
+        status.details().to_vec(),
+    )
+}
+
+/// A small lockout: `threshold` failures, then 1 s doubling up to `max`.
+fn lockout(settings: &mut Settings, threshold: u32, base: Duration, max: Duration) {
+    settings.account_lockout_threshold = threshold;
+    settings.account_lockout_base = base;
+    settings.account_lockout_max = max;
+}
+
+async fn too_many_calls_from_one_address_are_throttled_with_a_retry_delay(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.login_rate_per_address = 3;
+        settings.account_lockout_threshold = 0;
+    })
+    .await?;
+    let email = unique_email("throttle");
+    app.register(&email).await?;
+    for _ in 0..2 {
+        assert_error(
+            login(&app, &email, "not the password").await,
+            Code::Unauthenticated,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    login(&app, &email, PASSWORD).await?;
+    // The fourth call in the minute is refused before any password check, even the right one.
+    let status = login(&app, &email, PASSWORD).await.expect_err("throttled");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(
+        status.get_details_error_info().map(|info| info.reason),
+        Some("RATE_LIMITED".into())
+    );
+    let delay = status
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("a retry delay");
+    assert!(
+        delay > Duration::ZERO && delay <= Duration::from_secs(60),
+        "{delay:?}"
+    );
+
+    // Register has its own budget, counted the same way (one registration above).
+    for n in 0..2 {
+        app.register(&unique_email(&format!("reg{n}"))).await?;
+    }
+    assert_error(
+        app.register(&unique_email("reg-over")).await,
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+    );
+    Ok(())
+}
+
+async fn a_locked_account_answers_exactly_like_a_wrong_password_until_the_lock_ends(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| {
+        lockout(settings, 3, Duration::from_secs(1), Duration::from_secs(2));
+    })
+    .await?;
+    let email = unique_email("lock");
+    app.register(&email).await?;
+    let mut wrong = Vec::new();
+    for _ in 0..3 {
+        wrong.push(
+            login(&app, &email, "not the password")
+                .await
+                .expect_err("wrong password"),
+        );
+    }
+    // Locked: the right password gets the wrong-password answer, byte for byte.
+    let locked = login(&app, &email, PASSWORD).await.expect_err("locked");
+    assert_eq!(visible(&locked), visible(&wrong[0]));
+    assert_error::<()>(Err(locked), Code::Unauthenticated, "INVALID_CREDENTIALS");
+
+    // The lock is temporary.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    login(&app, &email, PASSWORD).await?;
+
+    // A success forgets the failures: the next lock needs the full threshold again.
+    for _ in 0..2 {
+        assert!(login(&app, &email, "not the password").await.is_err());
+    }
+    login(&app, &email, PASSWORD).await?;
+    Ok(())
+}
+
+async fn an_unknown_email_is_locked_too_even_once_it_is_registered(backend: Backend) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| {
+        lockout(
+            settings,
+            3,
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        );
+    })
+    .await?;
+    let email = unique_email("ghost");
+    for _ in 0..3 {
+        assert_error(
+            login(&app, &email, PASSWORD).await,
+            Code::Unauthenticated,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    // The lock is on the email, not on a row: an attacker cannot tell it from a real account.
+    app.register(&email).await?;
+    assert_error(
+        login(&app, &email, PASSWORD).await,
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+    );
+    // Letter case does not make another account.
+    assert_error(
+        login(&app, &email.to_uppercase(), PASSWORD).await,
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+    );
+    Ok(())
+}
+
+async fn parallel_wrong_guesses_lock_the_account_before_the_right_password_gets_in(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| {
+        lockout(
+            settings,
+            5,
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        );
+        settings.login_rate_per_address = 1_000;
+    })
+    .await?;
+    let email = unique_email("parallel");
+    app.register(&email).await?;
+    let guesses = (0..20).map(|n| {
+        let mut client = app.auth.clone();
+        let request = login_request(&email, &format!("guess number {n}"));
+        tokio::spawn(async move { client.login(request).await })
+    });
+    for guess in futures_join(guesses.collect()).await {
+        assert_error(guess?, Code::Unauthenticated, "INVALID_CREDENTIALS");
+    }
+    assert_error(
+        login(&app, &email, PASSWORD).await,
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+    );
+    Ok(())
+}
+
+async fn futures_join<T>(
+    handles: Vec<tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(handle.await);
+    }
+    results
+}
+
+async fn common_passwords_are_refused_at_register_and_change_password(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| settings.password_min_length = 10).await?;
+    let register = |password: &str| {
+        let mut client = app.auth.clone();
+        let request = pb::RegisterRequest {
+            email: unique_email("common"),
+            password: password.into(),
+        };
+        async move { client.register(request).await }
+    };
+    assert_error(
+        register("password123").await,
+        Code::InvalidArgument,
+        "COMMON_PASSWORD",
+    );
+    // Compared without regard to case; no composition rule makes a listed password acceptable.
+    assert_error(
+        register("QWERTYUIOP").await,
+        Code::InvalidArgument,
+        "COMMON_PASSWORD",
+    );
+    // The configured minimum length.
+    assert_error(
+        register("nine char").await,
+        Code::InvalidArgument,
+        "WEAK_PASSWORD",
+    );
+    register(PASSWORD).await?;
+
+    let email = unique_email("changer");
+    let (_, tokens) = app.user_with_tokens(&email).await?;
+    let request = with_bearer(
+        &tokens.access_token,
+        pb::ChangePasswordRequest {
+            current_password: PASSWORD.into(),
+            new_password: "password1234".into(),
+        },
+    )?;
+    assert_error(
+        app.auth.clone().change_password(request).await,
+        Code::InvalidArgument,
+        "COMMON_PASSWORD",
+    );
+    Ok(())
+}
+
+async fn a_hash_with_older_parameters_is_upgraded_on_the_next_login(
+    backend: Backend,
+) -> TestResult {
+    let mut app = TestApp::spawn_with(&backend, |settings| settings.argon2_iterations = 2).await?;
+    let email = unique_email("rehash");
+    app.register(&email).await?;
+    let store = app.database.store().await?;
+    let stored = |store: Arc<dyn auth_service::store::Store>, email: String| async move {
+        store
+            .find_user_by_email_key(&Email::lookup_key(&email))
+            .await
+            .map(|user| user.map(|user| user.password_hash).unwrap_or_default())
+    };
+    let before = stored(store.clone(), email.clone()).await?;
+    assert!(before.contains(",t=2,"), "{before}");
+
+    // The operator raises the cost; the next successful login re-hashes.
+    app.stop().await;
+    let mut settings = app.settings.clone();
+    settings.argon2_iterations = 3;
+    let app = TestApp::start(app.database.clone(), settings).await?;
+    assert!(login(&app, &email, "not the password").await.is_err());
+    assert_eq!(stored(store.clone(), email.clone()).await?, before);
+    login(&app, &email, PASSWORD).await?;
+    let after = stored(store.clone(), email.clone()).await?;
+    assert!(after.contains(",t=3,"), "{after}");
+    // And the upgraded hash still verifies.
+    login(&app, &email, PASSWORD).await?;
+    assert_eq!(stored(store, email).await?, after);
+    Ok(())
+}
+
+async fn a_burst_of_logins_beyond_the_hashing_queue_is_shed_while_verify_answers(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.hashing_concurrency = Some(1);
+        settings.hashing_queue_limit = 1;
+        settings.login_rate_per_address = 1_000;
+        settings.account_lockout_threshold = 0;
+        // Costlier hashes, so that the burst overlaps.
+        settings.argon2_iterations = 6;
+    })
+    .await?;
+    let email = unique_email("burst");
+    app.register(&email).await?;
+    let tokens = token_pair(&login(&app, &email, PASSWORD).await?)?;
+
+    let burst: Vec<_> = (0..12)
+        .map(|_| {
+            let mut client = app.auth.clone();
+            let request = login_request(&email, PASSWORD);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = client.login(request).await;
+                (result, started.elapsed())
+            })
+        })
+        .collect();
+    // Verify does not hash: it answers during the burst.
+    let started = Instant::now();
+    app.verify(&tokens.access_token).await?;
+    let verify_time = started.elapsed();
+
+    let mut shed = 0;
+    let mut served = 0;
+    for outcome in futures_join(burst).await {
+        let (result, elapsed) = outcome?;
+        match result {
+            Ok(_) => served += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert_eq!(
+                    status.get_details_error_info().map(|info| info.reason),
+                    Some("OVERLOADED".into())
+                );
+                assert_eq!(
+                    status
+                        .get_details_retry_info()
+                        .and_then(|info| info.retry_delay),
+                    Some(Duration::from_secs(1))
+                );
+                assert!(
+                    elapsed < Duration::from_secs(2),
+                    "shed at once: {elapsed:?}"
+                );
+                shed += 1;
+            }
+        }
+    }
+    assert!(served >= 1, "some logins are served");
+    assert!(shed >= 1, "some logins are shed (served {served})");
+    assert!(verify_time < Duration::from_secs(2), "{verify_time:?}");
+    Ok(())
+}
+
+/// Two replicas on one database and one Redis: a lock set through A holds on B, and so does the
+/// per-address budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_set_through_one_replica_holds_on_the_other() -> TestResult {
+    let Some((backend, redis_url)) = postgres_and_redis("brute_force_replicas") else {
+        return Ok(());
+    };
+    let configure = |settings: &mut Settings| {
+        settings.redis_url = Some(SecretString::new(redis_url.clone()));
+        lockout(
+            settings,
+            3,
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        );
+        settings.login_rate_per_address = 8;
+    };
+    let a = TestApp::spawn_with(&backend, configure).await?;
+    let b = TestApp::start(a.database.clone(), a.settings.clone()).await?;
+    let email = unique_email("shared");
+    a.register(&email).await?;
+    for _ in 0..3 {
+        assert!(login(&a, &email, "not the password").await.is_err());
+    }
+    assert_error(
+        login(&b, &email, PASSWORD).await,
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+    );
+    // 3 logins on A and 1 on B so far: 4 more on B use up the shared budget of 8.
+    for _ in 0..4 {
+        assert!(login(&b, &email, PASSWORD).await.is_err());
+    }
+    assert_error(
+        login(&a, &email, PASSWORD).await,
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+    );
+    Ok(())
+}
+
+/// The Redis script settles attempts atomically: of 20 racing failures, exactly the threshold
+/// are counted before the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_failures_in_redis_lock_after_exactly_the_threshold() -> TestResult {
+    let Some((_, redis_url)) = postgres_and_redis("brute_force_redis_race") else {
+        return Ok(());
+    };
+    let link = RedisLink::open(&redis_url)?;
+    let prefix = format!("test:{}", unique_email("race"));
+    let limiter: Arc<dyn Limiter> = Arc::new(link.limiter(&prefix));
+    let rule = LockoutRule {
+        threshold: 5,
+        base: Duration::from_secs(30),
+        max: Duration::from_secs(30),
+        memory: Duration::from_secs(60),
+    };
+    // 20 wrong guesses settle at once: exactly the threshold are counted before the lock.
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter
+                    .settle_attempt("acct:race", false, &rule, Timestamp::now())
+                    .await
+            })
+        })
+        .collect();
+    let mut counted = 0;
+    for attempt in futures_join(attempts).await {
+        if attempt? == Attempt::Allowed {
+            counted += 1;
+        }
+    }
+    assert_eq!(counted, 5);
+    // And the right password, settled after them, is refused.
+    assert!(matches!(
+        limiter
+            .settle_attempt("acct:race", true, &rule, Timestamp::now())
+            .await,
+        Attempt::Locked { .. }
+    ));
+    Ok(())
+}
+
+/// Redis unreachable: logins go on, and the limits hold in each replica's memory meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_limits_fall_back_to_this_process() -> TestResult {
+    let Some((backend, upstream)) = postgres_and_redis("brute_force_redis_outage") else {
+        return Ok(());
+    };
+    let proxy = CuttableProxy::start(redis_host_port(&upstream)).await?;
+    let through_proxy = format!("redis://{}", proxy.addr);
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.redis_url = Some(SecretString::new(through_proxy));
+        lockout(
+            settings,
+            3,
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        );
+    })
+    .await?;
+    let email = unique_email("outage");
+    app.register(&email).await?;
+    proxy.cut();
+    let started = Instant::now();
+    login(&app, &email, PASSWORD).await?;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for _ in 0..3 {
+        assert!(login(&app, &email, "not the password").await.is_err());
+    }
+    assert_error(
+        login(&app, &email, PASSWORD).await,
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+    );
+    proxy.restore();
+    Ok(())
+}
