@@ -158,23 +158,29 @@ async fn live_refresh_tokens(
     Ok(live)
 }
 
-async fn racing_refreshes_of_one_token_leave_exactly_one_live_refresh_token(
-    backend: Backend,
+/// Of the refresh tokens the racing calls received, exactly one is the session's live one.
+async fn assert_exactly_one_live(
+    app: &TestApp,
+    session_id: &str,
+    results: Vec<Result<auth_api::v1::TokenPair, tonic::Status>>,
 ) -> TestResult {
-    let app = TestApp::spawn(&backend).await?;
-    let (login, first) = app.user_with_tokens(&unique_email("race")).await?;
-    let results = race(&[&app], &first.refresh_token, 12).await;
     let issued: Vec<String> = results
         .into_iter()
         .filter_map(Result::ok)
         .map(|pair| pair.refresh_token)
         .collect();
     assert!(!issued.is_empty());
-    assert_eq!(
-        live_refresh_tokens(&app, &login.session_id, &issued).await?,
-        1
-    );
+    assert_eq!(live_refresh_tokens(app, session_id, &issued).await?, 1);
     Ok(())
+}
+
+async fn racing_refreshes_of_one_token_leave_exactly_one_live_refresh_token(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn(&backend).await?;
+    let (login, first) = app.user_with_tokens(&unique_email("race")).await?;
+    let results = race(&[&app], &first.refresh_token, 12).await;
+    assert_exactly_one_live(&app, &login.session_id, results).await
 }
 
 async fn racing_refreshes_without_grace_succeed_at_most_once_and_end_the_session(
@@ -221,17 +227,7 @@ async fn racing_refreshes_across_two_replicas_leave_exactly_one_live_refresh_tok
         .user_with_tokens(&unique_email("replicas"))
         .await?;
     let results = race(&[&first_replica, &second_replica], &first.refresh_token, 12).await;
-    let issued: Vec<String> = results
-        .into_iter()
-        .filter_map(Result::ok)
-        .map(|pair| pair.refresh_token)
-        .collect();
-    assert!(!issued.is_empty());
-    assert_eq!(
-        live_refresh_tokens(&first_replica, &login.session_id, &issued).await?,
-        1
-    );
-    Ok(())
+    assert_exactly_one_live(&first_replica, &login.session_id, results).await
 }
 
 async fn the_session_lifetime_caps_every_refresh(backend: Backend) -> TestResult {
