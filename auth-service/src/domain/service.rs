@@ -514,14 +514,9 @@ impl AuthCore {
             return Err(AuthError::AudienceNotAllowed);
         }
         let (verified, session) = self.verify_with_session(subject_token, None, now).await?;
-        let grant = Grant {
-            user_id: &verified.principal.user_id,
-            session_id: &verified.principal.session_id,
-            roles: verified.principal.roles.clone(),
-            // Never later than the subject itself: exchanging a token for a fresh one of the same
-            // reach, again and again, must not stretch a stolen token past its expiry.
-            session_expires_at: session.expires_at.min(verified.expires_at),
-        };
+        // Never later than the subject itself: exchanging a token for a fresh one of the same
+        // reach, again and again, must not stretch a stolen token past its expiry.
+        let grant = Grant::for_verified(&verified, session.expires_at.min(verified.expires_at));
         self.mint_access_token(grant, Some(audience), now).await
     }
 
@@ -555,12 +550,7 @@ impl AuthCore {
             return Err(AuthError::TokenInvalid);
         }
         let (verified, session) = self.verify_session_token(session_token, now).await?;
-        let grant = Grant {
-            user_id: &verified.principal.user_id,
-            session_id: &verified.principal.session_id,
-            roles: verified.principal.roles.clone(),
-            session_expires_at: session.expires_at,
-        };
+        let grant = Grant::for_verified(&verified, session.expires_at);
         let (token, expires_at) = self
             .mint_access_token(grant, Some(self.policy.audience.as_str()), now)
             .await?;
@@ -826,6 +816,18 @@ struct Grant<'a> {
     session_id: &'a str,
     roles: Vec<String>,
     session_expires_at: Timestamp,
+}
+
+impl<'a> Grant<'a> {
+    /// A grant for the session behind a verified credential, capped at `expires_at`.
+    fn for_verified(verified: &'a Verified, expires_at: Timestamp) -> Self {
+        Self {
+            user_id: &verified.principal.user_id,
+            session_id: &verified.principal.session_id,
+            roles: verified.principal.roles.clone(),
+            session_expires_at: expires_at,
+        }
+    }
 }
 
 fn principal_of(session: &SessionRecord) -> Principal {
