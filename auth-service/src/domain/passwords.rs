@@ -49,6 +49,15 @@ impl Default for HashingParams {
     }
 }
 
+/// One login's place in the hashing queue, given back when dropped.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
@@ -156,8 +165,10 @@ impl PasswordHasher {
                     retry_after: SHED_RETRY_AFTER,
                 });
             }
+            // Leaves the queue however the wait ends, also when the caller's deadline cancels it.
+            let place = QueuePlace(&self.waiting);
             let permit = self.permits.clone().acquire_owned().await;
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            drop(place);
             let permit = permit
                 .map_err(|_| AuthError::Unavailable("password hashing is shut down".into()))?;
             return self.verify_with_permit(password, stored_hash, permit).await;

@@ -10,6 +10,7 @@ mod auth_layer;
 mod authctl;
 mod brute_force;
 mod cli;
+mod deadlines;
 mod exchange;
 mod ext_authz;
 mod health;
