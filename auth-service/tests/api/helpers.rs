@@ -372,64 +372,9 @@ pub fn postgres_and_redis(test: &str) -> Option<(Backend, String)> {
     }
 }
 
-/// A TCP proxy in front of a real server that a test can cut (dropping every connection and
-/// refusing new ones) and restore: the server going away and coming back, as its clients see it.
-pub struct CuttableProxy {
-    pub addr: std::net::SocketAddr,
-    open: tokio::sync::watch::Sender<bool>,
-    _accept: tokio_util_abort::AbortOnDrop,
-}
-
-impl CuttableProxy {
-    pub async fn start(upstream: String) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (open, _) = tokio::sync::watch::channel(true);
-        let state = open.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let mut state = state.subscribe();
-                if !*state.borrow() {
-                    continue; // dropped: refused
-                }
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = state.wait_for(|open| !*open) => {}
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            addr,
-            open,
-            _accept: tokio_util_abort::AbortOnDrop(accept),
-        })
-    }
-
-    pub fn cut(&self) {
-        self.open.send_replace(false);
-    }
-
-    pub fn restore(&self) {
-        self.open.send_replace(true);
-    }
-}
-
-mod tokio_util_abort {
-    /// Aborts the task when dropped.
-    pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-}
+/// A TCP proxy in front of a real server that a test can cut and restore (the same one the
+/// fault runs use).
+pub use loadtest::proxy::CuttableProxy;
 
 /// `host:port` of a `redis://host:port[/db]` URL.
 pub fn redis_host_port(url: &str) -> String {
