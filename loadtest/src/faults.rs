@@ -113,6 +113,9 @@ async fn recovered(deployment: &Deployment, name: &str, plan: &FaultPlan) {
         .wait_until_quiet(Duration::from_secs(1), plan.recovery_limit)
         .await
     {
+        Some(after) if after.is_zero() => {
+            recorder.note("no error once the fault was cleared (a quiet second followed)")
+        }
         Some(after) => recorder.note(format!(
             "last error {:.2} s after the fault was cleared; then a quiet second",
             after.as_secs_f64()
