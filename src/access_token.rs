@@ -122,7 +122,9 @@ pub fn verify(
     Ok(claims)
 }
 
-fn check_times(claims: &AccessClaims, leeway: Duration, now: i64) -> Result<(), TokenError> {
+/// Whether a token with these (already verified) claims is valid at `now` (unix seconds): not
+/// expired, not issued or valid only in the future, within `leeway`.
+pub fn check_times(claims: &AccessClaims, leeway: Duration, now: i64) -> Result<(), TokenError> {
     let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
     if claims.exp.saturating_add(leeway) <= now {
         return Err(TokenError::Expired);

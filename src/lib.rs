@@ -94,6 +94,7 @@ mod remote_verifier;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 pub mod tls;
+pub mod verified_tokens;
 
 pub use layer::{AuthLayer, Authenticated, Verifier, VerifyError, bearer_token, principal};
 pub use local_verifier::{LocalVerifier, LocalVerifierConfig};

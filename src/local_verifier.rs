@@ -24,6 +24,7 @@ use crate::{
         GetJwksRequest, Principal, RevocationEvent, WatchRevocationsRequest,
         key_service_client::KeyServiceClient, revocation_event::Event,
     },
+    verified_tokens::{VerifiedToken, VerifiedTokens},
 };
 
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
@@ -47,6 +48,9 @@ pub struct LocalVerifierConfig {
     pub jwks_refetch_interval: Duration,
     /// How long [`LocalVerifier::connect`] waits for the keys and the revocation snapshot.
     pub connect_timeout: Duration,
+    /// How many verified tokens to remember, so a repeat check skips the signature (expiry and
+    /// revocations are still checked every time); 0 turns it off.
+    pub verified_cache_capacity: usize,
 }
 
 impl LocalVerifierConfig {
@@ -60,6 +64,7 @@ impl LocalVerifierConfig {
             feed_silence_limit: Duration::from_secs(15),
             jwks_refetch_interval: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(10),
+            verified_cache_capacity: 100_000,
         }
     }
 }
@@ -75,6 +80,7 @@ struct Shared {
     rules: TokenRules,
     client: KeyServiceClient<Channel>,
     keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
+    verified: VerifiedTokens,
     /// Revoked session id -> unix second after which its tokens are all expired anyway.
     revoked_sessions: RwLock<HashMap<String, i64>>,
     /// User id -> tokens issued (`iat`) before this unix second are revoked.
@@ -99,11 +105,13 @@ impl LocalVerifier {
         };
         let (alive, verifier_dropped) = watch::channel(());
         let connect_timeout = config.connect_timeout;
+        let verified = VerifiedTokens::new(config.verified_cache_capacity);
         let shared = Arc::new(Shared {
             config,
             rules,
             client: KeyServiceClient::new(channel),
             keys: RwLock::new(HashMap::new()),
+            verified,
             revoked_sessions: RwLock::new(HashMap::new()),
             revoked_users: RwLock::new(HashMap::new()),
             live: watch::channel(false).0,
@@ -125,9 +133,42 @@ impl LocalVerifier {
     }
 
     /// Verifies an access token: signature, claims, audience, and that its session has not been
-    /// revoked. No network call unless the token names a key not seen yet.
+    /// revoked. No network call unless the token names a key not seen yet; a token verified
+    /// before skips the signature check (expiry and revocation are checked every time).
     pub async fn verify_token(&self, token: &str) -> Result<Principal, VerifyError> {
         self.shared.ensure_feed_trustworthy()?;
+        if token.len() > access_token::MAX_ACCESS_TOKEN_BYTES {
+            return Err(VerifyError::Invalid);
+        }
+        let now = unix_now();
+        let digest = VerifiedTokens::digest(token);
+        let verified = match self.shared.verified.get(&digest) {
+            Some(verified) => {
+                access_token::check_times(&verified.claims, self.shared.rules.leeway, now)?;
+                verified
+            }
+            None => {
+                let verified = Arc::new(self.verify_signature(token, now).await?);
+                self.shared
+                    .verified
+                    .insert(digest, Arc::clone(&verified), now);
+                verified
+            }
+        };
+        let claims = &verified.claims;
+        if self.shared.is_revoked(&claims.sid, &claims.sub, claims.iat) {
+            return Err(VerifyError::Revoked);
+        }
+        Ok(Principal {
+            user_id: claims.sub.clone(),
+            email: String::new(),
+            roles: claims.roles.clone(),
+            session_id: claims.sid.clone(),
+        })
+    }
+
+    /// The first sight of a token: header, key, signature and claims.
+    async fn verify_signature(&self, token: &str, now: i64) -> Result<VerifiedToken, VerifyError> {
         let kid = access_token::key_id(token)?;
         let key = match self.shared.key(&kid) {
             Some(key) => key,
@@ -144,17 +185,9 @@ impl LocalVerifier {
             &key,
             &self.shared.rules,
             access_token::Audience::Exactly(&self.shared.config.audience),
-            unix_now(),
+            now,
         )?;
-        if self.shared.is_revoked(&claims.sid, &claims.sub, claims.iat) {
-            return Err(VerifyError::Revoked);
-        }
-        Ok(Principal {
-            user_id: claims.sub,
-            email: String::new(),
-            roles: claims.roles,
-            session_id: claims.sid,
-        })
+        Ok(VerifiedToken { kid, claims })
     }
 
     /// Whether the revocation feed is connected and its snapshot received.
@@ -221,6 +254,8 @@ impl Shared {
         if let Ok(mut current) = self.keys.write() {
             *current = keys;
         }
+        // A key may have been withdrawn: tokens signed with it must not live on in the cache.
+        self.verified.clear();
     }
 
     fn is_revoked(&self, session_id: &str, user_id: &str, issued_at: i64) -> bool {

@@ -6,7 +6,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use auth_api::access_token::{self, AccessClaims, Audience, TokenRules};
+use auth_api::{
+    access_token::{self, AccessClaims, Audience, TokenRules},
+    verified_tokens::{VerifiedToken, VerifiedTokens},
+};
 
 use super::{
     ADMIN_ROLE, AuthError, Timestamp,
@@ -109,7 +112,13 @@ pub struct AuthCore {
     hasher: PasswordHasher,
     revocations: Arc<RevocationHub>,
     limits: Limits,
+    /// Access tokens whose signature was verified, so a repeat `Verify` skips Ed25519 (the
+    /// session is still read every time).
+    verified_tokens: VerifiedTokens,
 }
+
+/// Verified access tokens remembered per replica (about 200 bytes each).
+const VERIFIED_TOKENS_KEPT: usize = 100_000;
 
 impl AuthCore {
     pub fn new(
@@ -133,6 +142,7 @@ impl AuthCore {
             hasher,
             revocations,
             limits,
+            verified_tokens: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
         }
     }
 
@@ -448,6 +458,46 @@ impl AuthCore {
         audience: Audience<'_>,
         now: Timestamp,
     ) -> Result<AccessClaims, AuthError> {
+        if token.len() > access_token::MAX_ACCESS_TOKEN_BYTES {
+            return Err(AuthError::TokenInvalid);
+        }
+        let digest = VerifiedTokens::digest(token);
+        if let Some(verified) = self.verified_tokens.get(&digest) {
+            // The signature was checked once; what can change since is the time, the audience
+            // asked for, and whether the signing key is still trusted.
+            let key_trusted = self
+                .keys
+                .ring()
+                .await
+                .verification_key(&verified.kid, now)
+                .is_some();
+            let audience_matches = match audience {
+                Audience::Exactly(wanted) => verified.claims.aud == wanted,
+                Audience::Any => true,
+            };
+            if key_trusted && audience_matches {
+                access_token::check_times(&verified.claims, self.rules.leeway, now.unix_seconds())?;
+                return Ok(verified.claims.clone());
+            }
+        }
+        let verified = self.verify_signature(token, audience, now).await?;
+        let claims = verified.claims.clone();
+        // Only a token checked against an audience: `Any` (logout) proves nothing about it.
+        if matches!(audience, Audience::Exactly(_)) {
+            self.verified_tokens
+                .insert(digest, Arc::new(verified), now.unix_seconds());
+        }
+        Ok(claims)
+    }
+
+    /// The first sight of an access token: header, key (reloaded once if unknown), signature,
+    /// claims.
+    async fn verify_signature(
+        &self,
+        token: &str,
+        audience: Audience<'_>,
+        now: Timestamp,
+    ) -> Result<VerifiedToken, AuthError> {
         let kid = access_token::key_id(token)?;
         let mut ring = self.keys.ring().await;
         // A kid we do not know may be a key another replica just rotated in.
@@ -457,13 +507,8 @@ impl AuthCore {
         let key = ring
             .verification_key(&kid, now)
             .ok_or(AuthError::TokenInvalid)?;
-        Ok(access_token::verify(
-            token,
-            key,
-            &self.rules,
-            audience,
-            now.unix_seconds(),
-        )?)
+        let claims = access_token::verify(token, key, &self.rules, audience, now.unix_seconds())?;
+        Ok(VerifiedToken { kid, claims })
     }
 
     async fn verify_session_token(
