@@ -9,8 +9,10 @@
 //! - [`pool`]: the credentials the workload holds, and what it knows about each;
 //! - [`workload`]: the operation mix, the auditor of revoked credentials, the final audit;
 //! - [`stats`]: latency and status counts per phase, violations, the Markdown report;
-//! - [`faults`] and [`soak`]: the two runs `loadgen` offers.
+//! - [`faults`] and [`soak`]: the reliability runs;
+//! - [`bench`]: the load scenarios of BENCHMARKS.md against a running service.
 
+pub mod bench;
 pub mod cluster;
 pub mod deployment;
 pub mod faults;

@@ -17,10 +17,7 @@ impl Rng {
 
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.0.wrapping_sub(0x9E37_79B9_7F4A_7C15))
     }
 
     /// Uniform in `0..bound` (`bound` > 0).
@@ -32,4 +29,12 @@ impl Rng {
     pub fn chance(&mut self, per_mille: u32) -> bool {
         self.next_u64() % 1000 < u64::from(per_mille)
     }
+}
+
+/// One SplitMix64 step of `seed`: a stateless draw for callers that only have counters.
+pub fn mix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

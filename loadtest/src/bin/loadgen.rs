@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use loadtest::{
-    RunError,
+    RunError, bench,
     deployment::{Deployment, DeploymentConfig},
     faults::{self, FaultPlan},
     soak,
@@ -40,6 +40,48 @@ enum Run {
         feed_cut: Duration,
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         recovery_limit: Duration,
+    },
+    /// Load scenarios against a running service (BENCHMARKS.md); one row per scenario.
+    Bench {
+        /// The auth service, e.g. http://127.0.0.1:50051 (started with
+        /// AUTH_LOGIN_RATE_PER_ADDRESS=0: every call comes from one address).
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        target: String,
+        /// Scenarios to run, in order (default: all).
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        warmup: Duration,
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// Distinct access tokens for the warm scenarios.
+        #[arg(long, default_value_t = 10_000)]
+        tokens: usize,
+        /// Unseen access tokens minted for verify-cold (must exceed what it sends).
+        #[arg(long, default_value_t = 60_000)]
+        cold_tokens: usize,
+        /// Append each row as a JSON line to this file (for bench/chart.py).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// A label for the JSON lines (e.g. "sqlite", "postgres+redis").
+        #[arg(long, default_value = "")]
+        label: String,
+        /// order-service, for the `order` scenario.
+        #[arg(long)]
+        order_target: Option<String>,
+    },
+    /// Write gRPC-framed Verify requests (one access token, one session token) for h2load.
+    H2loadBodies {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        target: String,
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Run the mixed workload for a long time; one report row per interval.
     Soak {
@@ -142,6 +184,73 @@ async fn main() -> ExitCode {
 /// `Ok(false)` when the run completed and found a violation or an unexpected outcome.
 async fn run(cli: Cli) -> Result<bool, RunError> {
     let (args, mut deployment, result) = match cli.run {
+        Run::H2loadBodies { target, dir } => {
+            let config = bench::BenchConfig {
+                target,
+                connections: 1,
+                concurrency: 1,
+                duration: Duration::ZERO,
+                warmup: Duration::ZERO,
+                users: 1,
+                tokens: 1,
+                password: WorkloadConfig::default().password,
+                order_target: None,
+            };
+            bench::write_h2load_bodies(&config, &dir).await?;
+            return Ok(true);
+        }
+        Run::Bench {
+            target,
+            scenarios,
+            connections,
+            concurrency,
+            duration,
+            warmup,
+            users,
+            tokens,
+            cold_tokens,
+            json,
+            label,
+            order_target,
+        } => {
+            let config = bench::BenchConfig {
+                target,
+                connections,
+                concurrency,
+                duration,
+                warmup,
+                users,
+                tokens,
+                password: WorkloadConfig::default().password,
+                order_target,
+            };
+            let scenarios = if scenarios.is_empty() {
+                bench::SCENARIOS
+                    .iter()
+                    .map(|name| (*name).to_owned())
+                    .collect()
+            } else {
+                scenarios
+            };
+            println!("{}", bench::BenchRow::markdown_header());
+            let rows = bench::run(&config, &scenarios, cold_tokens).await?;
+            if let Some(path) = json {
+                use std::io::Write as _;
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                for row in &rows {
+                    let line = row.json();
+                    writeln!(file, "{{\"label\":{label:?},{}", &line[1..])?;
+                }
+            }
+            // Correctness only: every scenario must have answered, and only as expected.
+            let clean = rows
+                .iter()
+                .all(|row| row.ok() > 0 && row.errors() == shed(row));
+            return Ok(clean);
+        }
         Run::Faults {
             deployment: args,
             steady,
@@ -203,6 +312,15 @@ async fn run(cli: Cli) -> Result<bool, RunError> {
         );
     }
     Ok(clean)
+}
+
+/// Calls a scenario may fail by design: shed logins.
+fn shed(row: &bench::BenchRow) -> u64 {
+    row.outcomes
+        .iter()
+        .filter(|(label, _)| label.starts_with("RESOURCE_EXHAUSTED OVERLOADED"))
+        .map(|(_, count)| count)
+        .sum()
 }
 
 async fn start(args: &DeploymentArgs) -> Result<Deployment, RunError> {
