@@ -111,7 +111,7 @@ TOKEN=$(curl -sf -H 'content-type: application/json' -d '{"email":"user7@example
 COOKIE=$(curl -sf -D - -o /dev/null -H 'content-type: application/json' -d '{"email":"user8@example.com","password":"password8"}' http://127.0.0.1:3900/session/login | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p')
 for endpoint in /profile-tuned /profile-hybrid /session/profile; do
     header="authorization: Bearer $TOKEN"; [ "$endpoint" = /session/profile ] && header="cookie: $COOKIE"
-    bench/.venv/bin/python bench/h2load.py --label express-peer --name "$endpoint" --json "$OUT/side_by_side.jsonl" \
+    bench/.venv/bin/python bench/h2load.py --label express-peer --name "$endpoint" --json "$OUT/side_by_side.jsonl" --tolerate-errors \
         -- --h1 -D "$DURATION" --warm-up-time 1 -c "$C" -t 1 -H "$header" "http://127.0.0.1:3900$endpoint"
 done
 kill "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=""
