@@ -62,6 +62,8 @@ def main():
     data = re.search(r"traffic: .*?, .*? headers .*?, .*?\((\d+)\) data", out)
     requests = int(done.group(3)) if done else len(durations)
     ok = int(status_2xx.group(1)) if status_2xx else 0
+    # "status codes" also counts the warm-up's answers; "done" does not.
+    ok = min(ok, requests)
     if args.expect_bytes and data:
         # Successful gRPC answers carry exactly expect_bytes of data each; errors none.
         ok = min(ok, int(data.group(1)) // args.expect_bytes)

@@ -18,7 +18,9 @@ pub(super) struct Deployment {
 impl Deployment {
     pub(super) async fn start(settings: &BenchSettings) -> Result<Self, BenchError> {
         let data_dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
-        let base = AuthReplica::sqlite_settings(data_dir.path());
+        let mut base = AuthReplica::sqlite_settings(data_dir.path());
+        // One client address registers and logs in every user: no per-address throttle.
+        base.login_rate_per_address = 0;
         let (Some(postgres), Some(redis)) = (&settings.postgres_url, &settings.redis_url) else {
             return Ok(Self {
                 mode: Mode::Sqlite,
