@@ -41,6 +41,23 @@ pub struct BenchConfig {
     pub order_target: Option<String>,
 }
 
+impl BenchConfig {
+    /// One caller and one user, for what needs only a token or two (the h2load bodies).
+    pub fn minimal(target: String, password: String) -> Self {
+        Self {
+            target,
+            connections: 1,
+            concurrency: 1,
+            duration: Duration::ZERO,
+            warmup: Duration::ZERO,
+            users: 1,
+            tokens: 1,
+            password,
+            order_target: None,
+        }
+    }
+}
+
 /// One scenario's result, also written as a JSON line for the charts.
 #[derive(Clone, Debug)]
 pub struct BenchRow {
@@ -396,6 +413,15 @@ impl Credentials {
     }
 }
 
+/// The token a caller presents at an iteration: callers walk the tokens from different offsets.
+fn pick_token(tokens: &[String], caller: usize, iteration: u64) -> String {
+    let index = (caller.wrapping_mul(7919) as u64).wrapping_add(iteration) as usize;
+    tokens
+        .get(index % tokens.len().max(1))
+        .cloned()
+        .unwrap_or_default()
+}
+
 pub fn verify_call(
     clients: &Clients,
     tokens: Arc<Vec<String>>,
@@ -405,10 +431,7 @@ pub fn verify_call(
         .collect();
     move |caller, iteration| {
         let mut client = clients[caller % clients.len()].clone();
-        let count = tokens.len().max(1);
-        // Callers walk the tokens from different offsets.
-        let index = (caller.wrapping_mul(7919) as u64).wrapping_add(iteration) as usize % count;
-        let token = tokens.get(index).cloned().unwrap_or_default();
+        let token = pick_token(&tokens, caller, iteration);
         Box::pin(async move {
             client
                 .verify(pb::VerifyRequest {
@@ -770,9 +793,7 @@ pub async fn write_h2load_bodies(
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis()
     );
-    let mut one = config.clone();
-    one.users = 1;
-    one.tokens = 1;
+    let one = BenchConfig::minimal(config.target.clone(), config.password.clone());
     let credentials = Credentials::mint(&clients, &one, &run_id).await?;
     std::fs::create_dir_all(dir)?;
     for (name, token) in [
@@ -819,9 +840,7 @@ fn order_call(
         .collect();
     move |caller, iteration| {
         let mut client = clients[caller % clients.len()].clone();
-        let count = tokens.len().max(1);
-        let index = (caller.wrapping_mul(7919) as u64).wrapping_add(iteration) as usize % count;
-        let token = tokens.get(index).cloned().unwrap_or_default();
+        let token = pick_token(&tokens, caller, iteration);
         Box::pin(async move {
             let mut request = tonic::Request::new(PlaceOrderRequest {
                 item: "benchmark item".into(),

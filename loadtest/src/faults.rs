@@ -10,7 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{RunError, deployment::Deployment};
+use crate::{
+    RunError,
+    deployment::Deployment,
+    pool::Entry,
+    workload::{Target, Workload},
+};
 
 #[derive(Clone, Debug)]
 pub struct FaultPlan {
@@ -127,19 +132,37 @@ async fn recovered(deployment: &Deployment, name: &str, plan: &FaultPlan) {
     }
 }
 
+/// A round of killing replica B: a fresh token pair from B (outside the pool), and the phase.
+async fn kill_round(
+    deployment: &Deployment,
+    after: &str,
+    round: usize,
+) -> Result<
+    (
+        std::sync::Arc<Workload>,
+        Target,
+        Target,
+        std::sync::Arc<Entry>,
+    ),
+    RunError,
+> {
+    let workload = std::sync::Arc::clone(&deployment.workload);
+    let (a, b) = (workload.targets[0].clone(), workload.targets[1].clone());
+    let entry = workload.fresh_token_pair(&b).await?;
+    deployment.recorder.begin_phase(
+        format!("replica-b kill -9 right after {after} ({round})"),
+        true,
+    );
+    Ok((workload, a, b, entry))
+}
+
 /// B acknowledges a Logout and dies at once; A and the verifier must refuse the session.
 async fn kill_after_revocation(
     deployment: &mut Deployment,
     round: usize,
     plan: &FaultPlan,
 ) -> Result<(), RunError> {
-    let workload = std::sync::Arc::clone(&deployment.workload);
-    let (a, b) = (workload.targets[0].clone(), workload.targets[1].clone());
-    let entry = workload.fresh_token_pair(&b).await?;
-    deployment.recorder.begin_phase(
-        format!("replica-b kill -9 right after a revocation ({round})"),
-        true,
-    );
+    let (workload, a, b, entry) = kill_round(deployment, "a revocation", round).await?;
     workload.logout_on(&b, &entry).await?;
     deployment.replicas[1].kill9();
     workload
@@ -157,13 +180,7 @@ async fn kill_after_rotation(
     round: usize,
     plan: &FaultPlan,
 ) -> Result<(), RunError> {
-    let workload = std::sync::Arc::clone(&deployment.workload);
-    let (a, b) = (workload.targets[0].clone(), workload.targets[1].clone());
-    let entry = workload.fresh_token_pair(&b).await?;
-    deployment.recorder.begin_phase(
-        format!("replica-b kill -9 right after a rotation ({round})"),
-        true,
-    );
+    let (workload, a, b, entry) = kill_round(deployment, "a rotation", round).await?;
     let rotated_away = workload.rotate_on(&b, &entry).await?;
     deployment.replicas[1].kill9();
     // The acknowledged rotation survived: its new token is the session's current one.

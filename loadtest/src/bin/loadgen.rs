@@ -185,17 +185,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<bool, RunError> {
     let (args, mut deployment, result) = match cli.run {
         Run::H2loadBodies { target, dir } => {
-            let config = bench::BenchConfig {
-                target,
-                connections: 1,
-                concurrency: 1,
-                duration: Duration::ZERO,
-                warmup: Duration::ZERO,
-                users: 1,
-                tokens: 1,
-                password: WorkloadConfig::default().password,
-                order_target: None,
-            };
+            let config = bench::BenchConfig::minimal(target, WorkloadConfig::default().password);
             bench::write_h2load_bodies(&config, &dir).await?;
             return Ok(true);
         }
