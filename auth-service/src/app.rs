@@ -93,6 +93,9 @@ impl Components {
     }
 }
 
+/// Streams a client may reset before the server accepted them, per connection.
+const MAX_PENDING_RESET_STREAMS: usize = 20;
+
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -228,6 +231,9 @@ impl Application {
             .timeout(settings.request_timeout)
             .max_concurrent_streams(settings.max_concurrent_streams)
             .http2_max_header_list_size(settings.max_metadata_bytes)
+            // HTTP/2 rapid reset (CVE-2023-44487): a connection that cancels streams faster than
+            // they are served gets GOAWAY/ENHANCE_YOUR_CALM (h2's default, pinned here).
+            .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESET_STREAMS))
             .layer(TraceContextLayer)
             .layer(RpcLogLayer::new(metrics))
             .layer(OversizedRequestLayer)

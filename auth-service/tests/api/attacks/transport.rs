@@ -347,3 +347,49 @@ async fn verify_fails_closed_while_the_database_is_unreachable() -> TestResult {
     }
     Ok(())
 }
+
+/// HTTP/2 rapid reset (CVE-2023-44487): a client opens streams and cancels each at once, so the
+/// server starts work it never gets to finish. The server must end such a connection
+/// (GOAWAY) rather than keep accepting, and keep serving everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_rapid_reset_flood_is_cut_off_and_others_are_still_served() -> TestResult {
+    let app = TestApp::spawn(&Backend::Sqlite).await?;
+    let (login, tokens) = app.user_with_tokens(&unique_email("reset-flood")).await?;
+
+    let tcp = tokio::net::TcpStream::connect(app.addr).await?;
+    let (mut flood, connection) = h2::client::handshake(tcp).await?;
+    let connection = tokio::spawn(connection);
+    let mut sent = 0;
+    for _ in 0..10_000 {
+        let request =
+            http::Request::post(format!("http://{}/auth.v1.AuthService/Verify", app.addr))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(())?;
+        let Ok(ready) = flood.ready().await else {
+            break; // the server ended the connection
+        };
+        flood = ready;
+        let Ok((_, mut stream)) = flood.send_request(request, false) else {
+            break;
+        };
+        stream.send_reset(h2::Reason::CANCEL);
+        sent += 1;
+    }
+    // The server ended the connection (GOAWAY `ENHANCE_YOUR_CALM`, seen by the client as a GOAWAY
+    // or, when the server closes first, as a reset socket) long before the flood was through.
+    assert!(sent < 10_000, "all {sent} streams were accepted");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), connection).await;
+    assert!(
+        ended.is_ok(),
+        "the flooding connection is still open after {sent} resets"
+    );
+
+    // Everyone else: served as before, on a connection of their own.
+    let verified = app.verify(&tokens.access_token).await?;
+    assert_eq!(
+        verified.principal.map(|principal| principal.user_id),
+        Some(login.user_id)
+    );
+    Ok(())
+}
