@@ -4,6 +4,7 @@
 #   scenarios.jsonl     loadgen bench rows: SQLite, then PostgreSQL + Redis, then a concurrency sweep
 #   side_by_side.jsonl  h2load rows: our Verify and the Express peer, same machine, same connections
 #   revocation-*.md     revocation-bench (logout -> LocalVerifier refusal), SQLite and two replicas
+#   sessions-scale.md   Verify with few and with 1,000,000 live sessions; database bytes per session
 #   summary.md          the ratios against the targets;  *.png  the charts (bench/chart.py)
 # Env: DURATION seconds per scenario (10), C connections for the side-by-side (50),
 #      PEER the Express peer's directory (../shared/peers/express-seed), SKIP_MICRO=1,
@@ -100,6 +101,9 @@ h2load_grpc "Verify, access token (one token, h2load)" "$OUT/h2load-pg/verify-ac
 h2load_grpc "Verify, session token (one token, h2load)" "$OUT/h2load-pg/verify-session.bin" "$OUT/h2load-pg/verify-session.expect" postgres+redis
 stop_service
 psql "$PG" -qc "DROP SCHEMA $SCHEMA CASCADE"
+
+step "one million live sessions (PostgreSQL + Redis)"
+DURATION=$DURATION TEST_DATABASE_URL=$PG TEST_REDIS_URL=$REDIS bash bench/sessions-scale.sh
 
 step "the Express peer, CLUSTER=2 (one Node worker per core)"
 (cd "$PEER" && { [ -d node_modules ] || npm ci --no-audit --no-fund >/dev/null 2>&1 || npm install --no-audit --no-fund >/dev/null; })
