@@ -123,6 +123,8 @@ kill "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=""
 step "revocation propagation (revocation-bench)"
 "$ROOT/target/release/revocation-bench" --count 300 >"$OUT/revocation-sqlite.md"
 "$ROOT/target/release/revocation-bench" --count 300 --postgres "$PG" --redis "$REDIS" >"$OUT/revocation-replicas.md"
+# The same through separate processes: two replicas (child processes) and the verifier here.
+"$LOADGEN" propagation --postgres "$PG" --users 2 --count 300 --report "$OUT/revocation-cross-process.md"
 
 step "summary and charts"
 bench/.venv/bin/python bench/chart.py "$OUT"

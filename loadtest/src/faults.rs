@@ -248,3 +248,39 @@ async fn feed_cut(deployment: &mut Deployment, plan: &FaultPlan) -> Result<(), R
         .await;
     Ok(())
 }
+
+/// Revocation propagation across processes: for each of `count` sessions made on replica B, the
+/// time from just before `Logout` is sent to B until the `LocalVerifier` in this process (fed by
+/// replica A, another process) refuses the session's token. Milliseconds, sorted.
+pub async fn propagation(deployment: &Deployment, count: usize) -> Result<Vec<f64>, RunError> {
+    let workload = std::sync::Arc::clone(&deployment.workload);
+    let b = workload.targets[1].clone();
+    let verifier = workload.verifier.as_ref().ok_or("no verifier")?;
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let entry = workload.fresh_token_pair(&b).await?;
+        let access = entry.credential().bearer().to_owned();
+        verifier.verify_token(&access).await?;
+        let started = Instant::now();
+        let logout = workload.logout_on(&b, &entry);
+        let refused = async {
+            loop {
+                let next_event = verifier.next_feed_event();
+                if verifier.verify_token(&access).await.is_err() {
+                    return started.elapsed();
+                }
+                next_event.await;
+            }
+        };
+        let (answered, refused_after) = tokio::join!(
+            logout,
+            tokio::time::timeout(Duration::from_secs(10), refused)
+        );
+        answered?;
+        let refused_after =
+            refused_after.map_err(|_| "a revoked token was still accepted after 10 s")?;
+        samples.push(refused_after.as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples)
+}

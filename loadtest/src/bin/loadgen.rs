@@ -83,6 +83,15 @@ enum Run {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Revocation propagation across processes: Logout on replica B until this process's
+    /// LocalVerifier (fed by replica A) refuses the token; no other load.
+    Propagation {
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+        /// Revocations to time, one at a time.
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+    },
     /// Run the mixed workload for a long time; one report row per interval.
     Soak {
         #[command(flatten)]
@@ -184,6 +193,37 @@ async fn main() -> ExitCode {
 /// `Ok(false)` when the run completed and found a violation or an unexpected outcome.
 async fn run(cli: Cli) -> Result<bool, RunError> {
     let (args, mut deployment, result) = match cli.run {
+        Run::Propagation {
+            deployment: args,
+            count,
+        } => {
+            let mut config = args.config()?;
+            config.sessions = 1;
+            let deployment = Deployment::start(&config).await?;
+            let samples = faults::propagation(&deployment, count).await;
+            deployment.finish().await?;
+            let samples = samples?;
+            if samples.is_empty() {
+                return Err("no revocation was timed (--count 0)".into());
+            }
+            let at = |q: f64| {
+                samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1]
+            };
+            let report = format!(
+                "| interval | count | p50 ms | p90 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|\n\
+                 | Logout sent to replica B -> LocalVerifier in another process (fed by replica A) refuses | {} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+                samples.len(),
+                at(0.5),
+                at(0.9),
+                at(0.99),
+                at(1.0)
+            );
+            println!("{report}");
+            if let Some(path) = &args.report {
+                std::fs::write(path, &report)?;
+            }
+            return Ok(true);
+        }
         Run::H2loadBodies { target, dir } => {
             let config = bench::BenchConfig::minimal(target, WorkloadConfig::default().password);
             bench::write_h2load_bodies(&config, &dir).await?;
