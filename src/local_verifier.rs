@@ -149,9 +149,7 @@ impl LocalVerifier {
             }
             None => {
                 let verified = Arc::new(self.verify_signature(token, now).await?);
-                self.shared
-                    .verified
-                    .insert(digest, Arc::clone(&verified), now);
+                self.shared.verified.insert(digest, Arc::clone(&verified));
                 verified
             }
         };

@@ -1,11 +1,13 @@
 //! Access tokens already verified, by the SHA-256 of their text. A repeat check of the same token
 //! skips the signature (the claims of a byte-identical token cannot differ) but never the expiry
 //! or the revocation lists: the caller checks those on every hit, so a revocation applies to
-//! cached tokens at once. Bounded: at capacity, expired entries go first, then all of them (each
-//! is verified again on its next use).
+//! cached tokens at once. Bounded: at capacity the oldest entry goes (tokens are issued with one
+//! lifetime, so that is also about the first to expire); an evicted token is verified again on
+//! its next use. Used by [`crate::LocalVerifier`] and by the auth service for every check of an
+//! access token (`Verify`, `ExchangeToken`, ext_authz).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, RwLock},
 };
 
@@ -26,7 +28,14 @@ pub struct VerifiedToken {
 
 pub struct VerifiedTokens {
     capacity: usize,
-    entries: RwLock<HashMap<TokenDigest, Arc<VerifiedToken>>>,
+    entries: RwLock<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_digest: HashMap<TokenDigest, Arc<VerifiedToken>>,
+    /// Insertion order, for evicting the oldest.
+    order: VecDeque<TokenDigest>,
 }
 
 impl VerifiedTokens {
@@ -34,7 +43,7 @@ impl VerifiedTokens {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries::default()),
         }
     }
 
@@ -48,35 +57,41 @@ impl VerifiedTokens {
         if self.capacity == 0 {
             return None;
         }
-        self.entries.read().ok()?.get(digest).cloned()
+        self.entries.read().ok()?.by_digest.get(digest).cloned()
     }
 
     /// Remembers a token whose signature and claims were just verified.
-    pub fn insert(&self, digest: TokenDigest, verified: Arc<VerifiedToken>, now_seconds: i64) {
+    pub fn insert(&self, digest: TokenDigest, verified: Arc<VerifiedToken>) {
         if self.capacity == 0 {
             return;
         }
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
-        if entries.len() >= self.capacity {
-            entries.retain(|_, verified| verified.claims.exp > now_seconds);
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
+        if entries.by_digest.contains_key(&digest) {
+            return;
         }
-        entries.insert(digest, verified);
+        while entries.by_digest.len() >= self.capacity {
+            let Some(oldest) = entries.order.pop_front() else {
+                break;
+            };
+            entries.by_digest.remove(&oldest);
+        }
+        entries.by_digest.insert(digest, verified);
+        entries.order.push_back(digest);
     }
 
     /// Forgets everything (the signing keys changed).
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {
-            entries.clear();
+            *entries = Entries::default();
         }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().map_or(0, |entries| entries.len())
+        self.entries
+            .read()
+            .map_or(0, |entries| entries.by_digest.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,29 +123,32 @@ mod tests {
     #[test]
     fn a_token_is_found_by_its_exact_text_only() {
         let cache = VerifiedTokens::new(10);
-        cache.insert(VerifiedTokens::digest("a.b.c"), claims(100), 0);
+        cache.insert(VerifiedTokens::digest("a.b.c"), claims(100));
         assert!(cache.get(&VerifiedTokens::digest("a.b.c")).is_some());
         assert!(cache.get(&VerifiedTokens::digest("a.b.c ")).is_none());
         assert!(cache.get(&VerifiedTokens::digest("a.b.C")).is_none());
     }
 
     #[test]
-    fn at_capacity_expired_entries_go_first_then_everything() {
+    fn the_cache_is_bounded_and_drops_the_oldest_first() {
         let cache = VerifiedTokens::new(2);
-        cache.insert(VerifiedTokens::digest("old"), claims(10), 0);
-        cache.insert(VerifiedTokens::digest("live"), claims(1000), 0);
-        cache.insert(VerifiedTokens::digest("new"), claims(1000), 50);
-        assert!(cache.get(&VerifiedTokens::digest("old")).is_none());
-        assert!(cache.get(&VerifiedTokens::digest("live")).is_some());
+        let key = VerifiedTokens::digest;
+        cache.insert(key("a"), claims(100));
+        cache.insert(key("b"), claims(100));
+        cache.insert(key("a"), claims(100));
+        cache.insert(key("c"), claims(100));
         assert_eq!(cache.len(), 2);
-        cache.insert(VerifiedTokens::digest("newer"), claims(1000), 50);
-        assert_eq!(cache.len(), 1);
+        assert!(cache.get(&key("a")).is_none());
+        assert!(cache.get(&key("b")).is_some());
+        assert!(cache.get(&key("c")).is_some());
+        cache.clear();
+        assert!(cache.is_empty());
     }
 
     #[test]
     fn capacity_zero_caches_nothing() {
         let cache = VerifiedTokens::new(0);
-        cache.insert(VerifiedTokens::digest("a"), claims(100), 0);
+        cache.insert(VerifiedTokens::digest("a"), claims(100));
         assert!(cache.get(&VerifiedTokens::digest("a")).is_none());
     }
 }

@@ -1,26 +1,26 @@
 //! The ext_authz decision cache: what lets a gateway check an access token with no database
 //! round trip, yet never allow a revoked session.
 //!
-//! Two parts. The *claims cache* maps a verified access token (by its SHA-256) to the claims a
-//! decision needs; it is bounded (oldest entries go first) and an entry is useless once its token
-//! has expired. The *revoked set* holds the sessions (and users) revoked within the last access
+//! Verified access tokens are remembered by `AuthCore` itself (`auth_api::verified_tokens`, by
+//! SHA-256, bounded), so a repeat check costs no signature. What this cache adds is the *revoked
+//! set*: it holds the sessions (and users) revoked within the last access
 //! token lifetime, fed by [`RevocationHub`]: every revocation this replica makes, and those other
 //! replicas make (Redis pub/sub, or the database re-read every `AUTH_REVOCATION_POLL_INTERVAL`
 //! while Redis is down). A session not in the revoked set is trusted for access tokens, as
 //! [`auth_api::LocalVerifier`] does: its tokens expire within the access token lifetime anyway.
 //!
-//! Signatures are checked against the in-memory key ring (`AuthCore::decode_own_access_token`).
+//! Signatures are checked against the in-memory key ring (`AuthCore::decode_own_access_token`),
+//! on a token's first sight only.
 //! Before each decision the feed is drained synchronously, so a revocation announced on this
 //! replica before the check began is always seen, whatever the background task is doing.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
-use auth_api::access_token::{AccessClaims, MAX_ACCESS_TOKEN_BYTES};
-use aws_lc_rs::digest;
+use auth_api::access_token::AccessClaims;
 use tokio::{
     sync::broadcast::{self, error::RecvError, error::TryRecvError},
     task::JoinHandle,
@@ -31,8 +31,6 @@ use super::{
     revocations::{CLOCK_MARGIN, FeedEvent, Revocation, RevocationHub},
 };
 
-/// Verified tokens kept at most: about 200 bytes each, so some 20 MB when full.
-pub const CLAIMS_CACHE_CAPACITY: usize = 100_000;
 /// How often expired cache entries and revocations that can no longer matter are dropped.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -60,13 +58,9 @@ impl From<AccessClaims> for CachedClaims {
     }
 }
 
-type TokenKey = [u8; 32];
-
 pub struct DecisionCache {
     core: Arc<AuthCore>,
     hub: Arc<RevocationHub>,
-    leeway_seconds: i64,
-    claims: Mutex<ClaimsCache>,
     revoked: RwLock<RevokedSet>,
     /// This cache's subscription to the hub, drained before every decision.
     feed: Mutex<broadcast::Receiver<FeedEvent>>,
@@ -96,12 +90,9 @@ impl DecisionCache {
         let feed = hub.subscribe();
         let wake = hub.subscribe();
         let recorded = hub.recorded_since(None, now).await?;
-        let leeway = core.policy().leeway;
         let cache = Arc::new(Self {
             core,
             hub,
-            leeway_seconds: i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX),
-            claims: Mutex::new(ClaimsCache::new(CLAIMS_CACHE_CAPACITY)),
             revoked: RwLock::new(RevokedSet::default()),
             feed: Mutex::new(feed),
             reread: Mutex::new(PendingReread::default()),
@@ -118,32 +109,8 @@ impl DecisionCache {
         token: &str,
         now: Timestamp,
     ) -> Result<CachedClaims, AuthError> {
-        if token.len() > MAX_ACCESS_TOKEN_BYTES {
-            return Err(AuthError::TokenInvalid);
-        }
         self.catch_up(now).await?;
-        let key = token_key(token);
-        let cached = self
-            .claims
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(&key).cloned());
-        let claims = match cached {
-            Some(claims) => {
-                if claims.expires_at.saturating_add(self.leeway_seconds) <= now.unix_seconds() {
-                    return Err(AuthError::TokenExpired);
-                }
-                claims
-            }
-            None => {
-                let claims =
-                    CachedClaims::from(self.core.decode_own_access_token(token, now).await?);
-                if let Ok(mut cache) = self.claims.lock() {
-                    cache.insert(key, claims.clone());
-                }
-                claims
-            }
-        };
+        let claims = CachedClaims::from(self.core.decode_own_access_token(token, now).await?);
         let revoked = self.revoked.read().map(|revoked| {
             revoked.is_revoked(&claims.session_id, &claims.user_id, claims.issued_at)
         });
@@ -215,9 +182,6 @@ impl DecisionCache {
     }
 
     fn forget_expired(&self, now: Timestamp) {
-        if let Ok(mut claims) = self.claims.lock() {
-            claims.forget_expired(now.unix_seconds(), self.leeway_seconds);
-        }
         if let Ok(mut revoked) = self.revoked.write() {
             revoked.forget_expired(now);
         }
@@ -246,60 +210,6 @@ impl DecisionCache {
 
 fn poisoned() -> AuthError {
     AuthError::Internal("decision cache lock poisoned (a panic mid-update)".into())
-}
-
-fn token_key(token: &str) -> TokenKey {
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
-    key
-}
-
-/// Verified claims by token, bounded: when full, the oldest insertion goes (tokens are issued
-/// with one lifetime, so that is also about the first to expire).
-struct ClaimsCache {
-    capacity: usize,
-    entries: HashMap<TokenKey, CachedClaims>,
-    order: VecDeque<TokenKey>,
-}
-
-impl ClaimsCache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    fn get(&self, key: &TokenKey) -> Option<&CachedClaims> {
-        self.entries.get(key)
-    }
-
-    fn insert(&mut self, key: TokenKey, claims: CachedClaims) {
-        if self.entries.contains_key(&key) {
-            return;
-        }
-        while self.entries.len() >= self.capacity {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            self.entries.remove(&oldest);
-        }
-        self.entries.insert(key, claims);
-        self.order.push_back(key);
-    }
-
-    fn forget_expired(&mut self, now_seconds: i64, leeway_seconds: i64) {
-        self.entries
-            .retain(|_, claims| claims.expires_at.saturating_add(leeway_seconds) > now_seconds);
-        let entries = &self.entries;
-        self.order.retain(|key| entries.contains_key(key));
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
 }
 
 /// Revocations whose sessions' access tokens may still be unexpired.
@@ -361,42 +271,6 @@ impl RevokedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn claims(session: &str, expires_at: i64) -> CachedClaims {
-        CachedClaims {
-            user_id: "user".into(),
-            session_id: session.into(),
-            roles: vec![],
-            issued_at: expires_at - 900,
-            expires_at,
-        }
-    }
-
-    #[test]
-    fn the_claims_cache_is_bounded_and_drops_the_oldest_first() {
-        let mut cache = ClaimsCache::new(2);
-        cache.insert(token_key("a"), claims("a", 100));
-        cache.insert(token_key("b"), claims("b", 100));
-        cache.insert(token_key("a"), claims("a", 100));
-        cache.insert(token_key("c"), claims("c", 100));
-        assert_eq!(cache.len(), 2);
-        assert!(cache.get(&token_key("a")).is_none());
-        assert!(cache.get(&token_key("b")).is_some());
-        assert!(cache.get(&token_key("c")).is_some());
-    }
-
-    #[test]
-    fn expired_entries_are_swept_with_the_leeway() {
-        let mut cache = ClaimsCache::new(10);
-        cache.insert(token_key("old"), claims("old", 100));
-        cache.insert(token_key("new"), claims("new", 200));
-        cache.forget_expired(104, 5);
-        assert_eq!(cache.len(), 2);
-        cache.forget_expired(105, 5);
-        assert!(cache.get(&token_key("old")).is_none());
-        assert!(cache.get(&token_key("new")).is_some());
-        assert_eq!(cache.order.len(), 1);
-    }
 
     #[test]
     fn revoked_sessions_and_users_are_refused_until_their_tokens_cannot_be_live() {

@@ -112,8 +112,8 @@ pub struct AuthCore {
     hasher: PasswordHasher,
     revocations: Arc<RevocationHub>,
     limits: Limits,
-    /// Access tokens whose signature was verified, so a repeat `Verify` skips Ed25519 (the
-    /// session is still read every time).
+    /// Access tokens whose signature was verified, so a repeat check skips Ed25519 (`Verify`
+    /// still reads the session every time; ext_authz checks its revoked set).
     verified_tokens: VerifiedTokens,
 }
 
@@ -484,8 +484,7 @@ impl AuthCore {
         let claims = verified.claims.clone();
         // Only a token checked against an audience: `Any` (logout) proves nothing about it.
         if matches!(audience, Audience::Exactly(_)) {
-            self.verified_tokens
-                .insert(digest, Arc::new(verified), now.unix_seconds());
+            self.verified_tokens.insert(digest, Arc::new(verified));
         }
         Ok(claims)
     }
