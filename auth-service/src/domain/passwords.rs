@@ -118,7 +118,11 @@ impl PasswordHasher {
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
         let params = self.params.clone();
         let salt = super::opaque_token::random_bytes::<SALT_BYTES>()?;
-        self.run_blocking(move |memory| hash_into_phc(&params, password.as_bytes(), &salt, memory))
+        let permit = self.wait_for_slot().await?;
+        self.threads
+            .run(permit, move |memory| {
+                hash_into_phc(&params, password.as_bytes(), &salt, memory)
+            })
             .await?
     }
 
@@ -129,12 +133,8 @@ impl PasswordHasher {
         password: String,
         stored_hash: Option<String>,
     ) -> Result<bool, AuthError> {
-        let user_exists = stored_hash.is_some();
-        let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.to_string());
-        let matched = self
-            .run_blocking(move |memory| matches_phc(password.as_bytes(), &hash, memory))
-            .await?;
-        Ok(matched && user_exists)
+        let permit = self.wait_for_slot().await?;
+        self.verify_with_permit(password, stored_hash, permit).await
     }
 
     /// `verify` for a login: when `queue_limit` logins already wait for a hashing slot, answers
@@ -169,11 +169,7 @@ impl PasswordHasher {
                 });
             }
             // Joined above by the compare-and-add; left however the wait ends.
-            let place = QueuePlace(&self.waiting);
-            let permit = self.permits.clone().acquire_owned().await;
-            drop(place);
-            let permit = permit
-                .map_err(|_| AuthError::Unavailable("password hashing is shut down".into()))?;
+            let permit = self.slot_after(QueuePlace(&self.waiting)).await?;
             return self.verify_with_permit(password, stored_hash, permit).await;
         }
         self.verify(password, stored_hash).await
@@ -227,16 +223,19 @@ impl PasswordHasher {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    async fn run_blocking<T: Send + 'static>(
+    /// Waits (counted in the queue, however the wait ends) for a hashing slot.
+    async fn wait_for_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        self.slot_after(QueuePlace::join(&self.waiting)).await
+    }
+
+    /// Waits for a hashing slot, holding `place` in the queue until then.
+    async fn slot_after(
         &self,
-        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, AuthError> {
-        let place = QueuePlace::join(&self.waiting);
+        place: QueuePlace<'_>,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
         let permit = self.permits.clone().acquire_owned().await;
         drop(place);
-        let permit =
-            permit.map_err(|_| AuthError::Unavailable("password hashing is shut down".into()))?;
-        self.threads.run(permit, work).await
+        permit.map_err(|_| AuthError::Unavailable("password hashing is shut down".into()))
     }
 }
 
