@@ -18,8 +18,8 @@ use crate::{
     config::Settings,
     domain::gateway::Gateway,
     domain::{
-        AuthCore, AuthError, Timestamp, keys::KeyManager, passwords::PasswordHasher,
-        revocations::RevocationHub,
+        AuthCore, AuthError, Timestamp, keys::KeyManager, live_sessions::LiveSessions,
+        passwords::PasswordHasher, revocations::RevocationHub,
     },
     grpc::{
         AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer,
@@ -62,6 +62,15 @@ impl Components {
         let keys = Arc::new(KeyManager::start(store.clone(), Timestamp::now()).await?);
         let hasher = PasswordHasher::new(settings.hashing()).await?;
         let mut hub = RevocationHub::new(store.clone(), settings.tokens_outlive_revocation_by());
+        if settings.session_cache_on() {
+            // With Redis, trusted only once the fan-out subscription is up (store/redis_fanout.rs).
+            let trusted = settings.redis_url.is_none();
+            hub = hub.with_live_sessions(Arc::new(LiveSessions::new(
+                LIVE_SESSIONS_KEPT,
+                settings.session_cache_ttl,
+                trusted,
+            )));
+        }
         let redis = match &settings.redis_url {
             Some(url) => {
                 let link = redis_fanout::RedisLink::open(url.expose())?;
@@ -92,6 +101,9 @@ impl Components {
         })
     }
 }
+
+/// Live sessions remembered per replica (about 250 bytes each).
+const LIVE_SESSIONS_KEPT: usize = 100_000;
 
 /// Streams a client may reset before the server accepted them, per connection.
 const MAX_PENDING_RESET_STREAMS: usize = 20;

@@ -67,6 +67,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether `Verify` may answer for a recently seen session from memory
+/// (`domain/live_sessions.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SessionCache {
+    /// On where this replica hears of every revocation: with Redis (the fan-out), or with the
+    /// embedded SQLite (one process). Off for PostgreSQL without Redis, where other replicas'
+    /// revocations would only be seen in the database.
+    Auto,
+    On,
+    Off,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address the gRPC server listens on.
@@ -94,6 +106,20 @@ pub struct Settings {
     /// safety net under pub/sub, which may drop messages while Redis is unreachable).
     #[arg(long, env = "AUTH_REVOCATION_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
     pub revocation_poll_interval: Duration,
+
+    /// Answer `Verify` for recently seen live sessions from memory (see `SessionCache`).
+    #[arg(
+        long,
+        env = "AUTH_SESSION_CACHE",
+        value_enum,
+        default_value = "auto",
+        global = true
+    )]
+    pub session_cache: SessionCache,
+
+    /// How long a remembered session is trusted before it is read again.
+    #[arg(long, env = "AUTH_SESSION_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub session_cache_ttl: Duration,
 
     /// How often the revocation feed sends a heartbeat.
     #[arg(long, env = "AUTH_FEED_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
@@ -339,6 +365,19 @@ impl Settings {
     }
 
     /// How long an access token can outlive the revocation of its session.
+    /// Whether the session cache is on, given the configured stores.
+    pub fn session_cache_on(&self) -> bool {
+        let postgres = self
+            .database_url
+            .as_ref()
+            .is_some_and(|url| url.expose().starts_with("postgres"));
+        match self.session_cache {
+            SessionCache::On => true,
+            SessionCache::Off => false,
+            SessionCache::Auto => self.redis_url.is_some() || !postgres,
+        }
+    }
+
     pub fn tokens_outlive_revocation_by(&self) -> Duration {
         self.access_token_ttl + self.token_leeway
     }

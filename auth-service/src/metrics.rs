@@ -30,6 +30,8 @@ pub struct Metrics {
     live_sessions: IntGauge,
     hashing_queue: IntGauge,
     feed_subscribers: IntGauge,
+    session_cache_entries: IntGauge,
+    session_cache_hits: IntCounter,
     sources: Sources,
 }
 
@@ -80,6 +82,16 @@ impl Metrics {
             "revocation_feed_subscribers",
             "Open WatchRevocations streams",
         )?;
+        let session_cache_entries = IntGauge::new(
+            "session_cache_entries",
+            "Live sessions this replica remembers for Verify",
+        )?;
+        let session_cache_hits = IntCounter::new(
+            "session_cache_hits_total",
+            "Verify calls answered for a remembered session, without reading the database",
+        )?;
+        registry.register(Box::new(session_cache_entries.clone()))?;
+        registry.register(Box::new(session_cache_hits.clone()))?;
         registry.register(Box::new(rpc_requests.clone()))?;
         registry.register(Box::new(rpc_latency.clone()))?;
         registry.register(Box::new(logins.clone()))?;
@@ -96,6 +108,8 @@ impl Metrics {
             live_sessions,
             hashing_queue,
             feed_subscribers,
+            session_cache_entries,
+            session_cache_hits,
             sources: Sources {
                 store,
                 core,
@@ -140,6 +154,14 @@ impl Metrics {
             .set(i64::try_from(self.sources.core.hashing_queue_depth()).unwrap_or(i64::MAX));
         self.feed_subscribers
             .set(i64::try_from(self.sources.revocations.feed_stream_count()).unwrap_or(i64::MAX));
+        let cache = self.sources.revocations.live_sessions();
+        self.session_cache_entries
+            .set(i64::try_from(cache.len()).unwrap_or(i64::MAX));
+        self.session_cache_hits.inc_by(
+            cache
+                .hit_count()
+                .saturating_sub(self.session_cache_hits.get()),
+        );
         let announced = self.sources.revocations.announced_count();
         self.revocations
             .inc_by(announced.saturating_sub(self.revocations.get()));

@@ -138,8 +138,9 @@ impl AdminCore {
         Ok(user.into())
     }
 
-    /// Replaces the user's roles (duplicates dropped, order kept). Verify reads roles from the
-    /// store, so it sees the change at once; issued access tokens keep their `roles` claim.
+    /// Replaces the user's roles (duplicates dropped, order kept). Verify reads roles with the
+    /// session (the session cache forgets the user's sessions on every replica before this
+    /// returns), so it sees the change at once; issued access tokens keep their `roles` claim.
     pub async fn set_roles(
         &self,
         caller: &Principal,
@@ -160,6 +161,7 @@ impl AdminCore {
         if !self.core.store().set_user_roles(user_id, &stored).await? {
             return Err(AuthError::UserNotFound);
         }
+        self.core.revocations().roles_changed(user_id).await;
         tracing::info!(%user_id, admin = %caller.user_id, roles = ?unique, "roles changed");
         Ok(self.user(user_id).await?.into())
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod gateway;
 pub mod keys;
 pub mod limits;
+pub mod live_sessions;
 pub mod opaque_token;
 pub mod password_policy;
 pub mod passwords;

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::{AuthError, Timestamp};
+use super::{AuthError, Timestamp, live_sessions::LiveSessions};
 use crate::store::{RevokedSession, Store, StoreError};
 
 /// Replicas' clocks and commit delays differ: re-reading from the database always starts this
@@ -83,16 +83,32 @@ pub enum FeedEvent {
     KeysChanged(String),
 }
 
-/// Carries revocations to the other replicas.
+/// What one replica tells the others.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FanoutEvent {
+    Revoked(Revocation),
+    /// The user's roles changed: sessions remembered with the old ones must be read again.
+    RolesChanged {
+        user_id: String,
+    },
+}
+
+/// Carries events to the other replicas.
 #[async_trait]
 pub trait Fanout: Send + Sync + 'static {
-    async fn publish(&self, revocation: &Revocation) -> Result<(), StoreError>;
+    /// Returns once every replica listening has applied `event`, or after a bounded wait for the
+    /// slow ones (which then learn of it from the database within a poll interval).
+    async fn publish(&self, event: &FanoutEvent) -> Result<(), StoreError>;
 }
 
 pub struct RevocationHub {
     store: Arc<dyn Store>,
     local: broadcast::Sender<FeedEvent>,
     fanout: Option<Arc<dyn Fanout>>,
+    /// Told of every revocation before anyone else, so `Verify` never answers from memory for a
+    /// session that has ended.
+    live_sessions: Arc<LiveSessions>,
     /// Recently delivered events (key -> when), so re-reads and echoes are delivered once.
     delivered: Mutex<HashMap<String, Timestamp>>,
     /// How long an access token can outlive its session's revocation (its TTL plus leeway).
@@ -118,6 +134,7 @@ impl RevocationHub {
             store,
             local: broadcast::channel(LOCAL_BUFFER).0,
             fanout: None,
+            live_sessions: Arc::new(LiveSessions::off()),
             delivered: Mutex::new(HashMap::new()),
             tokens_outlive_revocation_by,
             announced: AtomicU64::new(0),
@@ -128,6 +145,16 @@ impl RevocationHub {
     pub fn with_fanout(mut self, fanout: Arc<dyn Fanout>) -> Self {
         self.fanout = Some(fanout);
         self
+    }
+
+    /// Keeps `live_sessions` in step with every revocation this hub hears of.
+    pub fn with_live_sessions(mut self, live_sessions: Arc<LiveSessions>) -> Self {
+        self.live_sessions = live_sessions;
+        self
+    }
+
+    pub fn live_sessions(&self) -> &Arc<LiveSessions> {
+        &self.live_sessions
     }
 
     pub fn has_fanout(&self) -> bool {
@@ -169,15 +196,40 @@ impl RevocationHub {
         for revocation in revocations {
             self.announced.fetch_add(1, Ordering::Relaxed);
             self.deliver(revocation.clone());
-            let Some(fanout) = &self.fanout else { continue };
-            if let Err(error) = fanout.publish(&revocation).await {
-                tracing::warn!(%error, "revocation fan-out failed; other replicas will re-read it");
-            }
+            self.publish(FanoutEvent::Revoked(revocation)).await;
+        }
+    }
+
+    /// Tells this replica's session cache, then the other replicas, that a user's roles changed.
+    pub async fn roles_changed(&self, user_id: &str) {
+        self.live_sessions.forget_user(user_id);
+        self.publish(FanoutEvent::RolesChanged {
+            user_id: user_id.to_owned(),
+        })
+        .await;
+    }
+
+    /// Applies what another replica published.
+    pub fn apply(&self, event: FanoutEvent) {
+        match event {
+            FanoutEvent::Revoked(revocation) => self.deliver(revocation),
+            FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(&user_id),
+        }
+    }
+
+    async fn publish(&self, event: FanoutEvent) {
+        let Some(fanout) = &self.fanout else { return };
+        if let Err(error) = fanout.publish(&event).await {
+            // Other replicas' session caches are off while they cannot hear the fan-out, and
+            // they re-read revocations from the database.
+            tracing::warn!(%error, "fan-out failed; other replicas will re-read from the database");
         }
     }
 
     /// Hands an event (local or from another replica) to local subscribers, once.
     pub fn deliver(&self, revocation: Revocation) {
+        // Even a repeat: it costs a map lookup, and a cache must never miss a revocation.
+        self.live_sessions.forget(&revocation);
         let key = revocation.dedupe_key();
         {
             let Ok(mut delivered) = self.delivered.lock() else {

@@ -16,6 +16,7 @@ use super::{
     accounts::{Email, format_roles, parse_roles},
     keys::KeyManager,
     limits::{Attempt, LimitPolicy, Limiter, Limits, MemoryLimiter, Throttled},
+    live_sessions::LiveSession,
     opaque_token::{OpaqueToken, TokenHash, new_id, new_token_id},
     password_policy::check_new_password,
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher},
@@ -418,12 +419,13 @@ impl AuthCore {
         Ok(self.verify_with_session(token, audience, now).await?.0)
     }
 
+    /// Verifies a credential; also returns its session's absolute expiry.
     async fn verify_with_session(
         &self,
         token: &str,
         audience: Option<&str>,
         now: Timestamp,
-    ) -> Result<(Verified, SessionRecord), AuthError> {
+    ) -> Result<(Verified, Timestamp), AuthError> {
         if token.is_empty() {
             return Err(AuthError::MissingCredential);
         }
@@ -436,20 +438,44 @@ impl AuthCore {
         let claims = self
             .decode_access_token(token, Audience::Exactly(audience), now)
             .await?;
-        let session = self
-            .store
-            .find_session(&claims.sid)
-            .await?
-            // Either kind of session: ExchangeToken mints access tokens for session-token sessions.
-            .filter(|session| session.user_id == claims.sub)
-            .ok_or(AuthError::TokenInvalid)?;
-        session.ensure_live(now)?;
+        let session = self.live_session(&claims.sid, &claims.sub, now).await?;
         let verified = Verified {
-            principal: principal_of(&session),
+            principal: session.principal.clone(),
             kind: SessionKind::Tokens,
             expires_at: Timestamp::from_unix_seconds(claims.exp),
         };
-        Ok((verified, session))
+        Ok((verified, session.expires_at))
+    }
+
+    /// The live session `session_id` of `user_id` (of either kind: ExchangeToken mints access
+    /// tokens for session-token sessions): from memory if this replica saw it recently, else
+    /// from the store.
+    async fn live_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Arc<LiveSession>, AuthError> {
+        let cache = self.revocations.live_sessions();
+        if let Some(session) = cache.by_id(session_id, now)
+            && session.principal.user_id == user_id
+            && session.is_live(now)
+        {
+            return Ok(session);
+        }
+        let ticket = cache.ticket();
+        let record = self
+            .store
+            .find_session(session_id)
+            .await?
+            .filter(|session| session.user_id == user_id)
+            .ok_or(AuthError::TokenInvalid)?;
+        record.ensure_live(now)?;
+        let session = LiveSession::of(&record);
+        if let Some(ticket) = ticket {
+            cache.remember(ticket, session.clone(), None, now);
+        }
+        Ok(Arc::new(session))
     }
 
     async fn decode_access_token(
@@ -514,33 +540,56 @@ impl AuthCore {
         &self,
         token: &str,
         now: Timestamp,
-    ) -> Result<(Verified, SessionRecord), AuthError> {
+    ) -> Result<(Verified, Timestamp), AuthError> {
         let hash = OpaqueToken::hash_of(token)?;
-        let session = self
-            .store
-            .find_session_by_token_hash(&hash.0)
-            .await?
-            .filter(|session| {
+        let cache = self.revocations.live_sessions();
+        let session = match cache.by_token_hash(&hash.0, now) {
+            Some(session) if session.is_live(now) => {
+                if session.activity_is_stale(now) {
+                    self.store
+                        .touch_session(&session.principal.session_id, now)
+                        .await?;
+                    cache.touched(&session.principal.session_id, now);
+                }
                 session
-                    .session_token_hash
-                    .as_deref()
-                    .is_some_and(|stored| hash.matches(stored))
-            })
-            .ok_or(AuthError::TokenInvalid)?;
-        session.ensure_live(now)?;
-        if session.activity_is_stale(now) {
-            self.store.touch_session(&session.id, now).await?;
-        }
-        let touched = SessionRecord {
+            }
+            _ => {
+                let ticket = cache.ticket();
+                let record = self
+                    .store
+                    .find_session_by_token_hash(&hash.0)
+                    .await?
+                    .filter(|session| {
+                        session
+                            .session_token_hash
+                            .as_deref()
+                            .is_some_and(|stored| hash.matches(stored))
+                    })
+                    .ok_or(AuthError::TokenInvalid)?;
+                record.ensure_live(now)?;
+                let mut session = LiveSession::of(&record);
+                if record.activity_is_stale(now) {
+                    self.store.touch_session(&record.id, now).await?;
+                    session.last_seen_at = now;
+                }
+                if let Some(ticket) = ticket {
+                    cache.remember(ticket, session.clone(), Some(hash.0), now);
+                }
+                Arc::new(session)
+            }
+        };
+        // This verification is activity, whether or not it was worth a write.
+        let ends_at = LiveSession {
             last_seen_at: now,
-            ..session
-        };
+            ..LiveSession::clone(&session)
+        }
+        .ends_at();
         let verified = Verified {
-            principal: principal_of(&touched),
+            principal: session.principal.clone(),
             kind: SessionKind::Session,
-            expires_at: touched.ends_at(),
+            expires_at: ends_at,
         };
-        Ok((verified, touched))
+        Ok((verified, session.expires_at))
     }
 
     /// Mints a short-lived access token for `audience`, tied to the subject token's session.
@@ -557,10 +606,11 @@ impl AuthCore {
         if !allowed.is_empty() && !allowed.iter().any(|allowed| allowed == audience) {
             return Err(AuthError::AudienceNotAllowed);
         }
-        let (verified, session) = self.verify_with_session(subject_token, None, now).await?;
+        let (verified, session_expires_at) =
+            self.verify_with_session(subject_token, None, now).await?;
         // Never later than the subject itself: exchanging a token for a fresh one of the same
         // reach, again and again, must not stretch a stolen token past its expiry.
-        let grant = Grant::for_verified(&verified, session.expires_at.min(verified.expires_at));
+        let grant = Grant::for_verified(&verified, session_expires_at.min(verified.expires_at));
         self.mint_access_token(grant, Some(audience), now).await
     }
 
@@ -593,8 +643,8 @@ impl AuthCore {
         if !OpaqueToken::looks_like(session_token) {
             return Err(AuthError::TokenInvalid);
         }
-        let (verified, session) = self.verify_session_token(session_token, now).await?;
-        let grant = Grant::for_verified(&verified, session.expires_at);
+        let (verified, session_expires_at) = self.verify_session_token(session_token, now).await?;
+        let grant = Grant::for_verified(&verified, session_expires_at);
         let (token, expires_at) = self
             .mint_access_token(grant, Some(self.policy.audience.as_str()), now)
             .await?;
@@ -871,14 +921,5 @@ impl<'a> Grant<'a> {
             roles: verified.principal.roles.clone(),
             session_expires_at: expires_at,
         }
-    }
-}
-
-fn principal_of(session: &SessionRecord) -> Principal {
-    Principal {
-        user_id: session.user_id.clone(),
-        email: session.email.clone(),
-        roles: parse_roles(&session.roles),
-        session_id: session.id.clone(),
     }
 }

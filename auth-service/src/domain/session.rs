@@ -36,12 +36,7 @@ impl SessionKind {
 impl SessionRecord {
     /// When the session ends if nothing happens before then.
     pub fn ends_at(&self) -> Timestamp {
-        let idle_end = Timestamp::from_millis(
-            self.last_seen_at
-                .millis()
-                .saturating_add(self.idle_timeout_ms),
-        );
-        idle_end.min(self.expires_at)
+        ends_at(self.last_seen_at, self.idle_timeout_ms, self.expires_at)
     }
 
     pub fn ensure_live(&self, now: Timestamp) -> Result<(), AuthError> {
@@ -58,9 +53,27 @@ impl SessionRecord {
     /// a twentieth of the idle timeout (at most a minute), so a busy session costs few writes and
     /// its idle expiry drifts by at most that much.
     pub fn activity_is_stale(&self, now: Timestamp) -> bool {
-        let idle = Duration::from_millis(u64::try_from(self.idle_timeout_ms).unwrap_or(0));
-        now.since(self.last_seen_at) >= (idle / 20).min(Duration::from_secs(60))
+        activity_is_stale(self.last_seen_at, self.idle_timeout_ms, now)
     }
+}
+
+/// The end of a session last seen at `last_seen_at`: the earlier of idle and absolute expiry.
+pub(crate) fn ends_at(
+    last_seen_at: Timestamp,
+    idle_timeout_ms: i64,
+    expires_at: Timestamp,
+) -> Timestamp {
+    let idle_end = Timestamp::from_millis(last_seen_at.millis().saturating_add(idle_timeout_ms));
+    idle_end.min(expires_at)
+}
+
+pub(crate) fn activity_is_stale(
+    last_seen_at: Timestamp,
+    idle_timeout_ms: i64,
+    now: Timestamp,
+) -> bool {
+    let idle = Duration::from_millis(u64::try_from(idle_timeout_ms).unwrap_or(0));
+    now.since(last_seen_at) >= (idle / 20).min(Duration::from_secs(60))
 }
 
 #[cfg(test)]

@@ -4,25 +4,63 @@
 //! order (`sessions.revoked_at`), so Redis only has to carry the news fast. Pub/sub costs no
 //! memory per event and has the lowest latency; its one weakness, at-most-once delivery (a
 //! replica that is disconnected misses messages), is covered by each replica re-reading recent
-//! revocations from the database every `AUTH_REVOCATION_POLL_INTERVAL`. A revocation is
-//! therefore never lost, only (while Redis is down) delayed by up to one poll interval; and
-//! `Verify` does not depend on Redis at all, since it reads the session from the database.
+//! revocations from the database every `AUTH_REVOCATION_POLL_INTERVAL`, and by its session
+//! cache being off while it is not subscribed. A revocation is therefore never lost, only (while
+//! Redis is down) delayed by up to one poll interval for local verifiers; `Verify` is never
+//! delayed, since it reads the session from the database whenever the cache cannot be trusted.
+//!
+//! Confirmation: `PUBLISH` answers with how many subscribers received the message; each
+//! replica, once it has applied an event, confirms on a second channel. The publisher waits for
+//! that many confirmations (at most [`CONFIRM_TIMEOUT`]) before its RPC answers, so a
+//! revocation acknowledged by one replica is already known to every other replica's session
+//! cache: `Verify` anywhere refuses it from the next call.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use redis::{AsyncCommands, aio::ConnectionManager};
-use tokio::task::JoinHandle;
+use serde::{Deserialize, Serialize};
+use tokio::{sync::Notify, task::JoinHandle};
 use tokio_stream::StreamExt;
 
 use super::StoreError;
 use crate::domain::{
     Timestamp,
-    revocations::{Fanout, Revocation, RevocationHub},
+    opaque_token::new_id,
+    revocations::{Fanout, FanoutEvent, RevocationHub},
 };
 
 const CHANNEL: &str = "auth.v1:revocations";
+/// Where replicas confirm the events they applied.
+const CONFIRM_CHANNEL: &str = "auth.v1:revocations:confirm";
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// How long a publisher waits for the other replicas to confirm. A replica that takes longer is
+/// stuck or cut off; it re-reads revocations within a poll interval.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// How long a publish that failed waits before the revocation is acknowledged anyway.
+const NOTICE_GRACE: Duration = Duration::from_millis(50);
+
+/// An event as published: who sent it and its number, so receivers can confirm it.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    from: String,
+    seq: u64,
+    event: FanoutEvent,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Confirmation {
+    to: String,
+    seq: u64,
+}
 
 impl From<redis::RedisError> for StoreError {
     fn from(error: redis::RedisError) -> Self {
@@ -67,7 +105,7 @@ impl RedisLink {
         poll_interval: Duration,
     ) -> Vec<JoinHandle<()>> {
         vec![
-            spawn_listener(self.client, hub.clone()),
+            spawn_listener(self.client, self.fanout, hub.clone()),
             spawn_reconciler(hub, poll_interval),
         ]
     }
@@ -75,6 +113,17 @@ impl RedisLink {
 
 struct RedisFanout {
     connection: ConnectionManager,
+    /// This process, as named in envelopes and confirmations.
+    replica: String,
+    next_seq: AtomicU64,
+    /// Published events still waiting for confirmations, by sequence number.
+    waiting: Mutex<HashMap<u64, Arc<Confirmations>>>,
+}
+
+#[derive(Default)]
+struct Confirmations {
+    received: AtomicUsize,
+    arrived: Notify,
 }
 
 impl RedisFanout {
@@ -86,52 +135,154 @@ impl RedisFanout {
             .set_number_of_retries(1)
             .set_max_delay(MAX_RECONNECT_DELAY);
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-        Ok(Self { connection })
+        let replica = new_id().map_err(|error| StoreError::Other(error.to_string()))?;
+        Ok(Self {
+            connection,
+            replica,
+            next_seq: AtomicU64::new(1),
+            waiting: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Counts a confirmation of one of this replica's events.
+    fn confirmed(&self, seq: u64) {
+        let waiting = self
+            .waiting
+            .lock()
+            .ok()
+            .and_then(|waiting| waiting.get(&seq).cloned());
+        if let Some(confirmations) = waiting {
+            confirmations.received.fetch_add(1, Ordering::AcqRel);
+            confirmations.arrived.notify_one();
+        }
+    }
+
+    async fn confirm(&self, to: String, seq: u64) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(&Confirmation { to, seq })
+            .map_err(|error| StoreError::Other(format!("cannot encode confirmation: {error}")))?;
+        let mut connection = self.connection.clone();
+        let _receivers: i64 = connection.publish(CONFIRM_CHANNEL, payload).await?;
+        Ok(())
     }
 }
 
 #[async_trait]
 impl Fanout for RedisFanout {
-    async fn publish(&self, revocation: &Revocation) -> Result<(), StoreError> {
-        let payload = serde_json::to_string(revocation)
-            .map_err(|error| StoreError::Other(format!("cannot encode revocation: {error}")))?;
+    async fn publish(&self, event: &FanoutEvent) -> Result<(), StoreError> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let envelope = Envelope {
+            from: self.replica.clone(),
+            seq,
+            event: event.clone(),
+        };
+        let payload = serde_json::to_string(&envelope)
+            .map_err(|error| StoreError::Other(format!("cannot encode event: {error}")))?;
+        // Waiting before publishing: a confirmation can arrive before PUBLISH answers.
+        let confirmations = Arc::new(Confirmations::default());
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.insert(seq, confirmations.clone());
+        }
         let mut connection = self.connection.clone();
-        let _receivers: i64 = connection.publish(CHANNEL, payload).await?;
-        Ok(())
+        let published: Result<i64, _> = connection.publish(CHANNEL, payload).await;
+        let outcome = match published {
+            Ok(receivers) => {
+                let expected = usize::try_from(receivers).unwrap_or(0);
+                wait_for(&confirmations, expected).await;
+                Ok(())
+            }
+            Err(error) => {
+                // Redis is gone for the other replicas too, and they turn their session caches
+                // off when they see their subscription close: let them see it first.
+                tokio::time::sleep(NOTICE_GRACE).await;
+                Err(error.into())
+            }
+        };
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.remove(&seq);
+        }
+        outcome
     }
 }
 
-/// Receives other replicas' revocations and hands them to the hub; reconnects with backoff.
-fn spawn_listener(client: redis::Client, hub: Arc<RevocationHub>) -> JoinHandle<()> {
+async fn wait_for(confirmations: &Confirmations, expected: usize) {
+    let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
+    loop {
+        let received = confirmations.received.load(Ordering::Acquire);
+        if received >= expected {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, confirmations.arrived.notified())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                expected,
+                received,
+                "not every replica confirmed a revocation in time; they re-read it from the database"
+            );
+            return;
+        }
+    }
+}
+
+/// Receives other replicas' events, hands them to the hub and confirms them; reconnects with
+/// backoff. The session cache is trusted only while subscribed.
+fn spawn_listener(
+    client: redis::Client,
+    fanout: Arc<RedisFanout>,
+    hub: Arc<RevocationHub>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(100);
         loop {
-            match listen(&client, &hub).await {
+            match listen(&client, &fanout, &hub).await {
                 Ok(()) => tracing::warn!("redis subscription ended; reconnecting"),
                 Err(error) => tracing::warn!(%error, "redis subscription failed; retrying"),
             }
+            hub.live_sessions().distrust();
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_RECONNECT_DELAY);
         }
     })
 }
 
-async fn listen(client: &redis::Client, hub: &RevocationHub) -> Result<(), StoreError> {
+async fn listen(
+    client: &redis::Client,
+    fanout: &RedisFanout,
+    hub: &RevocationHub,
+) -> Result<(), StoreError> {
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(CHANNEL).await?;
+    pubsub.subscribe(&[CHANNEL, CONFIRM_CHANNEL]).await?;
     tracing::info!("subscribed to revocation fan-out");
+    hub.live_sessions().trust();
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
         let payload: String = match message.get_payload() {
             Ok(payload) => payload,
             Err(error) => {
-                tracing::warn!(%error, "unreadable revocation message");
+                tracing::warn!(%error, "unreadable fan-out message");
                 continue;
             }
         };
-        match serde_json::from_str::<Revocation>(&payload) {
-            Ok(revocation) => hub.deliver(revocation),
-            Err(error) => tracing::warn!(%error, "malformed revocation message"),
+        if message.get_channel_name() == CONFIRM_CHANNEL {
+            match serde_json::from_str::<Confirmation>(&payload) {
+                Ok(confirmation) if confirmation.to == fanout.replica => {
+                    fanout.confirmed(confirmation.seq);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "malformed fan-out confirmation"),
+            }
+            continue;
+        }
+        match serde_json::from_str::<Envelope>(&payload) {
+            Ok(envelope) => {
+                hub.apply(envelope.event);
+                // Our own events are applied already; confirming them keeps the count simple.
+                if let Err(error) = fanout.confirm(envelope.from, envelope.seq).await {
+                    tracing::warn!(%error, "cannot confirm a fan-out event");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "malformed fan-out message"),
         }
     }
     Ok(())

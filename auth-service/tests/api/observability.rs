@@ -15,7 +15,9 @@ use crate::helpers::{
     redis_host_port, test_settings, unique_email,
 };
 
-async fn scrape(app: &TestApp) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) async fn scrape(
+    app: &TestApp,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let addr = app.metrics_addr.ok_or("metrics are not enabled")?;
     let mut connection = tokio::net::TcpStream::connect(addr).await?;
     connection
@@ -29,7 +31,7 @@ async fn scrape(app: &TestApp) -> Result<String, Box<dyn std::error::Error + Sen
 }
 
 /// The value of the sample whose line starts with `series` (name and labels as exposed).
-fn sample(body: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }

@@ -9,7 +9,7 @@ use tonic::Code;
 
 use crate::helpers::{
     CuttableProxy, TestApp, TestResult, assert_error, local_verifier, postgres_and_redis,
-    redis_host_port, unique_email, wait_until_rejected,
+    redis_host_port, session_token, unique_email, wait_until_rejected, with_bearer,
 };
 
 /// Two replicas on one fresh PostgreSQL schema, both using the Redis at `redis_url`.
@@ -28,6 +28,7 @@ async fn two_replicas(
     let a = TestApp::spawn_with(&backend, configure).await?;
     let mut settings = a.settings.clone();
     configure(&mut settings);
+    settings.metrics_addr = Some(([127, 0, 0, 1], 0).into());
     let b = TestApp::start(a.database.clone(), settings).await?;
     Ok(Some((a, b)))
 }
@@ -38,27 +39,70 @@ fn redis_url() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_through_one_replica_fails_verify_on_the_other_at_once() -> TestResult {
-    let Some((a, b)) = two_replicas("replicas_verify", redis_url, Duration::from_secs(1)).await?
+    let Some((a, b)) = two_replicas("replicas_verify", redis_url, Duration::from_secs(60)).await?
     else {
         return Ok(());
     };
-    let (_, tokens) = a.user_with_tokens(&unique_email("replica")).await?;
-    b.verify(&tokens.access_token).await?;
-    a.auth
-        .clone()
-        .logout(pb::LogoutRequest {
-            token: tokens.access_token.clone(),
-        })
-        .await?;
-    assert_error(
-        b.verify(&tokens.access_token).await,
-        Code::Unauthenticated,
-        "SESSION_REVOKED",
+    // Replica B has seen each credential before (so it remembers the session), and the poll
+    // interval is long: only the confirmed fan-out can make B refuse from the next call.
+    for round in 0..5 {
+        let email = unique_email(&format!("replica{round}"));
+        let (_, tokens) = a.user_with_tokens(&email).await?;
+        let session = session_token(&a.login(&email, pb::CredentialKind::Session).await?)?;
+        for credential in [&tokens.access_token, &session] {
+            b.verify(credential).await?;
+            b.verify(credential).await?;
+            a.auth
+                .clone()
+                .logout(pb::LogoutRequest {
+                    token: credential.clone(),
+                })
+                .await?;
+            assert_error(
+                b.verify(credential).await,
+                Code::Unauthenticated,
+                "SESSION_REVOKED",
+            );
+        }
+        assert_error(
+            b.refresh(&tokens.refresh_token).await,
+            Code::Unauthenticated,
+            "SESSION_REVOKED",
+        );
+    }
+    // B did answer the repeat checks from memory: the refusals above are the fan-out's work.
+    let metrics = crate::observability::scrape(&b).await?;
+    let hits = crate::observability::sample(&metrics, "auth_session_cache_hits_total");
+    assert!(hits.is_some_and(|hits| hits >= 10.0), "{hits:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_changed_through_one_replica_are_seen_by_verify_on_the_other_at_once() -> TestResult {
+    let Some((a, b)) = two_replicas("replicas_roles", redis_url, Duration::from_secs(60)).await?
+    else {
+        return Ok(());
+    };
+    let admin = crate::admin::admin(&a).await?;
+    let email = unique_email("replica-roles");
+    let (login, tokens) = a.user_with_tokens(&email).await?;
+    let roles_on_b = |principal: Option<pb::Principal>| principal.map(|principal| principal.roles);
+    assert_eq!(
+        roles_on_b(b.verify(&tokens.access_token).await?.principal),
+        Some(Vec::new())
     );
-    assert_error(
-        b.refresh(&tokens.refresh_token).await,
-        Code::Unauthenticated,
-        "SESSION_REVOKED",
+    crate::admin::client(&a)
+        .set_roles(with_bearer(
+            &admin.access_token,
+            pb::SetRolesRequest {
+                user_id: login.user_id.clone(),
+                roles: vec!["billing".into()],
+            },
+        )?)
+        .await?;
+    assert_eq!(
+        roles_on_b(b.verify(&tokens.access_token).await?.principal),
+        Some(vec!["billing".to_owned()])
     );
     Ok(())
 }
@@ -107,8 +151,12 @@ async fn a_redis_outage_loses_no_revocation() -> TestResult {
     let (_, during) = a.user_with_tokens(&email).await?;
     let after = crate::helpers::token_pair(&a.login(&email, pb::CredentialKind::Tokens).await?)?;
     let verifier = local_verifier(&a, "api", |_| {}).await?;
+    a.verify(&during.access_token).await?; // remembered by A while the fan-out is up
 
     proxy.cut(); // Redis is gone for both replicas.
+    // The replicas see their subscription's connection close within milliseconds, and stop
+    // answering from memory.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     b.auth
         .clone()
         .logout(pb::LogoutRequest {
