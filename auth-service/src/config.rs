@@ -464,6 +464,18 @@ mod tests {
     }
 
     #[test]
+    fn the_session_cache_is_on_by_default_only_where_every_revocation_is_heard() {
+        let mut settings = Settings::defaults();
+        assert!(settings.session_cache_on(), "embedded SQLite: one process");
+        settings.database_url = Some(SecretString::new("postgres://db/auth"));
+        assert!(!settings.session_cache_on(), "PostgreSQL alone: replicas unheard");
+        settings.redis_url = Some(SecretString::new("redis://cache"));
+        assert!(settings.session_cache_on(), "PostgreSQL with the Redis fan-out");
+        settings.session_cache = SessionCache::Off;
+        assert!(!settings.session_cache_on());
+    }
+
+    #[test]
     fn flags_parse_humantime_durations_and_booleans() {
         let cli = Cli::parse_from([
             "auth-service",

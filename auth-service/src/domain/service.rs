@@ -114,7 +114,8 @@ pub struct AuthCore {
     revocations: Arc<RevocationHub>,
     limits: Limits,
     /// Access tokens whose signature was verified, so a repeat check skips Ed25519 (`Verify`
-    /// still reads the session every time; ext_authz checks its revoked set).
+    /// still checks the session every time, in the session cache or the store; ext_authz checks
+    /// its revoked set).
     verified_tokens: VerifiedTokens,
 }
 
