@@ -468,9 +468,15 @@ mod tests {
         let mut settings = Settings::defaults();
         assert!(settings.session_cache_on(), "embedded SQLite: one process");
         settings.database_url = Some(SecretString::new("postgres://db/auth"));
-        assert!(!settings.session_cache_on(), "PostgreSQL alone: replicas unheard");
+        assert!(
+            !settings.session_cache_on(),
+            "PostgreSQL alone: replicas unheard"
+        );
         settings.redis_url = Some(SecretString::new("redis://cache"));
-        assert!(settings.session_cache_on(), "PostgreSQL with the Redis fan-out");
+        assert!(
+            settings.session_cache_on(),
+            "PostgreSQL with the Redis fan-out"
+        );
         settings.session_cache = SessionCache::Off;
         assert!(!settings.session_cache_on());
     }

@@ -97,9 +97,9 @@ pub enum FanoutEvent {
 /// Carries events to the other replicas.
 #[async_trait]
 pub trait Fanout: Send + Sync + 'static {
-    /// Returns once every replica listening has applied `event`, or after a bounded wait for the
-    /// slow ones (which then learn of it from the database within a poll interval).
-    async fn publish(&self, event: &FanoutEvent) -> Result<(), StoreError>;
+    /// Returns once every replica listening has applied `events`, or after a bounded wait for
+    /// the slow ones (which then learn of them from the database within a poll interval).
+    async fn publish(&self, events: &[FanoutEvent]) -> Result<(), StoreError>;
 }
 
 pub struct RevocationHub {
@@ -193,19 +193,22 @@ impl RevocationHub {
     /// other replicas. A fan-out failure is logged, not returned: the revocation is already
     /// durable, and other replicas re-read it from the database.
     pub async fn announce(&self, revocations: impl IntoIterator<Item = Revocation>) {
+        let mut events = Vec::new();
         for revocation in revocations {
             self.announced.fetch_add(1, Ordering::Relaxed);
             self.deliver(revocation.clone());
-            self.publish(FanoutEvent::Revoked(revocation)).await;
+            events.push(FanoutEvent::Revoked(revocation));
         }
+        // One message for all: ending a user's sessions waits for one confirmation round.
+        self.publish(&events).await;
     }
 
     /// Tells this replica's session cache, then the other replicas, that a user's roles changed.
     pub async fn roles_changed(&self, user_id: &str) {
         self.live_sessions.forget_user(user_id);
-        self.publish(FanoutEvent::RolesChanged {
+        self.publish(&[FanoutEvent::RolesChanged {
             user_id: user_id.to_owned(),
-        })
+        }])
         .await;
     }
 
@@ -217,9 +220,12 @@ impl RevocationHub {
         }
     }
 
-    async fn publish(&self, event: FanoutEvent) {
+    async fn publish(&self, events: &[FanoutEvent]) {
         let Some(fanout) = &self.fanout else { return };
-        if let Err(error) = fanout.publish(&event).await {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(error) = fanout.publish(events).await {
             // Other replicas' session caches are off while they cannot hear the fan-out, and
             // they re-read revocations from the database.
             tracing::warn!(%error, "fan-out failed; other replicas will re-read from the database");

@@ -48,12 +48,12 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long a publish that failed waits before the revocation is acknowledged anyway.
 const NOTICE_GRACE: Duration = Duration::from_millis(50);
 
-/// An event as published: who sent it and its number, so receivers can confirm it.
+/// Events as published together: who sent them and a number, so receivers can confirm them.
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     from: String,
     seq: u64,
-    event: FanoutEvent,
+    events: Vec<FanoutEvent>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -168,12 +168,12 @@ impl RedisFanout {
 
 #[async_trait]
 impl Fanout for RedisFanout {
-    async fn publish(&self, event: &FanoutEvent) -> Result<(), StoreError> {
+    async fn publish(&self, events: &[FanoutEvent]) -> Result<(), StoreError> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let envelope = Envelope {
             from: self.replica.clone(),
             seq,
-            event: event.clone(),
+            events: events.to_vec(),
         };
         let payload = serde_json::to_string(&envelope)
             .map_err(|error| StoreError::Other(format!("cannot encode event: {error}")))?;
@@ -276,7 +276,9 @@ async fn listen(
         }
         match serde_json::from_str::<Envelope>(&payload) {
             Ok(envelope) => {
-                hub.apply(envelope.event);
+                for event in envelope.events {
+                    hub.apply(event);
+                }
                 // Our own events are applied already; confirming them keeps the count simple.
                 if let Err(error) = fanout.confirm(envelope.from, envelope.seq).await {
                     tracing::warn!(%error, "cannot confirm a fan-out event");

@@ -78,6 +78,56 @@ async fn a_revocation_through_one_replica_fails_verify_on_the_other_at_once() ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_all_of_a_users_sessions_through_one_replica_fails_verify_on_the_other_at_once()
+-> TestResult {
+    let Some((a, b)) =
+        two_replicas("replicas_revoke_all", redis_url, Duration::from_secs(60)).await?
+    else {
+        return Ok(());
+    };
+    let email = unique_email("replica-all");
+    let (_, current) = a.user_with_tokens(&email).await?;
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        let login = a.login(&email, pb::CredentialKind::Tokens).await?;
+        others.push(crate::helpers::token_pair(&login)?);
+    }
+    let session = session_token(&a.login(&email, pb::CredentialKind::Session).await?)?;
+    let mut credentials: Vec<String> = others
+        .iter()
+        .map(|pair| pair.access_token.clone())
+        .collect();
+    credentials.push(session);
+    for credential in credentials.iter().chain([&current.access_token]) {
+        b.verify(credential).await?;
+    }
+    // Keeping the caller's session: no user-wide event, one revocation per session, announced
+    // together.
+    let revoked = a
+        .auth
+        .clone()
+        .revoke_all_sessions(with_bearer(
+            &current.access_token,
+            pb::RevokeAllSessionsRequest {
+                user_id: String::new(),
+                keep_current: true,
+            },
+        )?)
+        .await?
+        .into_inner();
+    assert_eq!(revoked.revoked_count, 5);
+    for credential in &credentials {
+        assert_error(
+            b.verify(credential).await,
+            Code::Unauthenticated,
+            "SESSION_REVOKED",
+        );
+    }
+    b.verify(&current.access_token).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_changed_through_one_replica_are_seen_by_verify_on_the_other_at_once() -> TestResult {
     let Some((a, b)) = two_replicas("replicas_roles", redis_url, Duration::from_secs(60)).await?
     else {
