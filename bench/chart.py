@@ -23,6 +23,21 @@ def rows(path):
         return [json.loads(line) for line in lines if line.strip()]
 
 
+def micro_median_us(path, name):
+    """The median of a criterion result in micro.txt, in µs (None if absent)."""
+    if not os.path.exists(path):
+        return None
+    lines = open(path).read().splitlines()
+    for index, line in enumerate(lines):
+        if name in line:
+            for candidate in lines[index:index + 2]:
+                if "time:" in candidate:
+                    values = candidate.split("[")[1].split("]")[0].split()
+                    median, unit = float(values[2]), values[3]
+                    return median * {"ns": 1e-3, "µs": 1.0, "us": 1.0, "ms": 1e3}[unit]
+    return None
+
+
 def find(items, label, scenario_prefix):
     for row in items:
         if row.get("label") == label and row["scenario"].startswith(scenario_prefix):
@@ -37,12 +52,13 @@ def main():
     lines = ["# Benchmark summary", ""]
 
     lines += ["## Load scenarios (loadgen bench)", "",
-              "| backend | scenario | callers | requests/s | p50 ms | p99 ms | p99.9 ms | outcomes |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
+              "| backend | scenario | callers | requests/s | p50 ms | p99 ms | p99.9 ms | service CPU µs/call | outcomes |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in scenarios:
         outcomes = ", ".join(f"{k} {v}" for k, v in row["outcomes"].items())
+        cpu = "" if row.get("service_cpu_us") is None else f"{row['service_cpu_us']:.1f}"
         lines.append(f"| {row['label']} | {row['scenario']} | {row['concurrency']} | {row['rps']:.0f} | "
-                     f"{row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {row['p999_ms']:.3f} | {outcomes} |")
+                     f"{row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {row['p999_ms']:.3f} | {cpu} | {outcomes} |")
     lines += ["", "## Side by side (h2load, same machine, same connections)", "",
               "| who | what | requests/s | p50 ms | p99 ms | p99.9 ms | ok | errors |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -70,6 +86,17 @@ def main():
         if cold:
             targets.append((f"cold Verify ({label}), requests/s", f"{cold['rps']:.0f}", ">= 15000",
                             cold["rps"] >= 15000))
+    # The cost of a cold Verify against an empty handler plus one Ed25519 verify, both as the
+    # service's own CPU time per call (loadgen --service-pid), the signature from criterion.
+    health = find(scenarios, "sqlite", "health")
+    cold = find(scenarios, "sqlite", "verify-cold")
+    ed25519 = micro_median_us(os.path.join(out, "micro.txt"), "raw Ed25519 verify")
+    if health and cold and ed25519 and health.get("service_cpu_us") and cold.get("service_cpu_us"):
+        bound = health["service_cpu_us"] + ed25519
+        ratio = cold["service_cpu_us"] / bound
+        targets.append(("cold Verify (sqlite), service CPU per call / (empty handler + Ed25519)",
+                        f"{cold['service_cpu_us']:.1f} µs / ({health['service_cpu_us']:.1f} + {ed25519:.1f} µs) = {ratio:.2f}x",
+                        "<= 1.3x", ratio <= 1.3))
     order = find(scenarios, "sqlite", "order")
     peer_hybrid = find(side, "express-peer", "/profile-hybrid")
     if order and peer_hybrid:

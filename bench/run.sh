@@ -65,7 +65,7 @@ h2load_grpc() { # name body-file expect-file label
 step "SQLite (the embedded default)"
 start_service
 echo "idle RSS (SQLite): $(idle_rss)" | tee "$OUT/memory.txt"
-"$LOADGEN" bench --target "http://127.0.0.1:$PORT" --duration "${DURATION}s" --label sqlite --json "$OUT/scenarios.jsonl"
+"$LOADGEN" bench --target "http://127.0.0.1:$PORT" --service-pid "$SERVICE" --duration "${DURATION}s" --label sqlite --json "$OUT/scenarios.jsonl"
 "$LOADGEN" h2load-bodies --target "http://127.0.0.1:$PORT" --dir "$OUT/h2load"
 h2load_grpc "Verify, access token (one token, h2load)" "$OUT/h2load/verify-access.bin" "$OUT/h2load/verify-access.expect" sqlite
 h2load_grpc "Verify, session token (one token, h2load)" "$OUT/h2load/verify-session.bin" "$OUT/h2load/verify-session.expect" sqlite
@@ -94,7 +94,7 @@ SCHEMA=bench_$(date +%s)
 psql "$PG" -qc "CREATE SCHEMA $SCHEMA"
 SEP='?'; case "$PG" in *\?*) SEP='&';; esac
 start_service DATABASE_URL="$PG${SEP}options[search_path]=$SCHEMA" REDIS_URL="$REDIS" AUTH_LIMITS_KEY_PREFIX="$SCHEMA"
-"$LOADGEN" bench --target "http://127.0.0.1:$PORT" --duration "${DURATION}s" --label postgres+redis \
+"$LOADGEN" bench --target "http://127.0.0.1:$PORT" --service-pid "$SERVICE" --duration "${DURATION}s" --label postgres+redis \
     --scenarios verify-access,verify-session,verify-cold,refresh,login,mixed --json "$OUT/scenarios.jsonl"
 "$LOADGEN" h2load-bodies --target "http://127.0.0.1:$PORT" --dir "$OUT/h2load-pg"
 h2load_grpc "Verify, access token (one token, h2load)" "$OUT/h2load-pg/verify-access.bin" "$OUT/h2load-pg/verify-access.expect" postgres+redis

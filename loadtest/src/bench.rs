@@ -39,6 +39,8 @@ pub struct BenchConfig {
     /// order-service, for the `order` scenario (the demo path: order-service calls `Verify`
     /// and `ExchangeToken`, payment-service checks the exchanged token locally).
     pub order_target: Option<String>,
+    /// The service's process, to measure its CPU time per call.
+    pub service_pid: Option<u32>,
 }
 
 impl BenchConfig {
@@ -54,6 +56,7 @@ impl BenchConfig {
             tokens: 1,
             password,
             order_target: None,
+            service_pid: None,
         }
     }
 }
@@ -71,6 +74,8 @@ pub struct BenchRow {
     pub p999_ms: f64,
     pub max_ms: f64,
     pub outcomes: BTreeMap<String, u64>,
+    /// CPU time (user + system, all threads) the service spent per call, when its pid was given.
+    pub service_cpu_us: Option<f64>,
 }
 
 impl BenchRow {
@@ -87,7 +92,7 @@ impl BenchRow {
     }
 
     pub fn markdown_header() -> &'static str {
-        "| scenario | connections | callers | requests | requests/s | p50 ms | p99 ms | p99.9 ms | max ms | outcomes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| scenario | connections | callers | requests | requests/s | p50 ms | p99 ms | p99.9 ms | max ms | service CPU µs/call | outcomes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     }
 
     pub fn markdown(&self) -> String {
@@ -97,8 +102,11 @@ impl BenchRow {
             .map(|(label, count)| format!("{label} {count}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let cpu = self
+            .service_cpu_us
+            .map_or_else(String::new, |micros| format!("{micros:.1}"));
         format!(
-            "| {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {cpu} | {} |",
             self.scenario,
             self.connections,
             self.concurrency,
@@ -119,8 +127,11 @@ impl BenchRow {
             .map(|(label, count)| format!("{:?}:{count}", label))
             .collect::<Vec<_>>()
             .join(",");
+        let cpu = self
+            .service_cpu_us
+            .map_or_else(|| "null".to_owned(), |micros| format!("{micros:.2}"));
         format!(
-            "{{\"scenario\":{:?},\"connections\":{},\"concurrency\":{},\"requests\":{},\"seconds\":{:.3},\"rps\":{:.1},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"p999_ms\":{:.4},\"max_ms\":{:.4},\"outcomes\":{{{outcomes}}}}}",
+            "{{\"scenario\":{:?},\"connections\":{},\"concurrency\":{},\"requests\":{},\"seconds\":{:.3},\"rps\":{:.1},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"p999_ms\":{:.4},\"max_ms\":{:.4},\"service_cpu_us\":{cpu},\"outcomes\":{{{outcomes}}}}}",
             self.scenario,
             self.connections,
             self.concurrency,
@@ -217,6 +228,7 @@ where
     let started = Instant::now();
     let measure_from = started + config.warmup;
     let end = measure_from + config.duration;
+    let cpu_at_start = service_cpu_at(config.service_pid, measure_from);
     let callers: Vec<_> = (0..config.concurrency.max(1))
         .map(|caller| {
             let call = Arc::clone(&call);
@@ -257,6 +269,11 @@ where
     } else {
         config.duration
     };
+    let service_cpu_us = cpu_per_call(
+        cpu_at_start.await.ok().flatten(),
+        config.service_pid.and_then(service_cpu),
+        total.latency_us.len(),
+    );
     let ms = |micros: u64| micros as f64 / 1000.0;
     BenchRow {
         scenario: scenario.to_owned(),
@@ -269,7 +286,32 @@ where
         p999_ms: ms(total.latency_us.value_at_quantile(0.999)),
         max_ms: ms(total.latency_us.max()),
         outcomes: total.outcomes,
+        service_cpu_us,
     }
+}
+
+/// The service's CPU time so far (user + system, every thread), from `/proc/<pid>/stat`.
+pub fn service_cpu(pid: u32) -> Option<Duration> {
+    // Linux reports these in USER_HZ ticks, 100 per second on every architecture it supports.
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it are plain numbers.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+/// Reads the service's CPU time once `at` has come (the start of a measured window).
+fn service_cpu_at(pid: Option<u32>, at: Instant) -> tokio::task::JoinHandle<Option<Duration>> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at.into()).await;
+        pid.and_then(service_cpu)
+    })
+}
+
+fn cpu_per_call(start: Option<Duration>, end: Option<Duration>, calls: u64) -> Option<f64> {
+    let spent = end?.checked_sub(start?)?;
+    (calls > 0).then(|| spent.as_secs_f64() * 1e6 / calls as f64)
 }
 
 /// Logins per second in the storm: on 2 cores argon2 hashes about 80 a second.
@@ -319,6 +361,8 @@ where
         p999_ms: ms(tally.latency_us.value_at_quantile(0.999)),
         max_ms: ms(tally.latency_us.max()),
         outcomes: tally.outcomes,
+        // The storm's cost is argon2's by design: not a per-call figure worth reporting.
+        service_cpu_us: None,
     }
 }
 

@@ -75,6 +75,10 @@ enum Run {
         /// order-service, for the `order` scenario.
         #[arg(long)]
         order_target: Option<String>,
+        /// The service's process id: each row then also gives the service's CPU time per call
+        /// (from /proc), the load generator's own cost left out.
+        #[arg(long)]
+        service_pid: Option<u32>,
     },
     /// Write gRPC-framed Verify requests (one access token, one session token) for h2load.
     H2loadBodies {
@@ -242,6 +246,7 @@ async fn run(cli: Cli) -> Result<bool, RunError> {
             json,
             label,
             order_target,
+            service_pid,
         } => {
             let config = bench::BenchConfig {
                 target,
@@ -253,6 +258,7 @@ async fn run(cli: Cli) -> Result<bool, RunError> {
                 tokens,
                 password: WorkloadConfig::default().password,
                 order_target,
+                service_pid,
             };
             let scenarios = if scenarios.is_empty() {
                 bench::SCENARIOS
