@@ -72,19 +72,22 @@ pub enum UserCommand {
     },
     /// Show an account: id, email, roles, creation time, suspension.
     Get {
-        /// User id or email.
+        /// User id or email (an id may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Replace an account's roles.
     SetRoles(SetRoles),
     /// Suspend an account: end all its sessions now and refuse its logins and refreshes.
     Suspend {
-        /// User id or email.
+        /// User id or email (an id may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Lift a suspension: the user may log in again.
     Reactivate {
-        /// User id or email.
+        /// User id or email (an id may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
 }
@@ -92,7 +95,8 @@ pub enum UserCommand {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("new_roles").required(true).args(["roles", "none"])))]
 pub struct SetRoles {
-    /// User id or email.
+    /// User id or email (an id may start with `-`).
+    #[arg(allow_hyphen_values = true)]
     pub user: String,
     /// A role the account will have (repeatable). The roles given replace all current ones.
     #[arg(long = "role", value_name = "ROLE")]
@@ -106,14 +110,20 @@ pub struct SetRoles {
 pub enum SessionsCommand {
     /// List a user's live sessions, newest first.
     List {
-        /// User id or email.
+        /// User id or email (an id may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// End one session (any user's).
-    Revoke { session_id: String },
+    Revoke {
+        /// Session id (it may start with `-`).
+        #[arg(allow_hyphen_values = true)]
+        session_id: String,
+    },
     /// End every session of a user (they may log in again; see `user suspend`).
     RevokeAll {
-        /// User id or email.
+        /// User id or email (an id may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
 }
@@ -155,6 +165,34 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn ids_may_start_with_a_hyphen() -> Result<(), clap::Error> {
+        // Ids are base64url, so one in 32 starts with `-`.
+        let cli = Cli::try_parse_from(["authctl", "user", "get", "-Qx9", "--json"])?;
+        assert!(cli.json);
+        assert!(
+            matches!(cli.command, Command::User { command: UserCommand::Get { user } } if user == "-Qx9")
+        );
+        let cli = Cli::try_parse_from(["authctl", "sessions", "revoke", "-s1"])?;
+        assert!(matches!(
+            cli.command,
+            Command::Sessions { command: SessionsCommand::Revoke { session_id } } if session_id == "-s1"
+        ));
+        // A flag before the id is still a flag.
+        let cli = Cli::try_parse_from(["authctl", "user", "set-roles", "--role", "a", "-u1"])?;
+        let Command::User {
+            command: UserCommand::SetRoles(set),
+        } = cli.command
+        else {
+            panic!("not set-roles");
+        };
+        assert_eq!(
+            (set.user.as_str(), set.roles.as_slice()),
+            ("-u1", &["a".to_owned()][..])
+        );
+        Ok(())
     }
 
     #[test]
