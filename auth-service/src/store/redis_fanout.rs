@@ -43,7 +43,7 @@ const CONFIRM_CHANNEL: &str = "auth.v1:revocations:confirm";
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 /// How long a publisher waits for the other replicas to confirm. A replica that takes longer is
 /// stuck or cut off; it re-reads revocations within a poll interval.
-pub const CONFIRM_TIMEOUT: Duration = Duration::from_millis(250);
+const CONFIRM_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// How long a publish that failed waits before the revocation is acknowledged anyway.
 const NOTICE_GRACE: Duration = Duration::from_millis(50);
@@ -178,16 +178,13 @@ impl Fanout for RedisFanout {
         let payload = serde_json::to_string(&envelope)
             .map_err(|error| StoreError::Other(format!("cannot encode event: {error}")))?;
         // Waiting before publishing: a confirmation can arrive before PUBLISH answers.
-        let confirmations = Arc::new(Confirmations::default());
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.insert(seq, confirmations.clone());
-        }
+        let waiting = Waiting::register(&self.waiting, seq);
         let mut connection = self.connection.clone();
         let published: Result<i64, _> = connection.publish(CHANNEL, payload).await;
-        let outcome = match published {
+        match published {
             Ok(receivers) => {
                 let expected = usize::try_from(receivers).unwrap_or(0);
-                wait_for(&confirmations, expected).await;
+                wait_for(&waiting.confirmations, expected).await;
                 Ok(())
             }
             Err(error) => {
@@ -196,11 +193,37 @@ impl Fanout for RedisFanout {
                 tokio::time::sleep(NOTICE_GRACE).await;
                 Err(error.into())
             }
-        };
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.remove(&seq);
         }
-        outcome
+    }
+}
+
+/// An event's place among those waiting for confirmations, given up when dropped: also when
+/// the revoking RPC is cancelled mid-wait, which would otherwise leave the place behind.
+struct Waiting<'a> {
+    map: &'a Mutex<HashMap<u64, Arc<Confirmations>>>,
+    seq: u64,
+    confirmations: Arc<Confirmations>,
+}
+
+impl<'a> Waiting<'a> {
+    fn register(map: &'a Mutex<HashMap<u64, Arc<Confirmations>>>, seq: u64) -> Self {
+        let confirmations = Arc::new(Confirmations::default());
+        if let Ok(mut waiting) = map.lock() {
+            waiting.insert(seq, confirmations.clone());
+        }
+        Self {
+            map,
+            seq,
+            confirmations,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut waiting) = self.map.lock() {
+            waiting.remove(&self.seq);
+        }
     }
 }
 
