@@ -364,13 +364,12 @@ impl Settings {
         }
     }
 
-    /// How long an access token can outlive the revocation of its session.
     /// Whether the session cache is on, given the configured stores.
     pub fn session_cache_on(&self) -> bool {
         let postgres = self
             .database_url
             .as_ref()
-            .is_some_and(|url| url.expose().starts_with("postgres"));
+            .is_some_and(|url| crate::store::is_postgres_url(url.expose()));
         match self.session_cache {
             SessionCache::On => true,
             SessionCache::Off => false,
@@ -378,6 +377,7 @@ impl Settings {
         }
     }
 
+    /// How long an access token can outlive the revocation of its session.
     pub fn tokens_outlive_revocation_by(&self) -> Duration {
         self.access_token_ttl + self.token_leeway
     }

@@ -236,15 +236,7 @@ impl LiveSessions {
     /// Forgets every session of a user (revoked, or whose roles changed).
     pub fn forget_user(&self, user_id: &str) {
         self.invalidate(|state| {
-            let sessions: Vec<String> = state
-                .by_id
-                .iter()
-                .filter(|(_, entry)| entry.session.principal.user_id == user_id)
-                .map(|(session_id, _)| session_id.clone())
-                .collect();
-            for session_id in sessions {
-                state.remove(&session_id);
-            }
+            state.remove_where(|entry| entry.session.principal.user_id == user_id);
         });
     }
 
@@ -309,15 +301,25 @@ impl State {
             return;
         }
         self.swept_at = now;
-        let expired: Vec<String> = self
-            .by_id
-            .iter()
-            .filter(|(_, entry)| now.since(entry.read_at) >= ttl || !entry.session.is_live(now))
-            .map(|(session_id, _)| session_id.clone())
-            .collect();
-        for session_id in expired {
-            self.remove(&session_id);
-        }
+        self.remove_where(|entry| now.since(entry.read_at) >= ttl || !entry.session.is_live(now));
+    }
+
+    /// Removes every entry `doomed` picks, under both keys.
+    fn remove_where(&mut self, doomed: impl Fn(&Entry) -> bool) {
+        let Self {
+            by_id,
+            by_token_hash,
+            ..
+        } = self;
+        by_id.retain(|_, entry| {
+            if !doomed(entry) {
+                return true;
+            }
+            if let Some(hash) = &entry.token_hash {
+                by_token_hash.remove(hash);
+            }
+            false
+        });
     }
 }
 

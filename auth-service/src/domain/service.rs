@@ -579,16 +579,11 @@ impl AuthCore {
                 Arc::new(session)
             }
         };
-        // This verification is activity, whether or not it was worth a write.
-        let ends_at = LiveSession {
-            last_seen_at: now,
-            ..LiveSession::clone(&session)
-        }
-        .ends_at();
         let verified = Verified {
             principal: session.principal.clone(),
             kind: SessionKind::Session,
-            expires_at: ends_at,
+            // This verification is activity, whether or not it was worth a write.
+            expires_at: super::session::ends_at(now, session.idle_timeout_ms, session.expires_at),
         };
         Ok((verified, session.expires_at))
     }

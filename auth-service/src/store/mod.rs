@@ -283,14 +283,17 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the store named by `database_url` (`postgres://...`), or the SQLite database in
 /// `data_dir` when there is none, and applies pending migrations.
+/// Whether `DATABASE_URL` names PostgreSQL (anything else is SQLite or refused by [`connect`]).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 pub async fn connect(
     database_url: Option<&str>,
     data_dir: &Path,
 ) -> Result<Arc<dyn Store>, StoreError> {
     match database_url {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(PostgresStore::connect(url).await?))
-        }
+        Some(url) if is_postgres_url(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
         Some(url) if url.starts_with("sqlite:") => {
             Ok(Arc::new(SqliteStore::connect_url(url).await?))
         }
