@@ -11,7 +11,8 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 /// Larger inputs are refused before any parsing: real tokens are about 340 bytes.
@@ -83,6 +84,81 @@ pub fn key_id(token: &str) -> Result<String, TokenError> {
     header.kid.ok_or(TokenError::Invalid)
 }
 
+/// A token whose header passed [`key_id`], split into what its signature covers and the
+/// signature itself. Its claims are only read once the signature has been checked, by whichever
+/// Ed25519 implementation the caller uses (one at a time, or in a batch).
+#[derive(Debug)]
+pub struct SignedToken<'a> {
+    pub kid: String,
+    signing_input: &'a str,
+    payload: &'a str,
+    signature: [u8; ED25519_SIGNATURE_BYTES],
+}
+
+const ED25519_SIGNATURE_BYTES: usize = 64;
+
+/// Checks the header and splits the token; nothing in it is trusted yet.
+pub fn split(token: &str) -> Result<SignedToken<'_>, TokenError> {
+    let kid = key_id(token)?;
+    let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
+    let (_, payload) = signing_input.split_once('.').ok_or(TokenError::Invalid)?;
+    let mut decoded = [0u8; ED25519_SIGNATURE_BYTES];
+    // Exactly 64 bytes: a shorter or longer signature is refused before any curve arithmetic.
+    match URL_SAFE_NO_PAD.decode_slice(signature, &mut decoded) {
+        Ok(ED25519_SIGNATURE_BYTES) => {}
+        _ => return Err(TokenError::Invalid),
+    }
+    if payload.contains('.') {
+        return Err(TokenError::Invalid);
+    }
+    Ok(SignedToken {
+        kid,
+        signing_input,
+        payload,
+        signature: decoded,
+    })
+}
+
+impl SignedToken<'_> {
+    /// The bytes the signature covers: `header.payload`, as sent.
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.as_bytes()
+    }
+
+    pub fn signature(&self) -> &[u8; ED25519_SIGNATURE_BYTES] {
+        &self.signature
+    }
+
+    /// The claims, checked against `rules`, `audience` and the caller's clock. Only for a token
+    /// whose signature was verified with the key named by its `kid`.
+    pub fn claims_once_signature_checked(
+        &self,
+        rules: &TokenRules,
+        audience: Audience<'_>,
+        now_seconds: i64,
+    ) -> Result<AccessClaims, TokenError> {
+        let json = URL_SAFE_NO_PAD
+            .decode(self.payload)
+            .map_err(|_| TokenError::Invalid)?;
+        // Every claim but `nbf` is a required field of `AccessClaims`, so a token missing `exp`,
+        // `iss`, `aud`, `sub`, `iat`, `sid`, `jti` or `roles` does not parse.
+        let claims: AccessClaims =
+            serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
+        let audience_ok = match audience {
+            Audience::Exactly(wanted) => claims.aud == wanted,
+            Audience::Any => true,
+        };
+        if claims.iss != rules.issuer || !audience_ok {
+            return Err(TokenError::Invalid);
+        }
+        check_times(&claims, rules.leeway, now_seconds)?;
+        if claims.sub.is_empty() || claims.sid.is_empty() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
 /// Which `aud` a token must carry.
 #[derive(Clone, Copy, Debug)]
 pub enum Audience<'a> {
@@ -100,26 +176,19 @@ pub fn verify(
     audience: Audience<'_>,
     now_seconds: i64,
 ) -> Result<AccessClaims, TokenError> {
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_issuer(&[rules.issuer.as_str()]);
-    match audience {
-        Audience::Exactly(audience) => validation.set_audience(&[audience]),
-        Audience::Any => validation.validate_aud = false,
-    }
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    // Time is checked below against the caller's clock.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.leeway = 0;
-
-    let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
-        .map_err(|_| TokenError::Invalid)?
-        .claims;
-    check_times(&claims, rules.leeway, now_seconds)?;
-    if claims.sub.is_empty() || claims.sid.is_empty() {
+    let signed = split(token)?;
+    let encoded_signature = &token[signed.signing_input.len() + 1..];
+    let signature_ok = jsonwebtoken::crypto::verify(
+        encoded_signature,
+        signed.signing_input(),
+        key,
+        Algorithm::EdDSA,
+    )
+    .unwrap_or(false);
+    if !signature_ok {
         return Err(TokenError::Invalid);
     }
-    Ok(claims)
+    signed.claims_once_signature_checked(rules, audience, now_seconds)
 }
 
 /// Whether a token with these (already verified) claims is valid at `now` (unix seconds): not
@@ -151,13 +220,11 @@ pub fn decoding_key_from_jwk(jwk: &serde_json::Value) -> Option<(String, Decodin
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use aws_lc_rs::{
         rand::SystemRandom,
         signature::{Ed25519KeyPair, KeyPair},
     };
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-
-    use super::*;
 
     const NOW: i64 = 1_800_000_000;
 
@@ -229,6 +296,21 @@ mod tests {
             ..claims()
         });
         assert_eq!(check(&token, &key, "api", NOW), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_signature_that_is_not_64_bytes_or_does_not_match_is_refused() {
+        let (token, key) = signed(&claims());
+        let (signing_input, signature) = token.rsplit_once('.').expect("three parts");
+        let short = format!("{signing_input}.{}", &signature[..signature.len() - 2]);
+        assert!(matches!(split(&short), Err(TokenError::Invalid)));
+        let mut bytes = URL_SAFE_NO_PAD.decode(signature).expect("base64");
+        bytes[10] ^= 1;
+        let flipped = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&bytes));
+        assert!(split(&flipped).is_ok());
+        assert_eq!(check(&flipped, &key, "api", NOW), Err(TokenError::Invalid));
+        let extra_part = format!("{signing_input}.e30.{signature}");
+        assert!(matches!(split(&extra_part), Err(TokenError::Invalid)));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Metrics {
     feed_subscribers: IntGauge,
     session_cache_entries: IntGauge,
     session_cache_hits: IntCounter,
+    signatures_checked: IntCounter,
+    signature_rounds: IntCounter,
     sources: Sources,
 }
 
@@ -90,6 +92,16 @@ impl Metrics {
             "session_cache_hits_total",
             "Verify calls answered for a remembered session, without reading the database",
         )?;
+        let signatures_checked = IntCounter::new(
+            "signatures_checked_total",
+            "Ed25519 signatures of first-seen access tokens checked",
+        )?;
+        let signature_rounds = IntCounter::new(
+            "signature_check_rounds_total",
+            "Rounds those signatures were checked in (one, or a batch of those arriving together)",
+        )?;
+        registry.register(Box::new(signatures_checked.clone()))?;
+        registry.register(Box::new(signature_rounds.clone()))?;
         registry.register(Box::new(session_cache_entries.clone()))?;
         registry.register(Box::new(session_cache_hits.clone()))?;
         registry.register(Box::new(rpc_requests.clone()))?;
@@ -110,6 +122,8 @@ impl Metrics {
             feed_subscribers,
             session_cache_entries,
             session_cache_hits,
+            signatures_checked,
+            signature_rounds,
             sources: Sources {
                 store,
                 core,
@@ -162,6 +176,14 @@ impl Metrics {
                 .hit_count()
                 .saturating_sub(self.session_cache_hits.get()),
         );
+        let checks = self.sources.core.signature_counts();
+        self.signatures_checked.inc_by(
+            checks
+                .signatures
+                .saturating_sub(self.signatures_checked.get()),
+        );
+        self.signature_rounds
+            .inc_by(checks.rounds.saturating_sub(self.signature_rounds.get()));
         let announced = self.sources.revocations.announced_count();
         self.revocations
             .inc_by(announced.saturating_sub(self.revocations.get()));

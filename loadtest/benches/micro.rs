@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the costs behind every call: access-token sign and verify (and the raw
-//! Ed25519 verify they build on), a `LocalVerifier` check on first sight and on repeat, a
-//! session-token and an access-token check in the domain (store lookup included), a refresh
-//! rotation, an argon2id hash. `cargo bench -p loadtest --bench micro`; BENCHMARKS.md has results.
+//! Ed25519 verify they build on; 32 concurrent first-seen checks, batched), a `LocalVerifier`
+//! check on first sight and on repeat, a session-token and an access-token check in the domain
+//! (store lookup included), a refresh rotation, an argon2id hash.
+//! `cargo bench -p loadtest --bench micro`; BENCHMARKS.md has results.
 //! The domain benchmarks run on SQLite, and on PostgreSQL too when `TEST_DATABASE_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,6 +21,7 @@ use auth_service::{
         passwords::{HashingParams, PasswordHasher},
         service::{ClientInfo, Credential as Issued},
         session::SessionKind,
+        signatures::{PublicKey, SignatureChecks},
     },
 };
 use aws_lc_rs::{
@@ -91,6 +93,41 @@ fn access_tokens(c: &mut Criterion) {
             public
                 .verify(black_box(signing_input.as_bytes()), &signature)
                 .unwrap()
+        })
+    });
+    // What the service does with first-seen tokens that arrive together (domain/signatures.rs):
+    // 32 concurrent checks make one lone check plus one batch of 31.
+    let checks = SignatureChecks::new(1);
+    let key = Arc::new(PublicKey::from_bytes(pair.public_key().as_ref()).unwrap());
+    let messages: Vec<(Vec<u8>, [u8; 64])> = (0..32)
+        .map(|index| {
+            let message = format!("{signing_input}{index}").into_bytes();
+            let signature = pair.sign(&message).as_ref().try_into().unwrap();
+            (message, signature)
+        })
+        .collect();
+    let messages = Arc::new(messages);
+    let runtime = runtime();
+    group.bench_function("32 concurrent first-seen checks (SignatureChecks)", |b| {
+        b.to_async(&runtime).iter(|| {
+            let checks = Arc::clone(&checks);
+            let key = Arc::clone(&key);
+            let messages = Arc::clone(&messages);
+            async move {
+                let calls: Vec<_> = (0..messages.len())
+                    .map(|index| {
+                        let (checks, key, messages) =
+                            (Arc::clone(&checks), Arc::clone(&key), Arc::clone(&messages));
+                        tokio::spawn(async move {
+                            let (message, signature) = &messages[index];
+                            checks.verify(message, signature, &key).await
+                        })
+                    })
+                    .collect();
+                for call in calls {
+                    assert!(call.await.unwrap());
+                }
+            }
         })
     });
     group.finish();

@@ -14,10 +14,10 @@ use aws_lc_rs::{
     signature::{Ed25519KeyPair, KeyPair},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::EncodingKey;
 use tokio::sync::{Mutex, RwLock};
 
-use super::{AuthError, Timestamp};
+use super::{AuthError, Timestamp, signatures::PublicKey};
 use crate::store::{SigningKeyRecord, Store};
 
 /// How often an unknown `kid` may trigger a reload from the store: a flood of forged `kid`s must
@@ -28,7 +28,7 @@ const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 pub struct LoadedKey {
     pub kid: String,
     encoding: EncodingKey,
-    pub decoding: DecodingKey,
+    pub public: Arc<PublicKey>,
     public_x: String,
     activates_at: Timestamp,
     retires_at: Option<Timestamp>,
@@ -52,10 +52,13 @@ impl KeyRing {
                     .public_key()
                     .as_ref()
                     .to_vec();
+                let public = PublicKey::from_bytes(&public_key).ok_or_else(|| {
+                    AuthError::Internal(format!("signing key {} is corrupt", record.kid))
+                })?;
                 Ok(LoadedKey {
                     kid: record.kid.clone(),
                     encoding: EncodingKey::from_ed_der(&record.private_pkcs8),
-                    decoding: DecodingKey::from_ed_der(&public_key),
+                    public: Arc::new(public),
                     public_x: URL_SAFE_NO_PAD.encode(&public_key),
                     activates_at: record.activates_at,
                     retires_at: record.retires_at,
@@ -77,11 +80,11 @@ impl KeyRing {
     }
 
     /// The public key for `kid`, if it may still verify tokens.
-    pub fn verification_key(&self, kid: &str, now: Timestamp) -> Option<&DecodingKey> {
+    pub fn verification_key(&self, kid: &str, now: Timestamp) -> Option<&Arc<PublicKey>> {
         self.keys
             .iter()
             .find(|key| key.kid == kid && key.is_published(now))
-            .map(|key| &key.decoding)
+            .map(|key| &key.public)
     }
 
     /// RFC 7517 JSON Web Key Set of every published key (RFC 8037 `OKP` / `Ed25519`).

@@ -16,6 +16,7 @@ pub mod passwords;
 pub mod revocations;
 pub mod service;
 pub mod session;
+pub mod signatures;
 pub mod time;
 
 pub use error::AuthError;

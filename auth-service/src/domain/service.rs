@@ -22,6 +22,7 @@ use super::{
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher},
     revocations::{Revocation, RevocationHub},
     session::SessionKind,
+    signatures::{CheckCounts, SignatureChecks},
 };
 use crate::store::{
     NewSession, RefreshRotation, RevokeReason, SessionRecord, Store, StoreError, UserRecord,
@@ -117,6 +118,8 @@ pub struct AuthCore {
     /// still checks the session every time, in the session cache or the store; ext_authz checks
     /// its revoked set).
     verified_tokens: VerifiedTokens,
+    /// Ed25519 checks of first-seen access tokens, batched when they arrive together.
+    signatures: Arc<SignatureChecks>,
 }
 
 /// Verified access tokens remembered per replica (about 200 bytes each).
@@ -145,6 +148,9 @@ impl AuthCore {
             revocations,
             limits,
             verified_tokens: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
+            signatures: SignatureChecks::new(
+                std::thread::available_parallelism().map_or(1, |threads| threads.get()),
+            ),
         }
     }
 
@@ -436,9 +442,10 @@ impl AuthCore {
         let audience = audience
             .filter(|audience| !audience.is_empty())
             .unwrap_or(&self.policy.audience);
-        let claims = self
+        let checked = self
             .decode_access_token(token, Audience::Exactly(audience), now)
             .await?;
+        let claims = &checked.claims;
         let session = self.live_session(&claims.sid, &claims.sub, now).await?;
         let verified = Verified {
             principal: session.principal.clone(),
@@ -484,7 +491,7 @@ impl AuthCore {
         token: &str,
         audience: Audience<'_>,
         now: Timestamp,
-    ) -> Result<AccessClaims, AuthError> {
+    ) -> Result<Arc<VerifiedToken>, AuthError> {
         if token.len() > access_token::MAX_ACCESS_TOKEN_BYTES {
             return Err(AuthError::TokenInvalid);
         }
@@ -504,16 +511,15 @@ impl AuthCore {
             };
             if key_trusted && audience_matches {
                 access_token::check_times(&verified.claims, self.rules.leeway, now.unix_seconds())?;
-                return Ok(verified.claims.clone());
+                return Ok(verified);
             }
         }
-        let verified = self.verify_signature(token, audience, now).await?;
-        let claims = verified.claims.clone();
+        let verified = Arc::new(self.verify_signature(token, audience, now).await?);
         // Only a token checked against an audience: `Any` (logout) proves nothing about it.
         if matches!(audience, Audience::Exactly(_)) {
-            self.verified_tokens.insert(digest, Arc::new(verified));
+            self.verified_tokens.insert(digest, Arc::clone(&verified));
         }
-        Ok(claims)
+        Ok(verified)
     }
 
     /// The first sight of an access token: header, key (reloaded once if unknown), signature,
@@ -524,17 +530,37 @@ impl AuthCore {
         audience: Audience<'_>,
         now: Timestamp,
     ) -> Result<VerifiedToken, AuthError> {
-        let kid = access_token::key_id(token)?;
+        let signed = access_token::split(token)?;
         let mut ring = self.keys.ring().await;
         // A kid we do not know may be a key another replica just rotated in.
-        if ring.verification_key(&kid, now).is_none() && self.keys.reload_for_unknown_kid().await? {
+        if ring.verification_key(&signed.kid, now).is_none()
+            && self.keys.reload_for_unknown_kid().await?
+        {
             ring = self.keys.ring().await;
         }
-        let key = ring
-            .verification_key(&kid, now)
-            .ok_or(AuthError::TokenInvalid)?;
-        let claims = access_token::verify(token, key, &self.rules, audience, now.unix_seconds())?;
-        Ok(VerifiedToken { kid, claims })
+        let key = Arc::clone(
+            ring.verification_key(&signed.kid, now)
+                .ok_or(AuthError::TokenInvalid)?,
+        );
+        drop(ring);
+        if !self
+            .signatures
+            .verify(signed.signing_input(), signed.signature(), &key)
+            .await
+        {
+            return Err(AuthError::TokenInvalid);
+        }
+        let claims =
+            signed.claims_once_signature_checked(&self.rules, audience, now.unix_seconds())?;
+        Ok(VerifiedToken {
+            kid: signed.kid,
+            claims,
+        })
+    }
+
+    /// Signatures checked, and in how many rounds (their ratio is the mean batch size).
+    pub fn signature_counts(&self) -> CheckCounts {
+        self.signatures.counts()
     }
 
     async fn verify_session_token(
@@ -621,8 +647,10 @@ impl AuthCore {
         if token.is_empty() {
             return Err(AuthError::MissingCredential);
         }
-        self.decode_access_token(token, Audience::Exactly(&self.policy.audience), now)
-            .await
+        let checked = self
+            .decode_access_token(token, Audience::Exactly(&self.policy.audience), now)
+            .await?;
+        Ok(checked.claims.clone())
     }
 
     /// Verifies a live session token (it counts as activity) and mints an access token for the
@@ -760,7 +788,9 @@ impl AuthCore {
             // Any audience: an exchanged token may end its session too.
             self.decode_access_token(token, Audience::Any, now)
                 .await?
+                .claims
                 .sid
+                .clone()
         };
         self.revoke(&session_id, RevokeReason::Logout, now).await
     }

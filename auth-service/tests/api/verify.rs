@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
 use auth_api::v1::{self as pb, CredentialKind};
 use tonic::Code;
 
@@ -13,6 +15,7 @@ on_both_backends!(
     an_expired_access_token_is_rejected,
     a_session_token_expires_when_idle_and_use_keeps_it_alive,
     a_revoked_session_is_rejected_by_verify_at_once,
+    concurrent_first_seen_tokens_each_get_their_own_verdict,
 );
 
 async fn verify_returns_the_principal_behind_an_access_token_or_a_session_token(
@@ -133,4 +136,60 @@ async fn a_revoked_session_is_rejected_by_verify_at_once(backend: Backend) -> Te
         );
     }
     Ok(())
+}
+
+/// First-seen tokens arriving together have their signatures checked in one batch: a forged one
+/// among them must be refused alone, and every other one accepted for its own user.
+async fn concurrent_first_seen_tokens_each_get_their_own_verdict(backend: Backend) -> TestResult {
+    // Eighty refreshes from one address in a few seconds: more than the default throttle allows.
+    let app = TestApp::spawn_with(&backend, |settings| settings.login_rate_per_address = 0).await?;
+    let mut cases = Vec::new();
+    for user in 0..2 {
+        let (login, mut tokens) = app.user_with_tokens(&unique_email("batch")).await?;
+        for index in 0..40 {
+            tokens = app.refresh(&tokens.refresh_token).await?;
+            let forged = index % 8 == 3;
+            let token = if forged {
+                flip_a_signature_bit(&tokens.access_token)?
+            } else {
+                tokens.access_token.clone()
+            };
+            cases.push((user, index, login.user_id.clone(), token, forged));
+        }
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for (user, index, user_id, token, forged) in cases {
+        let mut client = app.auth.clone();
+        calls.spawn(async move {
+            let request = pb::VerifyRequest {
+                token,
+                audience: String::new(),
+            };
+            (user, index, user_id, forged, client.verify(request).await)
+        });
+    }
+    let mut refused = 0;
+    while let Some(call) = calls.join_next().await {
+        let (user, index, user_id, forged, outcome) = call?;
+        if forged {
+            assert_error(outcome, Code::Unauthenticated, "TOKEN_INVALID");
+            refused += 1;
+        } else {
+            let principal = outcome
+                .map_err(|status| format!("user {user} token {index}: {status:?}"))?
+                .into_inner()
+                .principal
+                .ok_or("no principal")?;
+            assert_eq!(principal.user_id, user_id);
+        }
+    }
+    assert_eq!(refused, 10);
+    Ok(())
+}
+
+fn flip_a_signature_bit(token: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let (signed_part, signature) = token.rsplit_once('.').ok_or("not a JWT")?;
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature)?;
+    bytes[20] ^= 0x10;
+    Ok(format!("{signed_part}.{}", URL_SAFE_NO_PAD.encode(bytes)))
 }

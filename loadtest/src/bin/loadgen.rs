@@ -11,6 +11,10 @@ use loadtest::{
     workload::WorkloadConfig,
 };
 
+// The load generator shares the cores with the service: spend as little of them as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Load, faults and soak against real auth-service replicas")]
 struct Cli {
