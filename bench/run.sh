@@ -4,7 +4,7 @@
 #   scenarios.jsonl     loadgen bench rows: SQLite, then PostgreSQL + Redis, then a concurrency sweep
 #   side_by_side.jsonl  h2load rows: our Verify and the Express peer, same machine, same connections
 #   revocation-*.md     revocation-bench (logout -> LocalVerifier refusal), SQLite and two replicas
-#   sessions-scale.md   Verify with few and with 1,000,000 live sessions; database bytes per session
+#   sessions-scale.md   Verify with few, 1,000,000, then few live sessions again; bytes per session
 #   summary.md          the ratios against the targets;  *.png  the charts (bench/chart.py)
 # Env: DURATION seconds per scenario (10), C connections for the side-by-side (50),
 #      PEER the Express peer's directory (../shared/peers/express-seed), SKIP_MICRO=1,
