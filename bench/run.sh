@@ -4,6 +4,7 @@
 #   scenarios.jsonl     loadgen bench rows: SQLite, then PostgreSQL + Redis, then a concurrency sweep
 #   side_by_side.jsonl  h2load rows: our Verify and the Express peer, same machine, same connections
 #   revocation-*.md     revocation-bench (logout -> LocalVerifier refusal), SQLite and two replicas
+#   cold-verify.md      cold Verify on fresh services, RUNS=3 per backend, with medians
 #   sessions-scale.md   Verify with few, 1,000,000, then few live sessions again; bytes per session
 #   summary.md          the ratios against the targets;  *.png  the charts (bench/chart.py)
 # Env: DURATION seconds per scenario (10), C connections for the side-by-side (50),
@@ -101,6 +102,9 @@ h2load_grpc "Verify, access token (one token, h2load)" "$OUT/h2load-pg/verify-ac
 h2load_grpc "Verify, session token (one token, h2load)" "$OUT/h2load-pg/verify-session.bin" "$OUT/h2load-pg/verify-session.expect" postgres+redis
 stop_service
 psql "$PG" -qc "DROP SCHEMA $SCHEMA CASCADE"
+
+step "cold Verify, three fresh services per backend (medians)"
+TEST_DATABASE_URL=$PG TEST_REDIS_URL=$REDIS bash bench/cold-verify.sh
 
 step "one million live sessions (PostgreSQL + Redis)"
 DURATION=$DURATION TEST_DATABASE_URL=$PG TEST_REDIS_URL=$REDIS bash bench/sessions-scale.sh
