@@ -144,11 +144,7 @@ impl SignedToken<'_> {
         // `iss`, `aud`, `sub`, `iat`, `sid`, `jti` or `roles` does not parse.
         let claims: AccessClaims =
             serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
-        let audience_ok = match audience {
-            Audience::Exactly(wanted) => claims.aud == wanted,
-            Audience::Any => true,
-        };
-        if claims.iss != rules.issuer || !audience_ok {
+        if claims.iss != rules.issuer || !audience.admits(&claims.aud) {
             return Err(TokenError::Invalid);
         }
         check_times(&claims, rules.leeway, now_seconds)?;
@@ -166,6 +162,16 @@ pub enum Audience<'a> {
     Exactly(&'a str),
     /// Any audience: only for ending the token's session (logout), never for granting access.
     Any,
+}
+
+impl Audience<'_> {
+    /// Whether a token whose `aud` claim is `claimed` is for this audience.
+    pub fn admits(self, claimed: &str) -> bool {
+        match self {
+            Audience::Exactly(wanted) => claimed == wanted,
+            Audience::Any => true,
+        }
+    }
 }
 
 /// Verifies signature and claims; `now_seconds` is the caller's clock as unix seconds.

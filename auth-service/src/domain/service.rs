@@ -505,11 +505,7 @@ impl AuthCore {
                 .await
                 .verification_key(&verified.kid, now)
                 .is_some();
-            let audience_matches = match audience {
-                Audience::Exactly(wanted) => verified.claims.aud == wanted,
-                Audience::Any => true,
-            };
-            if key_trusted && audience_matches {
+            if key_trusted && audience.admits(&verified.claims.aud) {
                 access_token::check_times(&verified.claims, self.rules.leeway, now.unix_seconds())?;
                 return Ok(verified);
             }
@@ -538,14 +534,12 @@ impl AuthCore {
         {
             ring = self.keys.ring().await;
         }
-        let key = Arc::clone(
-            ring.verification_key(&signed.kid, now)
-                .ok_or(AuthError::TokenInvalid)?,
-        );
-        drop(ring);
+        let key = ring
+            .verification_key(&signed.kid, now)
+            .ok_or(AuthError::TokenInvalid)?;
         if !self
             .signatures
-            .verify(signed.signing_input(), signed.signature(), &key)
+            .verify(signed.signing_input(), signed.signature(), key)
             .await
         {
             return Err(AuthError::TokenInvalid);
