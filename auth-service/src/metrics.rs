@@ -159,40 +159,40 @@ impl Metrics {
             .count_live_sessions(Timestamp::now())
             .await
         {
-            Ok(count) => self
-                .live_sessions
-                .set(i64::try_from(count).unwrap_or(i64::MAX)),
+            Ok(count) => set_gauge(&self.live_sessions, count),
             Err(error) => tracing::warn!(%error, "counting live sessions for metrics failed"),
         }
-        self.hashing_queue
-            .set(i64::try_from(self.sources.core.hashing_queue_depth()).unwrap_or(i64::MAX));
-        self.feed_subscribers
-            .set(i64::try_from(self.sources.revocations.feed_stream_count()).unwrap_or(i64::MAX));
+        set_gauge(&self.hashing_queue, self.sources.core.hashing_queue_depth());
+        set_gauge(
+            &self.feed_subscribers,
+            self.sources.revocations.feed_stream_count(),
+        );
         let cache = self.sources.revocations.live_sessions();
-        self.session_cache_entries
-            .set(i64::try_from(cache.len()).unwrap_or(i64::MAX));
-        self.session_cache_hits.inc_by(
-            cache
-                .hit_count()
-                .saturating_sub(self.session_cache_hits.get()),
-        );
+        set_gauge(&self.session_cache_entries, cache.len());
+        catch_up(&self.session_cache_hits, cache.hit_count());
         let checks = self.sources.core.signature_counts();
-        self.signatures_checked.inc_by(
-            checks
-                .signatures
-                .saturating_sub(self.signatures_checked.get()),
+        catch_up(&self.signatures_checked, checks.signatures);
+        catch_up(&self.signature_rounds, checks.rounds);
+        catch_up(
+            &self.revocations,
+            self.sources.revocations.announced_count(),
         );
-        self.signature_rounds
-            .inc_by(checks.rounds.saturating_sub(self.signature_rounds.get()));
-        let announced = self.sources.revocations.announced_count();
-        self.revocations
-            .inc_by(announced.saturating_sub(self.revocations.get()));
         let mut text = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut text) {
             tracing::warn!(%error, "encoding metrics failed");
         }
         String::from_utf8(text).unwrap_or_default()
     }
+}
+
+fn set_gauge(gauge: &IntGauge, value: impl TryInto<i64>) {
+    gauge.set(value.try_into().unwrap_or(i64::MAX));
+}
+
+/// Brings a counter up to a running total kept by its source (which counts without knowing of
+/// Prometheus).
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped. Deliberately minimal HTTP/1.1:
