@@ -17,6 +17,7 @@ use tonic_health::ServingStatus;
 use crate::{
     config::Settings,
     domain::gateway::Gateway,
+    domain::ports::{Store, StoreError},
     domain::{
         AuthCore, AuthError, Timestamp, keys::KeyManager, live_sessions::LiveSessions,
         passwords::PasswordHasher, revocations::RevocationHub,
@@ -26,13 +27,13 @@ use crate::{
         logging::RpcLogLayer,
     },
     metrics::{self, Metrics},
-    store::{self, Store, redis_fanout},
+    store::{self, redis_fanout},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open the database: {0}")]
-    Store(#[from] store::StoreError),
+    Store(#[from] StoreError),
     #[error("cannot initialise: {0}")]
     Domain(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
@@ -185,8 +186,11 @@ impl Application {
             settings.health_check_interval,
         ));
         if let Some(link) = redis {
-            background
-                .extend(link.spawn_tasks(revocations.clone(), settings.revocation_poll_interval));
+            background.push(link.spawn_listener(revocations.clone()));
+            background.push(crate::domain::revocations::spawn_reconciler(
+                revocations.clone(),
+                settings.revocation_poll_interval,
+            ));
         }
         // ext_authz: the decision cache follows the revocation feed from here on.
         let (gateway, decision_sync) = Gateway::start(

@@ -14,10 +14,7 @@ use tokio::{
     net::TcpListener,
 };
 
-use crate::{
-    domain::{AuthCore, Timestamp, revocations::RevocationHub},
-    store::Store,
-};
+use crate::domain::{AuthCore, Timestamp, ports::Store, revocations::RevocationHub};
 
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 

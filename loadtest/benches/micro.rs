@@ -18,9 +18,9 @@ use auth_service::{
     config::{SecretString, SessionCache, Settings},
     domain::{
         AuthCore, Timestamp,
+        model::SessionKind,
         passwords::{HashingParams, PasswordHasher},
         service::{ClientInfo, Credential as Issued},
-        session::SessionKind,
         signatures::{PublicKey, SignatureChecks},
     },
 };

@@ -15,10 +15,10 @@ use std::{sync::Arc, time::Duration};
 use super::{
     AuthCore, AuthError, Timestamp,
     accounts::{Email, format_roles, parse_roles},
-    revocations::Revocation,
+    model::Revocation,
+    ports::{RevokeReason, SessionRecord, UserRecord},
     service::Principal,
 };
-use crate::store::{RevokeReason, SessionRecord, UserRecord};
 
 /// A new key may be scheduled at most this far ahead: a longer delay is almost certainly a typo,
 /// and would leave the current key signing long after the operator meant to replace it.

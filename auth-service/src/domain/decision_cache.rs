@@ -28,7 +28,8 @@ use tokio::{
 
 use super::{
     AuthCore, AuthError, Timestamp,
-    revocations::{CLOCK_MARGIN, FeedEvent, Revocation, RevocationHub},
+    model::Revocation,
+    revocations::{CLOCK_MARGIN, FeedEvent, RevocationHub},
 };
 
 /// How often expired cache entries and revocations that can no longer matter are dropped.

@@ -1,7 +1,7 @@
 //! What can go wrong, as the domain sees it. `grpc/status.rs` is the only place these become
 //! gRPC statuses; `Internal` and `Unavailable` carry text for the log, never for the client.
 
-use crate::store::StoreError;
+use super::ports::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

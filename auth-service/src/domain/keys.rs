@@ -17,8 +17,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::EncodingKey;
 use tokio::sync::{Mutex, RwLock};
 
+use super::ports::{SigningKeyRecord, Store};
 use super::{AuthError, Timestamp, signatures::PublicKey};
-use crate::store::{SigningKeyRecord, Store};
 
 /// How often an unknown `kid` may trigger a reload from the store: a flood of forged `kid`s must
 /// not become a flood of database queries.

@@ -31,11 +31,11 @@ use std::{
 use super::{
     Timestamp,
     accounts::parse_roles,
-    revocations::Revocation,
+    model::{Revocation, SessionKind},
+    ports::SessionRecord,
     service::Principal,
-    session::{self, SessionKind},
+    session,
 };
-use crate::store::SessionRecord;
 
 /// What `Verify` needs of a live session.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The rules of the service, in plain Rust: who may log in, what a session is, how tokens are
 //! minted, checked, rotated and revoked. Nothing here knows about gRPC or SQL; storage is reached
-//! through [`crate::store::Store`], and the current time is always a parameter.
+//! through the [`ports`], and the current time is always a parameter.
 
 pub mod accounts;
 pub mod admin;
@@ -10,9 +10,11 @@ pub mod gateway;
 pub mod keys;
 pub mod limits;
 pub mod live_sessions;
+pub mod model;
 pub mod opaque_token;
 pub mod password_policy;
 pub mod passwords;
+pub mod ports;
 pub mod revocations;
 pub mod service;
 pub mod session;

@@ -17,63 +17,19 @@ use std::{
     time::Duration,
 };
 
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::{AuthError, Timestamp, live_sessions::LiveSessions};
-use crate::store::{RevokedSession, Store, StoreError};
+use super::{
+    AuthError, Timestamp,
+    live_sessions::LiveSessions,
+    model::Revocation,
+    ports::{Fanout, FanoutEvent, FanoutListener, Store},
+};
 
 /// Replicas' clocks and commit delays differ: re-reading from the database always starts this
 /// much before the last event seen, and resuming a feed from a cursor does too.
 pub const CLOCK_MARGIN: Duration = Duration::from_secs(5);
 const LOCAL_BUFFER: usize = 4096;
-
-/// A revocation, as announced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Revocation {
-    /// Access tokens with this `sid` must be rejected.
-    Session {
-        session_id: String,
-        user_id: String,
-        revoked_at: Timestamp,
-    },
-    /// Every session the user had at `revoked_before` ended.
-    User {
-        user_id: String,
-        revoked_before: Timestamp,
-    },
-}
-
-impl Revocation {
-    /// The instant the event is ordered (and its cursor set) by.
-    pub fn at(&self) -> Timestamp {
-        match self {
-            Revocation::Session { revoked_at, .. } => *revoked_at,
-            Revocation::User { revoked_before, .. } => *revoked_before,
-        }
-    }
-
-    fn dedupe_key(&self) -> String {
-        match self {
-            Revocation::Session { session_id, .. } => format!("s:{session_id}"),
-            Revocation::User {
-                user_id,
-                revoked_before,
-            } => format!("u:{user_id}:{}", revoked_before.millis()),
-        }
-    }
-}
-
-impl From<RevokedSession> for Revocation {
-    fn from(session: RevokedSession) -> Self {
-        Revocation::Session {
-            session_id: session.session_id,
-            user_id: session.user_id,
-            revoked_at: session.revoked_at,
-        }
-    }
-}
 
 /// What the local feed carries.
 #[derive(Clone, Debug)]
@@ -81,25 +37,6 @@ pub enum FeedEvent {
     Revoked(Revocation),
     /// The key set changed; carries the new JWKS.
     KeysChanged(String),
-}
-
-/// What one replica tells the others.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FanoutEvent {
-    Revoked(Revocation),
-    /// The user's roles changed: sessions remembered with the old ones must be read again.
-    RolesChanged {
-        user_id: String,
-    },
-}
-
-/// Carries events to the other replicas.
-#[async_trait]
-pub trait Fanout: Send + Sync + 'static {
-    /// Returns once every replica listening has applied `events`, or after a bounded wait for
-    /// the slow ones (which then learn of them from the database within a poll interval).
-    async fn publish(&self, events: &[FanoutEvent]) -> Result<(), StoreError>;
 }
 
 pub struct RevocationHub {
@@ -212,14 +149,6 @@ impl RevocationHub {
         .await;
     }
 
-    /// Applies what another replica published.
-    pub fn apply(&self, event: FanoutEvent) {
-        match event {
-            FanoutEvent::Revoked(revocation) => self.deliver(revocation),
-            FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(&user_id),
-        }
-    }
-
     async fn publish(&self, events: &[FanoutEvent]) {
         let Some(fanout) = &self.fanout else { return };
         if events.is_empty() {
@@ -302,23 +231,37 @@ impl RevocationHub {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Re-reads recent revocations from the database on a period: the safety net under pub/sub.
+pub fn spawn_reconciler(hub: Arc<RevocationHub>, period: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period.max(Duration::from_millis(100)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since = Timestamp::now();
+        loop {
+            ticker.tick().await;
+            let now = Timestamp::now();
+            match hub.catch_up(since, now).await {
+                Ok(_) => since = now,
+                Err(error) => tracing::warn!(%error, "re-reading revocations failed"),
+            }
+        }
+    })
+}
 
-    #[test]
-    fn the_dedupe_key_tells_sessions_and_user_events_apart() {
-        let at = Timestamp::from_millis(5);
-        let session = Revocation::Session {
-            session_id: "a".into(),
-            user_id: "u".into(),
-            revoked_at: at,
-        };
-        let user = Revocation::User {
-            user_id: "a".into(),
-            revoked_before: at,
-        };
-        assert_ne!(session.dedupe_key(), user.dedupe_key());
-        assert_eq!(session.at(), at);
+impl FanoutListener for RevocationHub {
+    fn apply(&self, event: FanoutEvent) {
+        match event {
+            FanoutEvent::Revoked(revocation) => self.deliver(revocation),
+            FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(&user_id),
+        }
+    }
+
+    /// The session cache may answer again: no news from another replica can be missed now.
+    fn subscribed(&self) {
+        self.live_sessions.trust();
+    }
+
+    fn unsubscribed(&self) {
+        self.live_sessions.distrust();
     }
 }

@@ -17,15 +17,15 @@ use super::{
     keys::KeyManager,
     limits::{Attempt, LimitPolicy, Limiter, Limits, MemoryLimiter, Throttled},
     live_sessions::LiveSession,
+    model::{Revocation, SessionKind},
     opaque_token::{OpaqueToken, TokenHash, new_id, new_token_id},
     password_policy::check_new_password,
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher},
-    revocations::{Revocation, RevocationHub},
-    session::SessionKind,
+    ports::{
+        NewSession, RefreshRotation, RevokeReason, SessionRecord, Store, StoreError, UserRecord,
+    },
+    revocations::RevocationHub,
     signatures::{CheckCounts, SignatureChecks},
-};
-use crate::store::{
-    NewSession, RefreshRotation, RevokeReason, SessionRecord, Store, StoreError, UserRecord,
 };
 
 /// A refresh that keeps losing compare-and-set races gives up after this many rounds; each lost

@@ -5,33 +5,7 @@
 
 use std::time::Duration;
 
-use super::{AuthError, Timestamp};
-use crate::store::SessionRecord;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SessionKind {
-    /// Access token + rotating refresh token.
-    Tokens,
-    /// One opaque session token.
-    Session,
-}
-
-impl SessionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionKind::Tokens => "tokens",
-            SessionKind::Session => "session",
-        }
-    }
-
-    pub fn parse(stored: &str) -> Option<Self> {
-        match stored {
-            "tokens" => Some(SessionKind::Tokens),
-            "session" => Some(SessionKind::Session),
-            _ => None,
-        }
-    }
-}
+use super::{AuthError, Timestamp, ports::SessionRecord};
 
 impl SessionRecord {
     /// When the session ends if nothing happens before then.
@@ -79,6 +53,7 @@ pub(crate) fn activity_is_stale(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::model::SessionKind;
 
     fn session(last_seen_ms: i64, idle_ms: i64, expires_ms: i64) -> SessionRecord {
         SessionRecord {

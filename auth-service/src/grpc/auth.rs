@@ -11,8 +11,8 @@ use super::{convert, to_status};
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
     limits::Throttled,
+    model::SessionKind,
     service::{ClientInfo, Credential, Principal},
-    session::SessionKind,
 };
 
 /// `user-agent` values longer than this are cut before being stored.

@@ -5,12 +5,12 @@ use tonic::{Status, metadata::MetadataMap};
 
 use super::to_status;
 
+use crate::domain::ports::SessionRecord;
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
+    model::SessionKind,
     service::{IssuedTokens, Principal},
-    session::SessionKind,
 };
-use crate::store::SessionRecord;
 
 pub fn timestamp(instant: Timestamp) -> Option<prost_types::Timestamp> {
     let millis = instant.millis();

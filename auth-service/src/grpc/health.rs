@@ -16,7 +16,7 @@ use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{AdminApi, AuthApi, ExtAuthzApi, KeyApi};
-use crate::store::{Store, redis_fanout::RedisLink};
+use crate::{domain::ports::Store, store::redis_fanout::RedisLink};
 
 /// Every service whose status follows the dependencies ("" is the server as a whole).
 const SERVICES: [&str; 5] = [

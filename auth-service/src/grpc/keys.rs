@@ -14,7 +14,8 @@ use tonic::{Request, Response, Status};
 use super::{convert, to_status};
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
-    revocations::{FeedEvent, Revocation, RevocationHub},
+    model::Revocation,
+    revocations::{FeedEvent, RevocationHub},
 };
 
 /// Events buffered per feed subscriber before the sender waits for the client.

@@ -30,11 +30,9 @@ use serde::{Deserialize, Serialize};
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_stream::StreamExt;
 
-use super::StoreError;
 use crate::domain::{
-    Timestamp,
     opaque_token::new_id,
-    revocations::{Fanout, FanoutEvent, RevocationHub},
+    ports::{Fanout, FanoutEvent, FanoutListener, StoreError},
 };
 
 const CHANNEL: &str = "auth.v1:revocations";
@@ -98,16 +96,9 @@ impl RedisLink {
         Ok(())
     }
 
-    /// Starts the pub/sub listener and the database reconciler for `hub`.
-    pub fn spawn_tasks(
-        self,
-        hub: Arc<RevocationHub>,
-        poll_interval: Duration,
-    ) -> Vec<JoinHandle<()>> {
-        vec![
-            spawn_listener(self.client, self.fanout, hub.clone()),
-            spawn_reconciler(hub, poll_interval),
-        ]
+    /// Starts the pub/sub listener that hands the other replicas' events to `listener`.
+    pub fn spawn_listener(self, listener: Arc<dyn FanoutListener>) -> JoinHandle<()> {
+        spawn_listener(self.client, self.fanout, listener)
     }
 }
 
@@ -248,21 +239,21 @@ async fn wait_for(confirmations: &Confirmations, expected: usize) {
     }
 }
 
-/// Receives other replicas' events, hands them to the hub and confirms them; reconnects with
-/// backoff. The session cache is trusted only while subscribed.
+/// Receives other replicas' events, hands them to the listener and confirms them; reconnects
+/// with backoff. The listener hears when the subscription starts and ends.
 fn spawn_listener(
     client: redis::Client,
     fanout: Arc<RedisFanout>,
-    hub: Arc<RevocationHub>,
+    listener: Arc<dyn FanoutListener>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(100);
         loop {
-            match listen(&client, &fanout, &hub).await {
+            match listen(&client, &fanout, listener.as_ref()).await {
                 Ok(()) => tracing::warn!("redis subscription ended; reconnecting"),
                 Err(error) => tracing::warn!(%error, "redis subscription failed; retrying"),
             }
-            hub.live_sessions().distrust();
+            listener.unsubscribed();
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_RECONNECT_DELAY);
         }
@@ -272,12 +263,12 @@ fn spawn_listener(
 async fn listen(
     client: &redis::Client,
     fanout: &RedisFanout,
-    hub: &RevocationHub,
+    listener: &dyn FanoutListener,
 ) -> Result<(), StoreError> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(&[CHANNEL, CONFIRM_CHANNEL]).await?;
     tracing::info!("subscribed to revocation fan-out");
-    hub.live_sessions().trust();
+    listener.subscribed();
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
         let payload: String = match message.get_payload() {
@@ -300,7 +291,7 @@ async fn listen(
         match serde_json::from_str::<Envelope>(&payload) {
             Ok(envelope) => {
                 for event in envelope.events {
-                    hub.apply(event);
+                    listener.apply(event);
                 }
                 // Our own events are applied already; confirming them keeps the count simple.
                 if let Err(error) = fanout.confirm(envelope.from, envelope.seq).await {
@@ -311,21 +302,4 @@ async fn listen(
         }
     }
     Ok(())
-}
-
-/// Re-reads recent revocations from the database on a period: the safety net under pub/sub.
-fn spawn_reconciler(hub: Arc<RevocationHub>, period: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(period.max(Duration::from_millis(100)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut since = Timestamp::now();
-        loop {
-            ticker.tick().await;
-            let now = Timestamp::now();
-            match hub.catch_up(since, now).await {
-                Ok(_) => since = now,
-                Err(error) => tracing::warn!(%error, "re-reading revocations failed"),
-            }
-        }
-    })
 }

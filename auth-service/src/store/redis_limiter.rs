@@ -20,10 +20,10 @@ use std::{
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
-use super::StoreError;
 use crate::domain::{
     Timestamp,
     limits::{Attempt, Limiter, LockoutRule, MemoryLimiter, Throttle},
+    ports::StoreError,
 };
 
 /// After a Redis failure, count in memory for this long before trying Redis again.

@@ -24,10 +24,13 @@ macro_rules! impl_sql_store {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
-        use crate::domain::{Timestamp, session::SessionKind};
-        use crate::store::{
-            NewSession, RefreshRotation, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord,
-            Store, StoreError, UserRecord,
+        use crate::domain::{
+            Timestamp,
+            model::SessionKind,
+            ports::{
+                NewSession, RefreshRotation, RevokeReason, RevokedSession, SessionRecord,
+                SigningKeyRecord, Store, StoreError, UserRecord,
+            },
         };
 
         fn user_from_row(row: &$row) -> Result<UserRecord, sqlx::Error> {

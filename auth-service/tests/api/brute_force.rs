@@ -278,7 +278,7 @@ async fn a_hash_with_older_parameters_is_upgraded_on_the_next_login(
     let email = unique_email("rehash");
     app.register(&email).await?;
     let store = app.database.store().await?;
-    let stored = |store: Arc<dyn auth_service::store::Store>, email: String| async move {
+    let stored = |store: Arc<dyn auth_service::domain::ports::Store>, email: String| async move {
         store
             .find_user_by_email_key(&Email::lookup_key(&email))
             .await

@@ -11,7 +11,8 @@ use auth_api::v1::{
 use auth_service::{
     app::Application,
     config::{SecretString, Settings},
-    store::{self, Store},
+    domain::ports::{Store, StoreError},
+    store,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status, transport::Channel};
@@ -113,7 +114,7 @@ impl TestDatabase {
     }
 
     /// Direct access to the store, to check what the server wrote.
-    pub async fn store(&self) -> Result<Arc<dyn Store>, store::StoreError> {
+    pub async fn store(&self) -> Result<Arc<dyn Store>, StoreError> {
         store::connect(self.database_url.as_deref(), &self.data_dir).await
     }
 

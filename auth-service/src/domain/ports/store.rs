@@ -1,0 +1,248 @@
+//! The storage port: the records the rules read and write, and the one interface every backend
+//! implements (`store/` for SQLite and PostgreSQL). It speaks in records and the atomic
+//! operations the rules need (for example [`Store::rotate_refresh`], a compare-and-set), never
+//! in SQL; all instants are unix milliseconds.
+
+use async_trait::async_trait;
+
+use crate::domain::{Timestamp, model::SessionKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness constraint refused the write.
+    #[error("conflict with an existing row")]
+    Conflict,
+    /// The database could not be reached or is overloaded; retrying may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub struct UserRecord {
+    pub id: String,
+    pub email: String,
+    pub email_key: String,
+    pub password_hash: String,
+    /// Space-separated role names.
+    pub roles: String,
+    pub created_at: Timestamp,
+    /// Set while an administrator has suspended the account.
+    pub suspended_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("roles", &self.roles)
+            .field("suspended_at", &self.suspended_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session about to be created, with its first credential's hash.
+pub struct NewSession {
+    pub id: String,
+    pub user_id: String,
+    pub kind: SessionKind,
+    pub session_token_hash: Option<Vec<u8>>,
+    pub refresh_token_hash: Option<Vec<u8>>,
+    pub refresh_expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub idle_timeout_ms: i64,
+    pub expires_at: Timestamp,
+    pub user_agent: String,
+    pub peer_address: String,
+}
+
+/// A session with its owner's current email and roles.
+#[derive(Clone)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub email: String,
+    pub roles: String,
+    pub kind: SessionKind,
+    pub session_token_hash: Option<Vec<u8>>,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub idle_timeout_ms: i64,
+    pub expires_at: Timestamp,
+    pub refresh_current_hash: Option<Vec<u8>>,
+    pub refresh_previous_hash: Option<Vec<u8>>,
+    pub refresh_rotated_at: Option<Timestamp>,
+    pub refresh_expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub user_agent: String,
+    pub peer_address: String,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Replace a session's live refresh token, if it is still `expected_current`.
+pub struct RefreshRotation {
+    pub session_id: String,
+    pub expected_current: Vec<u8>,
+    pub new_current: Vec<u8>,
+    pub new_previous: Vec<u8>,
+    pub rotated_at: Timestamp,
+    pub refresh_expires_at: Timestamp,
+    pub now: Timestamp,
+}
+
+/// A session that a write just revoked (or that was revoked earlier, when re-read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedSession {
+    pub session_id: String,
+    pub user_id: String,
+    pub revoked_at: Timestamp,
+}
+
+/// Why a session ended; stored for audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokeReason {
+    Logout,
+    Revoked,
+    RefreshTokenReused,
+    PasswordChanged,
+    /// Pushed out by the per-user session cap.
+    Evicted,
+    /// The account was suspended by an administrator.
+    Suspended,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Logout => "logout",
+            RevokeReason::Revoked => "revoked",
+            RevokeReason::RefreshTokenReused => "refresh_token_reused",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::Evicted => "evicted",
+            RevokeReason::Suspended => "suspended",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// PKCS#8 document of the Ed25519 key pair.
+    pub private_pkcs8: Vec<u8>,
+    pub created_at: Timestamp,
+    pub activates_at: Timestamp,
+    pub retires_at: Option<Timestamp>,
+    pub drop_after: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("activates_at", &self.activates_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `Conflict` if the email key is taken.
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    async fn find_user_by_email_key(
+        &self,
+        email_key: &str,
+    ) -> Result<Option<UserRecord>, StoreError>;
+    async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn update_password_hash(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError>;
+    /// Replaces the user's space-separated roles; false if there is no such user.
+    async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError>;
+    /// Marks the user suspended from `now` (keeping an earlier suspension's instant); false if
+    /// there is no such user. Does not touch sessions: see `revoke_user_sessions`.
+    async fn suspend_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Lifts a suspension; false if there is no such user.
+    async fn reactivate_user(&self, user_id: &str) -> Result<bool, StoreError>;
+
+    /// Creates the session and records its first refresh token, if any.
+    async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError>;
+    /// Revokes the user's oldest live sessions beyond the newest `keep`.
+    async fn evict_sessions_beyond(
+        &self,
+        user_id: &str,
+        keep: u32,
+        now: Timestamp,
+    ) -> Result<Vec<RevokedSession>, StoreError>;
+    async fn find_session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn find_session_by_token_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// The session any refresh token ever issued for it belongs to (for reuse detection).
+    async fn find_session_id_by_refresh_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<String>, StoreError>;
+    /// Compare-and-set of the live refresh token: false if another rotation won the race or the
+    /// session was revoked meanwhile.
+    async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError>;
+    async fn touch_session(&self, session_id: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// The session, if it was live and is now revoked.
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<Option<RevokedSession>, StoreError>;
+    /// Revokes every live session of the user except `keep`. Without `keep`, also records that
+    /// all the user's sessions up to `now` ended (for verifiers that only see tokens).
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<Vec<RevokedSession>, StoreError>;
+    /// Sessions neither revoked nor past their absolute expiry, across all users.
+    async fn count_live_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Sessions revoked at or after `since`, oldest first.
+    async fn revocations_since(&self, since: Timestamp) -> Result<Vec<RevokedSession>, StoreError>;
+    /// Users whose sessions were all revoked at or after `since`: (user id, revoked before).
+    async fn user_revocations_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError>;
+    /// Unrevoked sessions whose absolute expiry is after `now`, newest first.
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Adds `successor` and schedules every other unretired key to retire at `retire_at` and to
+    /// leave the JWKS at `drop_after`, atomically.
+    async fn rotate_signing_key(
+        &self,
+        successor: &SigningKeyRecord,
+        retire_at: Timestamp,
+        drop_after: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
