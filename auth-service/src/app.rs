@@ -16,11 +16,17 @@ use tonic_health::ServingStatus;
 
 use crate::{
     config::Settings,
-    domain::gateway::Gateway,
-    domain::ports::{Store, StoreError},
     domain::{
-        AuthCore, AuthError, Timestamp, keys::KeyManager, live_sessions::LiveSessions,
-        passwords::PasswordHasher, revocations::RevocationHub,
+        AuthCore, AuthError, Machinery, Timestamp,
+        gateway::Gateway,
+        ports::{Store, StoreError},
+    },
+    engine::{
+        decision_cache::DecisionCache,
+        hashing::PasswordHasher,
+        hub::{self, RevocationHub},
+        keys::KeyManager,
+        session_cache::LiveSessions,
     },
     grpc::{
         AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer,
@@ -51,6 +57,7 @@ pub enum StartError {
 pub struct Components {
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyManager>,
+    pub hasher: Arc<PasswordHasher>,
     pub core: Arc<AuthCore>,
     pub revocations: Arc<RevocationHub>,
     redis: Option<redis_fanout::RedisLink>,
@@ -61,17 +68,16 @@ impl Components {
         let database_url = settings.database_url.as_ref().map(|url| url.expose());
         let store = store::connect(database_url, &settings.data_dir).await?;
         let keys = Arc::new(KeyManager::start(store.clone(), Timestamp::now()).await?);
-        let hasher = PasswordHasher::new(settings.hashing()).await?;
+        let hasher = Arc::new(PasswordHasher::new(settings.hashing()).await?);
         let mut hub = RevocationHub::new(store.clone(), settings.tokens_outlive_revocation_by());
-        if settings.session_cache_on() {
+        let sessions = Arc::new(if settings.session_cache_on() {
             // With Redis, trusted only once the fan-out subscription is up (store/redis_fanout.rs).
             let trusted = settings.redis_url.is_none();
-            hub = hub.with_live_sessions(Arc::new(LiveSessions::new(
-                LIVE_SESSIONS_KEPT,
-                settings.session_cache_ttl,
-                trusted,
-            )));
-        }
+            LiveSessions::new(LIVE_SESSIONS_KEPT, settings.session_cache_ttl, trusted)
+        } else {
+            LiveSessions::off()
+        });
+        hub = hub.with_live_sessions(sessions.clone());
         let redis = match &settings.redis_url {
             Some(url) => {
                 let link = redis_fanout::RedisLink::open(url.expose())?;
@@ -81,13 +87,13 @@ impl Components {
             None => None,
         };
         let revocations = Arc::new(hub);
-        let mut core = AuthCore::new(
-            settings.policy(),
-            store.clone(),
-            keys.clone(),
-            hasher,
-            revocations.clone(),
-        );
+        let machinery = Machinery {
+            keys: keys.clone(),
+            hasher: hasher.clone(),
+            sessions,
+            news: revocations.clone(),
+        };
+        let mut core = AuthCore::new(settings.policy(), store.clone(), machinery);
         // With Redis, brute-force counts are shared by every replica (store/redis_limiter.rs).
         if let Some(link) = &redis {
             core = core.with_limiter(Arc::new(link.limiter(&settings.limits_key_prefix)));
@@ -96,6 +102,7 @@ impl Components {
         Ok(Self {
             store,
             keys,
+            hasher,
             core,
             revocations,
             redis,
@@ -166,13 +173,14 @@ impl Application {
         let Components {
             store,
             keys,
+            hasher,
             core,
             revocations,
             redis,
         } = self.components;
         let settings = self.settings;
         let mut background = vec![tokio::spawn(maintain_keys(
-            keys,
+            keys.clone(),
             revocations.clone(),
             settings.clone(),
         ))];
@@ -187,25 +195,26 @@ impl Application {
         ));
         if let Some(link) = redis {
             background.push(link.spawn_listener(revocations.clone()));
-            background.push(crate::domain::revocations::spawn_reconciler(
+            background.push(hub::spawn_reconciler(
                 revocations.clone(),
                 settings.revocation_poll_interval,
             ));
         }
         // ext_authz: the decision cache follows the revocation feed from here on.
-        let (gateway, decision_sync) = Gateway::start(
-            core.clone(),
-            revocations.clone(),
-            settings.gateway_policy(),
-            Timestamp::now(),
-        )
-        .await?;
+        let (decision_cache, decision_sync) =
+            DecisionCache::start(core.clone(), revocations.clone(), Timestamp::now()).await?;
         background.push(decision_sync);
+        let gateway = Gateway::new(core.clone(), decision_cache, settings.gateway_policy());
         let metrics = match self.metrics_listener {
             Some(listener) => {
                 let metrics = Arc::new(
-                    Metrics::new(store.clone(), core.clone(), revocations.clone())
-                        .map_err(|error| AuthError::Internal(format!("metrics: {error}")))?,
+                    Metrics::new(metrics::Sources {
+                        store: store.clone(),
+                        hasher,
+                        keys,
+                        revocations: revocations.clone(),
+                    })
+                    .map_err(|error| AuthError::Internal(format!("metrics: {error}")))?,
                 );
                 background.push(tokio::spawn(metrics::serve(listener, metrics.clone())));
                 Some(metrics)

@@ -7,7 +7,10 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::domain::limits::{FAILURE_MEMORY, LimitPolicy, LockoutRule};
-use crate::domain::{Policy, gateway::GatewayPolicy, passwords::HashingParams};
+use crate::{
+    domain::{Policy, gateway::GatewayPolicy},
+    engine::hashing::HashingParams,
+};
 
 #[derive(Debug, Parser)]
 #[command(

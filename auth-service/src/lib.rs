@@ -6,6 +6,7 @@ pub mod authctl;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod grpc;
 pub mod metrics;
 pub mod store;

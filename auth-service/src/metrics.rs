@@ -14,7 +14,10 @@ use tokio::{
     net::TcpListener,
 };
 
-use crate::domain::{AuthCore, Timestamp, ports::Store, revocations::RevocationHub};
+use crate::{
+    domain::{Timestamp, ports::Store},
+    engine::{hashing::PasswordHasher, hub::RevocationHub, keys::KeyManager},
+};
 
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
@@ -35,18 +38,15 @@ pub struct Metrics {
 }
 
 /// Where the scrape-time gauges come from.
-struct Sources {
-    store: Arc<dyn Store>,
-    core: Arc<AuthCore>,
-    revocations: Arc<RevocationHub>,
+pub struct Sources {
+    pub store: Arc<dyn Store>,
+    pub hasher: Arc<PasswordHasher>,
+    pub keys: Arc<KeyManager>,
+    pub revocations: Arc<RevocationHub>,
 }
 
 impl Metrics {
-    pub fn new(
-        store: Arc<dyn Store>,
-        core: Arc<AuthCore>,
-        hub: Arc<RevocationHub>,
-    ) -> Result<Self, prometheus::Error> {
+    pub fn new(sources: Sources) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("auth".into()), None)?;
         let rpc_requests = IntCounterVec::new(
             Opts::new("rpc_requests_total", "gRPC calls by method and status code"),
@@ -121,11 +121,7 @@ impl Metrics {
             session_cache_hits,
             signatures_checked,
             signature_rounds,
-            sources: Sources {
-                store,
-                core,
-                revocations: hub,
-            },
+            sources,
         })
     }
 
@@ -159,7 +155,7 @@ impl Metrics {
             Ok(count) => set_gauge(&self.live_sessions, count),
             Err(error) => tracing::warn!(%error, "counting live sessions for metrics failed"),
         }
-        set_gauge(&self.hashing_queue, self.sources.core.hashing_queue_depth());
+        set_gauge(&self.hashing_queue, self.sources.hasher.queue_depth());
         set_gauge(
             &self.feed_subscribers,
             self.sources.revocations.feed_stream_count(),
@@ -167,7 +163,7 @@ impl Metrics {
         let cache = self.sources.revocations.live_sessions();
         set_gauge(&self.session_cache_entries, cache.len());
         catch_up(&self.session_cache_hits, cache.hit_count());
-        let checks = self.sources.core.signature_counts();
+        let checks = self.sources.keys.signature_counts();
         catch_up(&self.signatures_checked, checks.signatures);
         catch_up(&self.signature_rounds, checks.rounds);
         catch_up(

@@ -18,9 +18,10 @@ use auth_service::{
     config::{SecretString, SessionCache, Settings},
     domain::{
         AuthCore, Timestamp,
-        model::SessionKind,
-        passwords::{HashingParams, PasswordHasher},
-        service::{ClientInfo, Credential as Issued},
+        model::{ClientInfo, Credential as Issued, SessionKind},
+    },
+    engine::{
+        hashing::{HashingParams, PasswordHasher},
         signatures::{PublicKey, SignatureChecks},
     },
 };

@@ -1,23 +1,17 @@
 //! The administration use cases behind `AdminService`: create accounts, look them up, set their
 //! roles, suspend and reactivate them, list and end anyone's sessions, rotate the signing key.
 //! Every method takes the verified caller and refuses anyone without the `admin` role before it
-//! looks at its arguments.
-//!
-//! Suspension has two halves, in this order: the user row is marked (`suspended_at`), *then* the
-//! user's sessions are revoked and announced. Login and Refresh check the mark after they have
-//! written (`AuthCore::end_if_suspended_meanwhile`), so a login racing with a suspension cannot
-//! leave a live session behind: either its re-check sees the mark and ends the session itself, or
-//! the re-check ran before the mark was committed, hence the session row existed before the
-//! revocation that follows the mark, and that revocation ends it.
+//! looks at its arguments. Suspension is the [`super::revoker::Revoker`]'s (its module comment
+//! says why the mark comes before the revocation).
 
 use std::{sync::Arc, time::Duration};
 
 use super::{
     AuthCore, AuthError, Timestamp,
     accounts::{Email, format_roles, parse_roles},
-    model::Revocation,
-    ports::{RevokeReason, SessionRecord, UserRecord},
-    service::Principal,
+    model::Principal,
+    opaque_token::is_identifier,
+    ports::{SessionRecord, UserRecord},
 };
 
 /// A new key may be scheduled at most this far ahead: a longer delay is almost certainly a typo,
@@ -92,11 +86,11 @@ impl AdminCore {
         if user_id.is_empty() {
             return Err(AuthError::InvalidArgument("user_id is required"));
         }
-        if !super::opaque_token::is_identifier(user_id) {
+        if !is_identifier(user_id) {
             return Err(AuthError::UserNotFound);
         }
         self.core
-            .store()
+            .store
             .find_user(user_id)
             .await?
             .ok_or(AuthError::UserNotFound)
@@ -128,7 +122,7 @@ impl AdminCore {
             UserLookup::Email(email) => match Email::parse(email) {
                 Ok(email) => self
                     .core
-                    .store()
+                    .store
                     .find_user_by_email_key(&email.key)
                     .await?
                     .ok_or(AuthError::UserNotFound)?,
@@ -158,10 +152,10 @@ impl AdminCore {
             }
         }
         let stored = format_roles(&unique)?;
-        if !self.core.store().set_user_roles(user_id, &stored).await? {
+        if !self.core.store.set_user_roles(user_id, &stored).await? {
             return Err(AuthError::UserNotFound);
         }
-        self.core.revocations().roles_changed(user_id).await;
+        self.core.news.roles_changed(user_id).await;
         tracing::info!(%user_id, admin = %caller.user_id, roles = ?unique, "roles changed");
         Ok(self.user(user_id).await?.into())
     }
@@ -184,22 +178,12 @@ impl AdminCore {
                 "an administrator cannot suspend their own account",
             ));
         }
-        let store = self.core.store();
-        // The mark first, then the revocation: see the module comment.
-        if !store.suspend_user(user_id, now).await? {
-            return Err(AuthError::UserNotFound);
-        }
-        let revoked = store
-            .revoke_user_sessions(user_id, None, RevokeReason::Suspended, now)
-            .await?;
-        let count = u64::try_from(revoked.len()).unwrap_or(u64::MAX);
-        let mut announcements: Vec<Revocation> =
-            revoked.into_iter().map(Revocation::from).collect();
-        announcements.push(Revocation::User {
-            user_id: user_id.to_owned(),
-            revoked_before: now,
-        });
-        self.core.revocations().announce(announcements).await;
+        let count = self
+            .core
+            .revoker
+            .suspend(user_id, now)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         tracing::info!(%user_id, admin = %caller.user_id, revoked = count, "account suspended");
         Ok(count)
     }
@@ -214,7 +198,7 @@ impl AdminCore {
         if user_id.is_empty() {
             return Err(AuthError::InvalidArgument("user_id is required"));
         }
-        if !self.core.store().reactivate_user(user_id).await? {
+        if !self.core.store.reactivate_user(user_id).await? {
             return Err(AuthError::UserNotFound);
         }
         tracing::info!(%user_id, admin = %caller.user_id, "account reactivated");
@@ -280,48 +264,15 @@ impl AdminCore {
         let policy = self.core.policy();
         let kid = self
             .core
-            .keys()
+            .keys
             .rotate(now, delay, policy.access_token_ttl + policy.leeway)
             .await?;
-        self.core
-            .revocations()
-            .keys_changed(self.core.jwks_json(now).await);
+        self.core.news.keys_changed(self.core.jwks_json(now).await);
         tracing::info!(%kid, admin = %caller.user_id, activate_in = ?delay, "signing key rotated by an administrator");
         Ok(RotatedKey {
             kid,
             activates_at: now.plus(delay),
         })
-    }
-}
-
-impl AuthCore {
-    /// Called by Login and Refresh once they hold a session: if the user has been suspended
-    /// meanwhile, end that session (and announce it) and refuse. See the module comment for why
-    /// checking after the write closes the race with a concurrent suspension.
-    pub(super) async fn end_if_suspended_meanwhile(
-        &self,
-        user_id: &str,
-        session_id: &str,
-        now: Timestamp,
-    ) -> Result<(), AuthError> {
-        let suspended = self
-            .store()
-            .find_user(user_id)
-            .await?
-            .is_some_and(|user| user.suspended_at.is_some());
-        if !suspended {
-            return Ok(());
-        }
-        if let Some(revoked) = self
-            .store()
-            .revoke_session(session_id, RevokeReason::Suspended, now)
-            .await?
-        {
-            self.revocations()
-                .announce([Revocation::from(revoked)])
-                .await;
-        }
-        Err(AuthError::AccountSuspended)
     }
 }
 

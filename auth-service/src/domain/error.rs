@@ -1,8 +1,6 @@
 //! What can go wrong, as the domain sees it. `grpc/status.rs` is the only place these become
 //! gRPC statuses; `Internal` and `Unavailable` carry text for the log, never for the client.
 
-use super::ports::StoreError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("invalid email or password")]
@@ -67,16 +65,6 @@ impl From<auth_api::access_token::TokenError> for AuthError {
         match error {
             auth_api::access_token::TokenError::Invalid => AuthError::TokenInvalid,
             auth_api::access_token::TokenError::Expired => AuthError::TokenExpired,
-        }
-    }
-}
-
-impl From<StoreError> for AuthError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(detail) => AuthError::Unavailable(detail),
-            StoreError::Conflict => AuthError::Internal("unexpected uniqueness conflict".into()),
-            StoreError::Other(detail) => AuthError::Internal(detail),
         }
     }
 }

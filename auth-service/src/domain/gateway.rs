@@ -3,7 +3,7 @@
 //!
 //! Two kinds of caller:
 //! - Services and apps send `authorization: Bearer <access token>`. It is checked against the
-//!   [`DecisionCache`]: no database round trip, and a revoked session is refused as soon as the
+//!   revoked set ([`RevokedSetCheck`], `engine/decision_cache.rs`): no database round trip, and a revoked session is refused as soon as the
 //!   revocation reaches this replica.
 //! - Browsers hold only an opaque session token in an HttpOnly cookie. It is looked up in the
 //!   store (it is opaque), and the upstream receives a short-lived access token minted for its
@@ -17,12 +17,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use tokio::task::JoinHandle;
-
-use super::{
-    AuthCore, AuthError, Timestamp, decision_cache::DecisionCache, opaque_token::OpaqueToken,
-    revocations::RevocationHub,
-};
+use super::{AuthCore, AuthError, Timestamp, opaque_token::OpaqueToken, ports::RevokedSetCheck};
 
 /// Methods that must not change state (RFC 9110 section 9.2.1); anything else is unsafe.
 const SAFE_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS", "TRACE"];
@@ -144,26 +139,19 @@ enum Credential<'a> {
 
 pub struct Gateway {
     core: Arc<AuthCore>,
-    cache: Arc<DecisionCache>,
+    revoked_set: Arc<dyn RevokedSetCheck>,
     policy: GatewayPolicy,
 }
 
 impl Gateway {
-    /// Starts the decision cache (see [`DecisionCache::start`]); abort the task on shutdown.
-    pub async fn start(
+    pub fn new(
         core: Arc<AuthCore>,
-        hub: Arc<RevocationHub>,
+        revoked_set: Arc<dyn RevokedSetCheck>,
         policy: GatewayPolicy,
-        now: Timestamp,
-    ) -> Result<(Self, JoinHandle<()>), AuthError> {
-        let (cache, task) = DecisionCache::start(core.clone(), hub, now).await?;
-        Ok((Self::new(core, cache, policy), task))
-    }
-
-    pub fn new(core: Arc<AuthCore>, cache: Arc<DecisionCache>, policy: GatewayPolicy) -> Self {
+    ) -> Self {
         Self {
             core,
-            cache,
+            revoked_set,
             policy: policy.normalized(),
         }
     }
@@ -208,7 +196,7 @@ impl Gateway {
     }
 
     async fn access_token(&self, token: &str, now: Timestamp) -> Result<Allowed, AuthError> {
-        let claims = self.cache.check_access_token(token, now).await?;
+        let claims = self.revoked_set.check_access_token(token, now).await?;
         Ok(Allowed {
             user_id: claims.user_id,
             session_id: claims.session_id,

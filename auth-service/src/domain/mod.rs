@@ -1,28 +1,35 @@
 //! The rules of the service, in plain Rust: who may log in, what a session is, how tokens are
-//! minted, checked, rotated and revoked. Nothing here knows about gRPC or SQL; storage is reached
-//! through the [`ports`], and the current time is always a parameter.
+//! minted, checked, rotated and revoked. One use case a file (`login`, `verify`, `refresh`,
+//! `sessions`, `exchange`, `admin`, the ext_authz `gateway`), on the shared [`AuthCore`]; every
+//! session ends through the [`revoker::Revoker`]. Nothing here knows about gRPC, SQL or Redis,
+//! and nothing reads the clock: storage and machinery are reached through the [`ports`], and the
+//! current time is always a parameter.
 
 pub mod accounts;
 pub mod admin;
-pub mod decision_cache;
+mod core;
 pub mod error;
+mod exchange;
 pub mod gateway;
-pub mod keys;
 pub mod limits;
-pub mod live_sessions;
+mod login;
 pub mod model;
 pub mod opaque_token;
 pub mod password_policy;
-pub mod passwords;
+pub mod policy;
 pub mod ports;
-pub mod revocations;
-pub mod service;
+pub mod refresh;
+pub mod revoker;
 pub mod session;
-pub mod signatures;
+mod sessions;
+#[cfg(test)]
+mod testing;
 pub mod time;
+mod verify;
 
+pub use core::{AuthCore, Machinery};
 pub use error::AuthError;
-pub use service::{AuthCore, Policy};
+pub use policy::Policy;
 pub use time::Timestamp;
 
 /// The role that lets a caller manage other users' sessions.

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Timestamp, ports::RevokedSession};
+use auth_api::access_token::AccessClaims;
+
+use super::{ADMIN_ROLE, Timestamp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionKind {
@@ -66,12 +68,76 @@ impl Revocation {
     }
 }
 
-impl From<RevokedSession> for Revocation {
-    fn from(session: RevokedSession) -> Self {
-        Revocation::Session {
-            session_id: session.session_id,
-            user_id: session.user_id,
-            revoked_at: session.revoked_at,
+/// Who a verified credential belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub session_id: String,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|role| role == ADMIN_ROLE)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub principal: Principal,
+    pub kind: SessionKind,
+    pub expires_at: Timestamp,
+}
+
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub access_expires_at: Timestamp,
+    pub refresh_token: String,
+    pub refresh_expires_at: Timestamp,
+}
+
+pub enum Credential {
+    Tokens(IssuedTokens),
+    Session {
+        token: String,
+        expires_at: Timestamp,
+    },
+}
+
+pub struct LoginOutcome {
+    pub user_id: String,
+    pub session_id: String,
+    pub credential: Credential,
+}
+
+/// Where a login came from, recorded on the session.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub user_agent: String,
+    pub peer_address: String,
+}
+
+/// What a gateway decision needs from a verified access token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedClaims {
+    pub user_id: String,
+    pub session_id: String,
+    pub roles: Vec<String>,
+    /// `iat`, unix seconds.
+    pub issued_at: i64,
+    /// `exp`, unix seconds.
+    pub expires_at: i64,
+}
+
+impl From<AccessClaims> for CachedClaims {
+    fn from(claims: AccessClaims) -> Self {
+        Self {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            roles: claims.roles,
+            issued_at: claims.iat,
+            expires_at: claims.exp,
         }
     }
 }

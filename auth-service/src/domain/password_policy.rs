@@ -8,10 +8,11 @@
 
 use std::{collections::HashSet, sync::LazyLock};
 
-use super::{
-    AuthError,
-    passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS},
-};
+use super::AuthError;
+
+/// NIST SP 800-63B: at least 8 characters; we accept up to 1024 bytes and never truncate.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     include_str!("../../data/common-passwords.txt")

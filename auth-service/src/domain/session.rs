@@ -5,7 +5,12 @@
 
 use std::time::Duration;
 
-use super::{AuthError, Timestamp, ports::SessionRecord};
+use super::{
+    AuthError, Timestamp,
+    accounts::parse_roles,
+    model::Principal,
+    ports::{LiveSession, SessionRecord},
+};
 
 impl SessionRecord {
     /// When the session ends if nothing happens before then.
@@ -31,21 +36,42 @@ impl SessionRecord {
     }
 }
 
+impl LiveSession {
+    pub fn of(record: &SessionRecord) -> Self {
+        Self {
+            principal: Principal {
+                user_id: record.user_id.clone(),
+                email: record.email.clone(),
+                roles: parse_roles(&record.roles),
+                session_id: record.id.clone(),
+            },
+            kind: record.kind,
+            last_seen_at: record.last_seen_at,
+            idle_timeout_ms: record.idle_timeout_ms,
+            expires_at: record.expires_at,
+        }
+    }
+
+    pub fn ends_at(&self) -> Timestamp {
+        ends_at(self.last_seen_at, self.idle_timeout_ms, self.expires_at)
+    }
+
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        now < self.ends_at()
+    }
+
+    pub fn activity_is_stale(&self, now: Timestamp) -> bool {
+        activity_is_stale(self.last_seen_at, self.idle_timeout_ms, now)
+    }
+}
+
 /// The end of a session last seen at `last_seen_at`: the earlier of idle and absolute expiry.
-pub(crate) fn ends_at(
-    last_seen_at: Timestamp,
-    idle_timeout_ms: i64,
-    expires_at: Timestamp,
-) -> Timestamp {
+pub fn ends_at(last_seen_at: Timestamp, idle_timeout_ms: i64, expires_at: Timestamp) -> Timestamp {
     let idle_end = Timestamp::from_millis(last_seen_at.millis().saturating_add(idle_timeout_ms));
     idle_end.min(expires_at)
 }
 
-pub(crate) fn activity_is_stale(
-    last_seen_at: Timestamp,
-    idle_timeout_ms: i64,
-    now: Timestamp,
-) -> bool {
+pub fn activity_is_stale(last_seen_at: Timestamp, idle_timeout_ms: i64, now: Timestamp) -> bool {
     let idle = Duration::from_millis(u64::try_from(idle_timeout_ms).unwrap_or(0));
     now.since(last_seen_at) >= (idle / 20).min(Duration::from_secs(60))
 }

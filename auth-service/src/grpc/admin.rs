@@ -11,7 +11,7 @@ use super::{convert, to_status};
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
     admin::{AdminCore, UserLookup, UserView},
-    service::Principal,
+    model::Principal,
 };
 
 pub struct AdminApi {

@@ -12,7 +12,7 @@ use crate::domain::{
     AuthCore, AuthError, Timestamp,
     limits::Throttled,
     model::SessionKind,
-    service::{ClientInfo, Credential, Principal},
+    model::{ClientInfo, Credential, Principal},
 };
 
 /// `user-agent` values longer than this are cut before being stored.

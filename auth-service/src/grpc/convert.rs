@@ -9,7 +9,7 @@ use crate::domain::ports::SessionRecord;
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
     model::SessionKind,
-    service::{IssuedTokens, Principal},
+    model::{IssuedTokens, Principal},
 };
 
 pub fn timestamp(instant: Timestamp) -> Option<prost_types::Timestamp> {

@@ -12,10 +12,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{convert, to_status};
-use crate::domain::{
-    AuthCore, AuthError, Timestamp,
-    model::Revocation,
-    revocations::{FeedEvent, RevocationHub},
+use crate::{
+    domain::{AuthCore, AuthError, Timestamp, model::Revocation},
+    engine::hub::{FeedEvent, RevocationHub},
 };
 
 /// Events buffered per feed subscriber before the sender waits for the client.

@@ -1,10 +1,16 @@
 //! The ports: what the rules need from the world outside them, as traits and records. `store/`
-//! implements them for SQLite, PostgreSQL and Redis; nothing here knows how.
+//! implements storage and fan-out for SQLite, PostgreSQL and Redis, `engine/` the machinery;
+//! nothing here knows how.
 
 mod fanout;
+mod machinery;
 mod store;
 
 pub use fanout::{Fanout, FanoutEvent, FanoutListener};
+pub use machinery::{
+    CacheTicket, LiveSession, PasswordHashing, RevocationNews, RevokedSetCheck, SessionCache,
+    SigningKeys,
+};
 pub use store::{
     NewSession, RefreshRotation, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord,
     Store, StoreError, UserRecord,

@@ -5,7 +5,10 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Timestamp, model::SessionKind};
+use crate::domain::{
+    AuthError, Timestamp,
+    model::{Revocation, SessionKind},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -245,4 +248,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+impl From<RevokedSession> for Revocation {
+    fn from(session: RevokedSession) -> Self {
+        Revocation::Session {
+            session_id: session.session_id,
+            user_id: session.user_id,
+            revoked_at: session.revoked_at,
+        }
+    }
+}
+
+impl From<StoreError> for AuthError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => AuthError::Unavailable(detail),
+            StoreError::Conflict => AuthError::Internal("unexpected uniqueness conflict".into()),
+            StoreError::Other(detail) => AuthError::Internal(detail),
+        }
+    }
 }

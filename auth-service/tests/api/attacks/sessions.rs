@@ -383,7 +383,7 @@ async fn logout_with_a_forged_token_ends_nothing(backend: Backend) -> TestResult
     let app = TestApp::spawn(&backend).await?;
     let (login, tokens) = app.user_with_tokens(&unique_email("victim")).await?;
     // The victim's own header and claims, re-signed by a key the service never issued.
-    let stranger = auth_service::domain::keys::generate_key(
+    let stranger = auth_service::engine::keys::generate_key(
         auth_service::domain::Timestamp::now(),
         auth_service::domain::Timestamp::now(),
     )?;

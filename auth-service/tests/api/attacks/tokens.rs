@@ -7,7 +7,7 @@
 //! each test isolates one header or claim check from the signature check.
 
 use auth_api::v1::{self as pb, CredentialKind};
-use auth_service::domain::{Timestamp, keys::generate_key};
+use auth_service::{domain::Timestamp, engine::keys::generate_key};
 use aws_lc_rs::{
     hmac,
     signature::{Ed25519KeyPair, KeyPair},

@@ -20,44 +20,21 @@ use std::{
     time::Duration,
 };
 
-use auth_api::access_token::AccessClaims;
+use async_trait::async_trait;
 use tokio::{
     sync::broadcast::{self, error::RecvError, error::TryRecvError},
     task::JoinHandle,
 };
 
-use super::{
+use super::hub::{CLOCK_MARGIN, FeedEvent, RevocationHub};
+use crate::domain::{
     AuthCore, AuthError, Timestamp,
-    model::Revocation,
-    revocations::{CLOCK_MARGIN, FeedEvent, RevocationHub},
+    model::{CachedClaims, Revocation},
+    ports::RevokedSetCheck,
 };
 
 /// How often expired cache entries and revocations that can no longer matter are dropped.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
-
-/// What a decision needs from a verified access token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CachedClaims {
-    pub user_id: String,
-    pub session_id: String,
-    pub roles: Vec<String>,
-    /// `iat`, unix seconds.
-    pub issued_at: i64,
-    /// `exp`, unix seconds.
-    pub expires_at: i64,
-}
-
-impl From<AccessClaims> for CachedClaims {
-    fn from(claims: AccessClaims) -> Self {
-        Self {
-            user_id: claims.sub,
-            session_id: claims.sid,
-            roles: claims.roles,
-            issued_at: claims.iat,
-            expires_at: claims.exp,
-        }
-    }
-}
 
 pub struct DecisionCache {
     core: Arc<AuthCore>,
@@ -206,6 +183,17 @@ impl DecisionCache {
                 tracing::warn!(%error, "decision cache could not catch up with revocations");
             }
         }
+    }
+}
+
+#[async_trait]
+impl RevokedSetCheck for DecisionCache {
+    async fn check_access_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<CachedClaims, AuthError> {
+        DecisionCache::check_access_token(self, token, now).await
     }
 }
 

@@ -18,11 +18,10 @@ use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 use tracing::Span;
 
-use super::AuthError;
+use async_trait::async_trait;
 
-/// NIST SP 800-63B: at least 8 characters; we accept up to 1024 bytes and never truncate.
-pub const MIN_PASSWORD_CHARS: usize = 8;
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+use crate::domain::{AuthError, opaque_token, ports::PasswordHashing};
+
 /// What a shed login is told to wait before retrying.
 pub const SHED_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -96,28 +95,15 @@ impl PasswordHasher {
             queue_limit: settings.queue_limit,
             dummy_hash: Arc::from(""),
         };
-        let unguessable = super::opaque_token::OpaqueToken::generate()?.text;
+        let unguessable = opaque_token::OpaqueToken::generate()?.text;
         hasher.dummy_hash = Arc::from(hasher.hash(unguessable).await?);
         Ok(hasher)
-    }
-
-    /// Checks a new password against the policy (length only: no composition rules, per NIST).
-    pub fn check_policy(password: &str) -> Result<(), AuthError> {
-        if password.len() > MAX_PASSWORD_BYTES {
-            return Err(AuthError::PasswordTooLong);
-        }
-        if password.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(AuthError::WeakPassword(
-                "the password must be at least 8 characters long",
-            ));
-        }
-        Ok(())
     }
 
     /// A PHC string (`$argon2id$v=19$m=...`) with a fresh random salt.
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
         let params = self.params.clone();
-        let salt = super::opaque_token::random_bytes::<SALT_BYTES>()?;
+        let salt = opaque_token::random_bytes::<SALT_BYTES>()?;
         let permit = self.wait_for_slot().await?;
         self.threads
             .run(permit, move |memory| {
@@ -236,6 +222,42 @@ impl PasswordHasher {
         let permit = self.permits.clone().acquire_owned().await;
         drop(place);
         permit.map_err(|_| AuthError::Unavailable("password hashing is shut down".into()))
+    }
+}
+
+#[async_trait]
+impl PasswordHashing for PasswordHasher {
+    async fn hash(&self, password: String) -> Result<String, AuthError> {
+        PasswordHasher::hash(self, password).await
+    }
+
+    async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, AuthError> {
+        PasswordHasher::verify(self, password, stored).await
+    }
+
+    async fn verify_or_shed(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, AuthError> {
+        PasswordHasher::verify_or_shed(self, password, stored).await
+    }
+
+    fn needs_rehash(&self, stored: &str) -> bool {
+        PasswordHasher::needs_rehash(self, stored)
+    }
+
+    fn ensure_capacity(&self) -> Result<(), AuthError> {
+        if self.is_saturated() {
+            return Err(AuthError::Overloaded {
+                retry_after: SHED_RETRY_AFTER,
+            });
+        }
+        Ok(())
+    }
+
+    fn queue_depth(&self) -> usize {
+        PasswordHasher::queue_depth(self)
     }
 }
 
@@ -446,17 +468,5 @@ mod tests {
                 .is_ok()
         );
         assert!(!matches_phc(b"", "not a phc string", &mut memory));
-    }
-
-    #[test]
-    fn the_policy_counts_characters_for_the_minimum_and_bytes_for_the_maximum() {
-        assert!(PasswordHasher::check_policy("sevench").is_err());
-        // Eight characters, sixteen bytes: long enough.
-        assert!(PasswordHasher::check_policy("éééééééé").is_ok());
-        assert!(PasswordHasher::check_policy(&"a".repeat(1024)).is_ok());
-        assert!(matches!(
-            PasswordHasher::check_policy(&"a".repeat(1025)),
-            Err(AuthError::PasswordTooLong)
-        ));
     }
 }

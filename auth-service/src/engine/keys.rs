@@ -5,9 +5,14 @@
 //! once every token it signed has expired, when it leaves the JWKS. Rotation publishes the
 //! successor `activation_delay` before it signs anything, so verifiers that cache the JWKS know it
 //! before they meet a token signed with it.
+//!
+//! [`KeyManager`] is the domain's [`SigningKeys`]: it signs with the ring, and checks signatures
+//! of first-seen tokens through the batching [`SignatureChecks`].
 
 use std::{sync::Arc, time::Duration};
 
+use async_trait::async_trait;
+use auth_api::access_token::{self, AccessClaims};
 use aws_lc_rs::{
     digest,
     rand::SystemRandom,
@@ -17,8 +22,11 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::EncodingKey;
 use tokio::sync::{Mutex, RwLock};
 
-use super::ports::{SigningKeyRecord, Store};
-use super::{AuthError, Timestamp, signatures::PublicKey};
+use super::signatures::{CheckCounts, PublicKey, SignatureChecks};
+use crate::domain::{
+    AuthError, Timestamp,
+    ports::{SigningKeyRecord, SigningKeys, Store},
+};
 
 /// How often an unknown `kid` may trigger a reload from the store: a flood of forged `kid`s must
 /// not become a flood of database queries.
@@ -158,6 +166,8 @@ pub struct KeyManager {
     store: Arc<dyn Store>,
     ring: RwLock<Arc<KeyRing>>,
     last_reload: Mutex<Option<std::time::Instant>>,
+    /// Ed25519 checks of first-seen access tokens, batched when they arrive together.
+    signatures: Arc<SignatureChecks>,
 }
 
 impl KeyManager {
@@ -173,7 +183,15 @@ impl KeyManager {
             store,
             ring: RwLock::new(Arc::new(ring)),
             last_reload: Mutex::new(None),
+            signatures: SignatureChecks::new(
+                std::thread::available_parallelism().map_or(1, |threads| threads.get()),
+            ),
         })
+    }
+
+    /// Signatures checked, and in how many rounds (their ratio is the mean batch size).
+    pub fn signature_counts(&self) -> CheckCounts {
+        self.signatures.counts()
     }
 
     pub async fn ring(&self) -> Arc<KeyRing> {
@@ -213,6 +231,51 @@ impl KeyManager {
             .await?;
         self.reload().await?;
         Ok(successor.kid)
+    }
+}
+
+#[async_trait]
+impl SigningKeys for KeyManager {
+    async fn sign(&self, claims: &AccessClaims, now: Timestamp) -> Result<String, AuthError> {
+        let ring = self.ring().await;
+        let (kid, key) = ring.signing_key(now)?;
+        access_token::sign(claims, kid, key)
+            .map_err(|error| AuthError::Internal(format!("signing failed: {error}")))
+    }
+
+    async fn trusts(&self, kid: &str, now: Timestamp) -> bool {
+        self.ring().await.verification_key(kid, now).is_some()
+    }
+
+    async fn check_signature(
+        &self,
+        kid: &str,
+        signing_input: &[u8],
+        signature: &[u8; 64],
+        now: Timestamp,
+    ) -> Result<bool, AuthError> {
+        let mut ring = self.ring().await;
+        // A kid we do not know may be a key another replica just rotated in.
+        if ring.verification_key(kid, now).is_none() && self.reload_for_unknown_kid().await? {
+            ring = self.ring().await;
+        }
+        let Some(key) = ring.verification_key(kid, now) else {
+            return Ok(false);
+        };
+        Ok(self.signatures.verify(signing_input, signature, key).await)
+    }
+
+    async fn jwks_json(&self, now: Timestamp) -> String {
+        self.ring().await.jwks_json(now)
+    }
+
+    async fn rotate(
+        &self,
+        now: Timestamp,
+        activation_delay: Duration,
+        token_lifetime: Duration,
+    ) -> Result<String, AuthError> {
+        KeyManager::rotate(self, now, activation_delay, token_lifetime).await
     }
 }
 

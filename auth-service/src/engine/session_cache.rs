@@ -5,7 +5,7 @@
 //! Only a *live* session is remembered, and the cache may only ever say "live" when the database
 //! would: every way a session stops being live reaches it before that is acknowledged.
 //! - A revocation made by this replica: the hub hands it over synchronously
-//!   ([`super::revocations::RevocationHub::deliver`]) before the RPC that made it returns.
+//!   ([`super::hub::RevocationHub::deliver`]) before the RPC that made it returns.
 //! - A revocation made by another replica arrives over Redis pub/sub, and the replica that made
 //!   it waits for every subscribed replica to confirm before it answers
 //!   (`store/redis_fanout.rs`).
@@ -14,7 +14,7 @@
 //!
 //! While news could be missed (no subscription to the fan-out: Redis down, reconnecting), the
 //! cache is *distrusted*: empty and bypassed, so every check reads the database as it always
-//! did. A database read that raced with an invalidation is not remembered (see [`Ticket`]).
+//! did. A database read that raced with an invalidation is not remembered (see [`crate::domain::ports::CacheTicket`]).
 //! Entries also expire `ttl` after they were read, which bounds what a message lost without the
 //! subscription noticing could cost (the reconciler re-reads revocations every poll interval
 //! anyway).
@@ -28,63 +28,14 @@ use std::{
     time::Duration,
 };
 
-use super::{
+use crate::domain::{
     Timestamp,
-    accounts::parse_roles,
-    model::{Revocation, SessionKind},
-    ports::SessionRecord,
-    service::Principal,
-    session,
+    model::Revocation,
+    ports::{CacheTicket as Ticket, LiveSession, SessionCache},
 };
-
-/// What `Verify` needs of a live session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LiveSession {
-    pub principal: Principal,
-    pub kind: SessionKind,
-    pub last_seen_at: Timestamp,
-    pub idle_timeout_ms: i64,
-    /// The absolute expiry.
-    pub expires_at: Timestamp,
-}
-
-impl LiveSession {
-    pub fn of(record: &SessionRecord) -> Self {
-        Self {
-            principal: Principal {
-                user_id: record.user_id.clone(),
-                email: record.email.clone(),
-                roles: parse_roles(&record.roles),
-                session_id: record.id.clone(),
-            },
-            kind: record.kind,
-            last_seen_at: record.last_seen_at,
-            idle_timeout_ms: record.idle_timeout_ms,
-            expires_at: record.expires_at,
-        }
-    }
-
-    pub fn ends_at(&self) -> Timestamp {
-        session::ends_at(self.last_seen_at, self.idle_timeout_ms, self.expires_at)
-    }
-
-    pub fn is_live(&self, now: Timestamp) -> bool {
-        now < self.ends_at()
-    }
-
-    pub fn activity_is_stale(&self, now: Timestamp) -> bool {
-        session::activity_is_stale(self.last_seen_at, self.idle_timeout_ms, now)
-    }
-}
 
 /// The SHA-256 of a session token, as stored.
 pub type SessionTokenHash = Vec<u8>;
-
-/// Taken before a database read, handed back to [`LiveSessions::remember`] with its result: the
-/// result is remembered only if nothing was invalidated in between, since the read may predate
-/// that invalidation's commit.
-#[derive(Clone, Copy, Debug)]
-pub struct Ticket(u64);
 
 pub struct LiveSessions {
     capacity: usize,
@@ -323,9 +274,38 @@ impl State {
     }
 }
 
+impl SessionCache for LiveSessions {
+    fn by_id(&self, session_id: &str, now: Timestamp) -> Option<Arc<LiveSession>> {
+        LiveSessions::by_id(self, session_id, now)
+    }
+
+    fn by_token_hash(&self, hash: &[u8], now: Timestamp) -> Option<Arc<LiveSession>> {
+        LiveSessions::by_token_hash(self, hash, now)
+    }
+
+    fn ticket(&self) -> Option<Ticket> {
+        LiveSessions::ticket(self)
+    }
+
+    fn remember(
+        &self,
+        ticket: Ticket,
+        session: LiveSession,
+        token_hash: Option<Vec<u8>>,
+        now: Timestamp,
+    ) {
+        LiveSessions::remember(self, ticket, session, token_hash, now);
+    }
+
+    fn touched(&self, session_id: &str, at: Timestamp) {
+        LiveSessions::touched(self, session_id, at);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::model::{Principal, SessionKind};
 
     const TTL: Duration = Duration::from_secs(10);
 

@@ -17,13 +17,14 @@ use std::{
     time::Duration,
 };
 
+use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::{
+use super::session_cache::LiveSessions;
+use crate::domain::{
     AuthError, Timestamp,
-    live_sessions::LiveSessions,
     model::Revocation,
-    ports::{Fanout, FanoutEvent, FanoutListener, Store},
+    ports::{Fanout, FanoutEvent, FanoutListener, RevocationNews, Store},
 };
 
 /// Replicas' clocks and commit delays differ: re-reading from the database always starts this
@@ -232,6 +233,7 @@ impl RevocationHub {
 }
 
 /// Re-reads recent revocations from the database on a period: the safety net under pub/sub.
+/// Abort the task on shutdown.
 pub fn spawn_reconciler(hub: Arc<RevocationHub>, period: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(period.max(Duration::from_millis(100)));
@@ -263,5 +265,20 @@ impl FanoutListener for RevocationHub {
 
     fn unsubscribed(&self) {
         self.live_sessions.distrust();
+    }
+}
+
+#[async_trait]
+impl RevocationNews for RevocationHub {
+    async fn announce(&self, revocations: Vec<Revocation>) {
+        RevocationHub::announce(self, revocations).await;
+    }
+
+    async fn roles_changed(&self, user_id: &str) {
+        RevocationHub::roles_changed(self, user_id).await;
+    }
+
+    fn keys_changed(&self, jwks_json: String) {
+        RevocationHub::keys_changed(self, jwks_json);
     }
 }

@@ -1,0 +1,196 @@
+//! Register and log in: an account is created with an argon2id hash of a password that passes
+//! the policy; a login proves the password (under the per-address throttle, the per-account
+//! lockout and the shedding hash queue) and starts a session of either kind.
+
+use super::{
+    AuthCore, AuthError, Timestamp,
+    accounts::{Email, format_roles, parse_roles},
+    core::Grant,
+    limits::{Attempt, Throttled},
+    model::{ClientInfo, Credential, IssuedTokens, LoginOutcome, SessionKind},
+    opaque_token::{OpaqueToken, new_id},
+    password_policy::{MAX_PASSWORD_BYTES, check_new_password},
+    ports::{NewSession, StoreError, UserRecord},
+    time::duration_millis,
+};
+
+impl AuthCore {
+    pub async fn register(
+        &self,
+        email: &str,
+        password: String,
+        now: Timestamp,
+    ) -> Result<String, AuthError> {
+        if !self.policy.allow_registration {
+            return Err(AuthError::RegistrationDisabled);
+        }
+        self.create_user(email, password, &[], now).await
+    }
+
+    /// Creates an account with the given roles (registration, and the admin CLI).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: String,
+        roles: &[String],
+        now: Timestamp,
+    ) -> Result<String, AuthError> {
+        let email = Email::parse(email)?;
+        check_new_password(&password, self.policy.password_min_chars)?;
+        let roles = format_roles(roles)?;
+        let user = UserRecord {
+            id: new_id()?,
+            email: email.address,
+            email_key: email.key,
+            password_hash: self.hasher.hash(password).await?,
+            roles,
+            created_at: now,
+            suspended_at: None,
+        };
+        match self.store.insert_user(&user).await {
+            Ok(()) => Ok(user.id),
+            Err(StoreError::Conflict) => Err(AuthError::EmailTaken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn login(
+        &self,
+        email: &str,
+        password: String,
+        kind: SessionKind,
+        client: ClientInfo,
+        now: Timestamp,
+    ) -> Result<LoginOutcome, AuthError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::PasswordTooLong);
+        }
+        self.limits
+            .throttle_address(Throttled::Login, &client.peer_address, now)
+            .await?;
+        // Shed at once, before any work; a shed login is not counted as a failure.
+        self.hasher.ensure_capacity()?;
+        let email_key = Email::lookup_key(email);
+        // Something that cannot be an address names no account (and is never sent to the store,
+        // where a NUL byte would be an error rather than a miss); it still pays the hash below.
+        let user = match Email::parse(email) {
+            Ok(_) => self.store.find_user_by_email_key(&email_key).await?,
+            Err(_) => None,
+        };
+        // The hash check runs whether or not the account exists: same answer, same time.
+        let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
+        // Kept only when the stored hash is to be upgraded after this login.
+        let rehash_with = stored_hash
+            .as_deref()
+            .filter(|hash| self.hasher.needs_rehash(hash))
+            .map(|_| password.clone());
+        let matched = self.hasher.verify_or_shed(password, stored_hash).await? && user.is_some();
+        // Settled atomically after the check (limits.rs): a locked account, known or not, gets
+        // exactly the wrong-password answer after the same work, even for the right password.
+        if let Attempt::Locked { .. } = self.limits.settle_login(&email_key, matched, now).await {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user = match user {
+            Some(user) if matched => user,
+            _ => return Err(AuthError::InvalidCredentials),
+        };
+        if let Some(password) = rehash_with {
+            self.upgrade_hash(&user.id, password).await;
+        }
+        // Only after the password is proven does a suspended account say so (admin.rs).
+        if user.suspended_at.is_some() {
+            return Err(AuthError::AccountSuspended);
+        }
+        let outcome = self.start_session(&user, kind, client, now).await?;
+        self.revoker
+            .end_if_suspended_meanwhile(&user.id, &outcome.session_id, now)
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Replaces a hash made with older (weaker) argon2 parameters, after the password was
+    /// proven. A failure only delays the upgrade to the next login.
+    async fn upgrade_hash(&self, user_id: &str, password: String) {
+        let result = match self.hasher.hash(password).await {
+            Ok(hash) => self
+                .store
+                .update_password_hash(user_id, &hash)
+                .await
+                .map_err(AuthError::from),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => tracing::info!(%user_id, "password hash upgraded to the current parameters"),
+            Err(error) => tracing::warn!(%user_id, %error, "upgrading a password hash failed"),
+        }
+    }
+
+    async fn start_session(
+        &self,
+        user: &UserRecord,
+        kind: SessionKind,
+        client: ClientInfo,
+        now: Timestamp,
+    ) -> Result<LoginOutcome, AuthError> {
+        let session_id = new_id()?;
+        let expires_at = now.plus(self.policy.session_max_lifetime);
+        let credential_token = OpaqueToken::generate()?;
+        let mut session = NewSession {
+            id: session_id.clone(),
+            user_id: user.id.clone(),
+            kind,
+            session_token_hash: None,
+            refresh_token_hash: None,
+            refresh_expires_at: None,
+            created_at: now,
+            idle_timeout_ms: 0,
+            expires_at,
+            user_agent: client.user_agent,
+            peer_address: client.peer_address,
+        };
+        let credential = match kind {
+            SessionKind::Tokens => {
+                let refresh_expires_at = now.plus(self.policy.refresh_token_ttl).min(expires_at);
+                session.idle_timeout_ms = duration_millis(self.policy.refresh_token_ttl);
+                session.refresh_token_hash = Some(credential_token.hash.0);
+                session.refresh_expires_at = Some(refresh_expires_at);
+                self.store.insert_session(&session).await?;
+                let grant = Grant {
+                    user_id: &user.id,
+                    session_id: &session_id,
+                    roles: parse_roles(&user.roles),
+                    session_expires_at: expires_at,
+                };
+                let (access_token, access_expires_at) =
+                    self.mint_access_token(grant, None, now).await?;
+                Credential::Tokens(IssuedTokens {
+                    access_token,
+                    access_expires_at,
+                    refresh_token: credential_token.text,
+                    refresh_expires_at,
+                })
+            }
+            SessionKind::Session => {
+                session.idle_timeout_ms = duration_millis(self.policy.session_idle_timeout);
+                session.session_token_hash = Some(credential_token.hash.0);
+                self.store.insert_session(&session).await?;
+                Credential::Session {
+                    token: credential_token.text,
+                    expires_at,
+                }
+            }
+        };
+        let evicted = self
+            .revoker
+            .end_sessions_beyond(&user.id, self.policy.max_sessions_per_user.max(1), now)
+            .await?;
+        if evicted > 0 {
+            tracing::info!(user_id = %user.id, evicted, "session cap reached; oldest sessions ended");
+        }
+        Ok(LoginOutcome {
+            user_id: user.id.clone(),
+            session_id,
+            credential,
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! The one way a session ends. Every path that ends sessions (logout, revoke, revoke-all, the
+//! per-user cap, a password change, refresh-token reuse, suspension) goes through [`Revoker`],
+//! which writes, *then* announces, and only then lets the caller answer: the session cache and
+//! the revocation feeds (here and on every replica) must know before the client hears "done",
+//! or `Verify` could still answer from memory for an ended session. It is the only caller of
+//! the store's revoking writes (test `architecture::only_the_revoker_ends_sessions`).
+//!
+//! Suspension has two halves, in this order: the user row is marked (`suspended_at`), *then* the
+//! user's sessions are revoked and announced. Login and Refresh check the mark after they hold a
+//! session ([`Revoker::end_if_suspended_meanwhile`]), so a login racing with a suspension cannot
+//! leave a live session behind: either its re-check sees the mark and ends the session itself, or
+//! the re-check ran before the mark was committed, hence the session row existed before the
+//! revocation that follows the mark, and that revocation ends it.
+
+use std::sync::Arc;
+
+use super::{
+    AuthError, Timestamp,
+    model::Revocation,
+    ports::{RevocationNews, RevokeReason, Store},
+};
+
+pub struct Revoker {
+    store: Arc<dyn Store>,
+    news: Arc<dyn RevocationNews>,
+}
+
+impl Revoker {
+    pub fn new(store: Arc<dyn Store>, news: Arc<dyn RevocationNews>) -> Self {
+        Self { store, news }
+    }
+
+    /// Ends one session; ending an ended session does nothing. True if this call ended it.
+    pub async fn end_session(
+        &self,
+        session_id: &str,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<bool, AuthError> {
+        let revoked = self.store.revoke_session(session_id, reason, now).await?;
+        let ended = revoked.is_some();
+        self.announce(revoked.into_iter().map(Revocation::from).collect())
+            .await;
+        Ok(ended)
+    }
+
+    /// Ends a user's sessions but `keep`; returns how many were live. With none kept, every
+    /// token issued to the user before `now` is announced dead too (for verifiers that only see
+    /// tokens).
+    pub async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<u64, AuthError> {
+        let revoked = self
+            .store
+            .revoke_user_sessions(user_id, keep, reason, now)
+            .await?;
+        let count = u64::try_from(revoked.len()).unwrap_or(u64::MAX);
+        let mut revocations: Vec<Revocation> = revoked.into_iter().map(Revocation::from).collect();
+        if keep.is_none() {
+            revocations.push(Revocation::User {
+                user_id: user_id.to_owned(),
+                revoked_before: now,
+            });
+        }
+        self.announce(revocations).await;
+        Ok(count)
+    }
+
+    /// Ends the user's oldest live sessions beyond the newest `keep`; returns how many.
+    pub async fn end_sessions_beyond(
+        &self,
+        user_id: &str,
+        keep: u32,
+        now: Timestamp,
+    ) -> Result<usize, AuthError> {
+        let evicted = self.store.evict_sessions_beyond(user_id, keep, now).await?;
+        let count = evicted.len();
+        self.announce(evicted.into_iter().map(Revocation::from).collect())
+            .await;
+        Ok(count)
+    }
+
+    /// Marks the user suspended, then ends all their sessions (see the module comment); `None`
+    /// if there is no such user. Suspending again ends whatever is left and keeps the first
+    /// suspension's instant.
+    pub async fn suspend(&self, user_id: &str, now: Timestamp) -> Result<Option<u64>, AuthError> {
+        if !self.store.suspend_user(user_id, now).await? {
+            return Ok(None);
+        }
+        let count = self
+            .end_user_sessions(user_id, None, RevokeReason::Suspended, now)
+            .await?;
+        Ok(Some(count))
+    }
+
+    /// Called by Login and Refresh once they hold a session: if the user has been suspended
+    /// meanwhile, end that session and refuse.
+    pub async fn end_if_suspended_meanwhile(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        let suspended = self
+            .store
+            .find_user(user_id)
+            .await?
+            .is_some_and(|user| user.suspended_at.is_some());
+        if !suspended {
+            return Ok(());
+        }
+        self.end_session(session_id, RevokeReason::Suspended, now)
+            .await?;
+        Err(AuthError::AccountSuspended)
+    }
+
+    async fn announce(&self, revocations: Vec<Revocation>) {
+        if !revocations.is_empty() {
+            self.news.announce(revocations).await;
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! Test doubles for the rules' unit tests: a [`Store`] kept in memory with the same semantics as
+//! the SQL one (`store/sql.rs`; both are held to them by the API suite, which runs on the real
+//! databases), and [`RevocationNews`] that records what was announced. With them a rule (say,
+//! refresh-token reuse) is tested without a database, a key ring or a hashing pool.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use async_trait::async_trait;
+
+use super::{
+    Timestamp,
+    model::Revocation,
+    ports::{
+        NewSession, RefreshRotation, RevocationNews, RevokeReason, RevokedSession, SessionRecord,
+        SigningKeyRecord, Store, StoreError, UserRecord,
+    },
+    revoker::Revoker,
+};
+
+#[derive(Default)]
+struct Tables {
+    users: Vec<UserRecord>,
+    /// User id -> every session up to this instant was revoked at once.
+    users_revoked_before: HashMap<String, Timestamp>,
+    sessions: Vec<SessionRecord>,
+    /// Every refresh token hash ever issued -> its session.
+    refresh_tokens: HashMap<Vec<u8>, String>,
+    keys: Vec<SigningKeyRecord>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    fn tables(&self) -> Result<MutexGuard<'_, Tables>, StoreError> {
+        self.tables
+            .lock()
+            .map_err(|_| StoreError::Other("memory store poisoned".into()))
+    }
+
+    /// The session as stored now (for assertions).
+    pub fn session(&self, session_id: &str) -> Option<SessionRecord> {
+        let tables = self.tables.lock().ok()?;
+        tables.sessions.iter().find(|s| s.id == session_id).cloned()
+    }
+}
+
+fn revoke(session: &mut SessionRecord, now: Timestamp) -> RevokedSession {
+    session.revoked_at = Some(now);
+    RevokedSession {
+        session_id: session.id.clone(),
+        user_id: session.user_id.clone(),
+        revoked_at: now,
+    }
+}
+
+fn is_live(session: &SessionRecord, now: Timestamp) -> bool {
+    session.revoked_at.is_none() && session.expires_at > now && now < session.ends_at()
+}
+
+fn clone_user(user: &UserRecord) -> UserRecord {
+    UserRecord {
+        id: user.id.clone(),
+        email: user.email.clone(),
+        email_key: user.email_key.clone(),
+        password_hash: user.password_hash.clone(),
+        roles: user.roles.clone(),
+        created_at: user.created_at,
+        suspended_at: user.suspended_at,
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        if tables.users.iter().any(|u| u.email_key == user.email_key) {
+            return Err(StoreError::Conflict);
+        }
+        tables.users.push(clone_user(user));
+        Ok(())
+    }
+
+    async fn find_user_by_email_key(&self, key: &str) -> Result<Option<UserRecord>, StoreError> {
+        let tables = self.tables()?;
+        Ok(tables
+            .users
+            .iter()
+            .find(|u| u.email_key == key)
+            .map(clone_user))
+    }
+
+    async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let tables = self.tables()?;
+        Ok(tables
+            .users
+            .iter()
+            .find(|u| u.id == user_id)
+            .map(clone_user))
+    }
+
+    async fn update_password_hash(&self, user_id: &str, hash: &str) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        if let Some(user) = tables.users.iter_mut().find(|u| u.id == user_id) {
+            user.password_hash = hash.to_owned();
+        }
+        Ok(())
+    }
+
+    async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError> {
+        let mut tables = self.tables()?;
+        let user = tables.users.iter_mut().find(|u| u.id == user_id);
+        Ok(user.map(|user| user.roles = roles.to_owned()).is_some())
+    }
+
+    async fn suspend_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let mut tables = self.tables()?;
+        let user = tables.users.iter_mut().find(|u| u.id == user_id);
+        Ok(user
+            .map(|user| user.suspended_at = user.suspended_at.or(Some(now)))
+            .is_some())
+    }
+
+    async fn reactivate_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let mut tables = self.tables()?;
+        let user = tables.users.iter_mut().find(|u| u.id == user_id);
+        Ok(user.map(|user| user.suspended_at = None).is_some())
+    }
+
+    async fn insert_session(&self, new: &NewSession) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        let (email, roles) = tables
+            .users
+            .iter()
+            .find(|u| u.id == new.user_id)
+            .map(|u| (u.email.clone(), u.roles.clone()))
+            .ok_or_else(|| StoreError::Other("no such user".into()))?;
+        if let Some(hash) = &new.refresh_token_hash {
+            tables.refresh_tokens.insert(hash.clone(), new.id.clone());
+        }
+        tables.sessions.push(SessionRecord {
+            id: new.id.clone(),
+            user_id: new.user_id.clone(),
+            email,
+            roles,
+            kind: new.kind,
+            session_token_hash: new.session_token_hash.clone(),
+            created_at: new.created_at,
+            last_seen_at: new.created_at,
+            idle_timeout_ms: new.idle_timeout_ms,
+            expires_at: new.expires_at,
+            refresh_current_hash: new.refresh_token_hash.clone(),
+            refresh_previous_hash: None,
+            refresh_rotated_at: None,
+            refresh_expires_at: new.refresh_expires_at,
+            revoked_at: None,
+            user_agent: new.user_agent.clone(),
+            peer_address: new.peer_address.clone(),
+        });
+        Ok(())
+    }
+
+    async fn evict_sessions_beyond(
+        &self,
+        user_id: &str,
+        keep: u32,
+        now: Timestamp,
+    ) -> Result<Vec<RevokedSession>, StoreError> {
+        let mut tables = self.tables()?;
+        let mut live: Vec<&mut SessionRecord> = tables
+            .sessions
+            .iter_mut()
+            .filter(|s| s.user_id == user_id && s.revoked_at.is_none())
+            .collect();
+        live.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+        Ok(live
+            .into_iter()
+            .skip(keep)
+            .map(|s| revoke(s, now))
+            .collect())
+    }
+
+    async fn find_session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        // A real read waits for the database: let concurrent callers interleave here.
+        tokio::task::yield_now().await;
+        Ok(self.session(session_id))
+    }
+
+    async fn find_session_by_token_hash(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let tables = self.tables()?;
+        let found = tables
+            .sessions
+            .iter()
+            .find(|s| s.session_token_hash.as_deref() == Some(hash));
+        Ok(found.cloned())
+    }
+
+    async fn find_session_id_by_refresh_hash(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.tables()?.refresh_tokens.get(hash).cloned())
+    }
+
+    async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError> {
+        tokio::task::yield_now().await;
+        let mut tables = self.tables()?;
+        tables
+            .refresh_tokens
+            .insert(rotation.new_current.clone(), rotation.session_id.clone());
+        let Some(session) = tables.sessions.iter_mut().find(|s| {
+            s.id == rotation.session_id
+                && s.revoked_at.is_none()
+                && s.refresh_current_hash.as_deref() == Some(&rotation.expected_current[..])
+        }) else {
+            return Ok(false);
+        };
+        session.refresh_current_hash = Some(rotation.new_current.clone());
+        session.refresh_previous_hash = Some(rotation.new_previous.clone());
+        session.refresh_rotated_at = Some(rotation.rotated_at);
+        session.refresh_expires_at = Some(rotation.refresh_expires_at);
+        session.last_seen_at = rotation.now;
+        Ok(true)
+    }
+
+    async fn touch_session(&self, session_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        if let Some(session) = tables.sessions.iter_mut().find(|s| s.id == session_id) {
+            session.last_seen_at = session.last_seen_at.max(now);
+        }
+        Ok(())
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        _reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<Option<RevokedSession>, StoreError> {
+        let mut tables = self.tables()?;
+        let live = tables
+            .sessions
+            .iter_mut()
+            .find(|s| s.id == session_id && s.revoked_at.is_none());
+        Ok(live.map(|session| revoke(session, now)))
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        _reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<Vec<RevokedSession>, StoreError> {
+        let mut tables = self.tables()?;
+        let revoked = tables
+            .sessions
+            .iter_mut()
+            .filter(|s| s.user_id == user_id && s.revoked_at.is_none())
+            .filter(|s| Some(s.id.as_str()) != keep)
+            .map(|s| revoke(s, now))
+            .collect();
+        if keep.is_none() {
+            tables.users_revoked_before.insert(user_id.to_owned(), now);
+        }
+        Ok(revoked)
+    }
+
+    async fn count_live_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let tables = self.tables()?;
+        let live = tables.sessions.iter().filter(|s| is_live(s, now)).count();
+        Ok(u64::try_from(live).unwrap_or(u64::MAX))
+    }
+
+    async fn revocations_since(&self, since: Timestamp) -> Result<Vec<RevokedSession>, StoreError> {
+        let tables = self.tables()?;
+        let mut revoked: Vec<RevokedSession> = tables
+            .sessions
+            .iter()
+            .filter_map(|s| {
+                let at = s.revoked_at.filter(|at| *at >= since)?;
+                Some(RevokedSession {
+                    session_id: s.id.clone(),
+                    user_id: s.user_id.clone(),
+                    revoked_at: at,
+                })
+            })
+            .collect();
+        revoked.sort_by(|a, b| (a.revoked_at, &a.session_id).cmp(&(b.revoked_at, &b.session_id)));
+        Ok(revoked)
+    }
+
+    async fn user_revocations_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let tables = self.tables()?;
+        let mut users: Vec<(String, Timestamp)> = tables
+            .users_revoked_before
+            .iter()
+            .filter(|(_, at)| **at >= since)
+            .map(|(user, at)| (user.clone(), *at))
+            .collect();
+        users.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        Ok(users)
+    }
+
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let tables = self.tables()?;
+        let mut live: Vec<SessionRecord> = tables
+            .sessions
+            .iter()
+            .filter(|s| s.user_id == user_id && is_live(s, now))
+            .cloned()
+            .collect();
+        live.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(live)
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        Ok(self.tables()?.keys.clone())
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+        self.tables()?.keys.push(key.clone());
+        Ok(())
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        successor: &SigningKeyRecord,
+        retire_at: Timestamp,
+        drop_after: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        for key in tables.keys.iter_mut().filter(|k| k.retires_at.is_none()) {
+            key.retires_at = Some(retire_at);
+            key.drop_after = Some(drop_after);
+        }
+        tables.keys.push(successor.clone());
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Remembers every announcement, in order.
+#[derive(Default)]
+pub struct RecordingNews {
+    announced: Mutex<Vec<Revocation>>,
+}
+
+impl RecordingNews {
+    pub fn announced(&self) -> Vec<Revocation> {
+        self.announced
+            .lock()
+            .map(|announced| announced.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl RevocationNews for RecordingNews {
+    async fn announce(&self, revocations: Vec<Revocation>) {
+        if let Ok(mut announced) = self.announced.lock() {
+            announced.extend(revocations);
+        }
+    }
+
+    async fn roles_changed(&self, _user_id: &str) {}
+
+    fn keys_changed(&self, _jwks_json: String) {}
+}
+
+/// A store, the news it announces to, and the revoker between them.
+pub fn revoker() -> (Arc<MemoryStore>, Arc<RecordingNews>, Revoker) {
+    let store = Arc::new(MemoryStore::default());
+    let news = Arc::new(RecordingNews::default());
+    let revoker = Revoker::new(store.clone(), news.clone());
+    (store, news, revoker)
+}

@@ -1,0 +1,210 @@
+//! Verify: is this credential valid now, and whose is it. An access token is checked by its
+//! signature (once per token: later checks hit the verified-token cache) and claims, *and* by its
+//! session, which must still be live; a session token by its session alone. Sessions seen
+//! recently are answered from the session cache, which every revocation reaches before it is
+//! acknowledged.
+
+use std::sync::Arc;
+
+use auth_api::{
+    access_token::{self, AccessClaims, Audience},
+    verified_tokens::{VerifiedToken, VerifiedTokens},
+};
+
+use super::{
+    AuthCore, AuthError, Timestamp,
+    model::{SessionKind, Verified},
+    opaque_token::OpaqueToken,
+    ports::LiveSession,
+    session,
+};
+
+impl AuthCore {
+    /// Verifies an access token (for `audience`, or our own when `None`) or a session token.
+    pub async fn verify(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Verified, AuthError> {
+        Ok(self.verify_with_session(token, audience, now).await?.0)
+    }
+
+    /// Verifies a credential; also returns its session's absolute expiry.
+    pub(super) async fn verify_with_session(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(Verified, Timestamp), AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::MissingCredential);
+        }
+        if OpaqueToken::looks_like(token) {
+            return self.verify_session_token(token, now).await;
+        }
+        let audience = audience
+            .filter(|audience| !audience.is_empty())
+            .unwrap_or(&self.policy.audience);
+        let checked = self
+            .decode_access_token(token, Audience::Exactly(audience), now)
+            .await?;
+        let claims = &checked.claims;
+        let session = self.live_session(&claims.sid, &claims.sub, now).await?;
+        let verified = Verified {
+            principal: session.principal.clone(),
+            kind: SessionKind::Tokens,
+            expires_at: Timestamp::from_unix_seconds(claims.exp),
+        };
+        Ok((verified, session.expires_at))
+    }
+
+    /// The live session `session_id` of `user_id` (of either kind: ExchangeToken mints access
+    /// tokens for session-token sessions): from memory if this replica saw it recently, else
+    /// from the store.
+    async fn live_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Arc<LiveSession>, AuthError> {
+        let cache = &self.sessions;
+        if let Some(session) = cache.by_id(session_id, now)
+            && session.principal.user_id == user_id
+            && session.is_live(now)
+        {
+            return Ok(session);
+        }
+        let ticket = cache.ticket();
+        let record = self
+            .store
+            .find_session(session_id)
+            .await?
+            .filter(|session| session.user_id == user_id)
+            .ok_or(AuthError::TokenInvalid)?;
+        record.ensure_live(now)?;
+        let session = LiveSession::of(&record);
+        if let Some(ticket) = ticket {
+            cache.remember(ticket, session.clone(), None, now);
+        }
+        Ok(Arc::new(session))
+    }
+
+    pub(super) async fn decode_access_token(
+        &self,
+        token: &str,
+        audience: Audience<'_>,
+        now: Timestamp,
+    ) -> Result<Arc<VerifiedToken>, AuthError> {
+        if token.len() > access_token::MAX_ACCESS_TOKEN_BYTES {
+            return Err(AuthError::TokenInvalid);
+        }
+        let digest = VerifiedTokens::digest(token);
+        if let Some(verified) = self.verified_tokens.get(&digest) {
+            // The signature was checked once; what can change since is the time, the audience
+            // asked for, and whether the signing key is still trusted.
+            if self.keys.trusts(&verified.kid, now).await && audience.admits(&verified.claims.aud) {
+                access_token::check_times(&verified.claims, self.rules.leeway, now.unix_seconds())?;
+                return Ok(verified);
+            }
+        }
+        let verified = Arc::new(self.verify_signature(token, audience, now).await?);
+        // Only a token checked against an audience: `Any` (logout) proves nothing about it.
+        if matches!(audience, Audience::Exactly(_)) {
+            self.verified_tokens.insert(digest, Arc::clone(&verified));
+        }
+        Ok(verified)
+    }
+
+    /// The first sight of an access token: header, key (reloaded once if unknown), signature,
+    /// claims.
+    async fn verify_signature(
+        &self,
+        token: &str,
+        audience: Audience<'_>,
+        now: Timestamp,
+    ) -> Result<VerifiedToken, AuthError> {
+        let signed = access_token::split(token)?;
+        if !self
+            .keys
+            .check_signature(&signed.kid, signed.signing_input(), signed.signature(), now)
+            .await?
+        {
+            return Err(AuthError::TokenInvalid);
+        }
+        let claims =
+            signed.claims_once_signature_checked(&self.rules, audience, now.unix_seconds())?;
+        Ok(VerifiedToken {
+            kid: signed.kid,
+            claims,
+        })
+    }
+
+    pub(super) async fn verify_session_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<(Verified, Timestamp), AuthError> {
+        let hash = OpaqueToken::hash_of(token)?;
+        let cache = &self.sessions;
+        let session = match cache.by_token_hash(&hash.0, now) {
+            Some(session) if session.is_live(now) => {
+                if session.activity_is_stale(now) {
+                    self.store
+                        .touch_session(&session.principal.session_id, now)
+                        .await?;
+                    cache.touched(&session.principal.session_id, now);
+                }
+                session
+            }
+            _ => {
+                let ticket = cache.ticket();
+                let record = self
+                    .store
+                    .find_session_by_token_hash(&hash.0)
+                    .await?
+                    .filter(|session| {
+                        session
+                            .session_token_hash
+                            .as_deref()
+                            .is_some_and(|stored| hash.matches(stored))
+                    })
+                    .ok_or(AuthError::TokenInvalid)?;
+                record.ensure_live(now)?;
+                let mut session = LiveSession::of(&record);
+                if record.activity_is_stale(now) {
+                    self.store.touch_session(&record.id, now).await?;
+                    session.last_seen_at = now;
+                }
+                if let Some(ticket) = ticket {
+                    cache.remember(ticket, session.clone(), Some(hash.0), now);
+                }
+                Arc::new(session)
+            }
+        };
+        let verified = Verified {
+            principal: session.principal.clone(),
+            kind: SessionKind::Session,
+            // This verification is activity, whether or not it was worth a write.
+            expires_at: session::ends_at(now, session.idle_timeout_ms, session.expires_at),
+        };
+        Ok((verified, session.expires_at))
+    }
+
+    /// Checks an access token of the service's own audience by its signature and claims only,
+    /// without reading its session: for the ext_authz gateway, whose decision cache applies the
+    /// revocation feed itself (`engine/decision_cache.rs`).
+    pub async fn decode_own_access_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<AccessClaims, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::MissingCredential);
+        }
+        let checked = self
+            .decode_access_token(token, Audience::Exactly(&self.policy.audience), now)
+            .await?;
+        Ok(checked.claims.clone())
+    }
+}
