@@ -14,8 +14,9 @@ impl Timestamp {
         Self(millis)
     }
 
-    /// The wall clock. Only the transport and background tasks call this; the domain is handed
-    /// the time so tests control it.
+    /// The wall clock. Only the transport, `engine/` and background tasks call this; the rules
+    /// are handed the time so tests control it (test `architecture::the_rules_never_read_the_clock`).
+    #[allow(clippy::disallowed_methods)]
     pub fn now() -> Self {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -58,6 +58,7 @@ where
 
     fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
         let method = request.uri().path().to_owned();
+        #[allow(clippy::disallowed_methods)]
         let started = Instant::now();
         let response = self.inner.call(request);
         let metrics = self.metrics.clone();

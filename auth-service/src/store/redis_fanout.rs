@@ -219,22 +219,23 @@ impl Drop for Waiting<'_> {
 }
 
 async fn wait_for(confirmations: &Confirmations, expected: usize) {
-    let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
+    let timeout = tokio::time::sleep(CONFIRM_TIMEOUT);
+    tokio::pin!(timeout);
     loop {
         let received = confirmations.received.load(Ordering::Acquire);
         if received >= expected {
             return;
         }
-        if tokio::time::timeout_at(deadline, confirmations.arrived.notified())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                expected,
-                received,
-                "not every replica confirmed a revocation in time; they re-read it from the database"
-            );
-            return;
+        tokio::select! {
+            () = confirmations.arrived.notified() => {}
+            () = &mut timeout => {
+                tracing::warn!(
+                    expected,
+                    received,
+                    "not every replica confirmed a revocation in time; they re-read it from the database"
+                );
+                return;
+            }
         }
     }
 }

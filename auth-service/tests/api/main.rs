@@ -1,6 +1,12 @@
 //! The integration suite: one binary, one module per capability. Each test starts the real
 //! server and talks to it through the generated client, on SQLite and on PostgreSQL.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+// Tests may read the clock (the rules may not: auth-service/clippy.toml).
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods
+)]
 
 mod helpers;
 
