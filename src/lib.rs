@@ -91,6 +91,7 @@ mod layer;
 mod local_verifier;
 mod redact;
 mod remote_verifier;
+pub mod revoked_set;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 pub mod tls;

@@ -20,6 +20,7 @@ use tonic::{Status, transport::Channel};
 use crate::{
     access_token::{self, TokenRules},
     layer::{Verifier, VerifyError},
+    revoked_set::RevokedSet,
     v1::{
         GetJwksRequest, Principal, RevocationEvent, WatchRevocationsRequest,
         key_service_client::KeyServiceClient, revocation_event::Event,
@@ -28,6 +29,8 @@ use crate::{
 };
 
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// How long a revocation of all of a user's sessions is kept: longer than any access token lives.
+const USER_REVOCATION_KEPT: i64 = 24 * 3600;
 
 #[derive(Clone, Debug)]
 pub struct LocalVerifierConfig {
@@ -81,10 +84,8 @@ struct Shared {
     client: KeyServiceClient<Channel>,
     keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
     verified: VerifiedTokens,
-    /// Revoked session id -> unix second after which its tokens are all expired anyway.
-    revoked_sessions: RwLock<HashMap<String, i64>>,
-    /// User id -> tokens issued (`iat`) before this unix second are revoked.
-    revoked_users: RwLock<HashMap<String, i64>>,
+    /// What the feed has revoked, for as long as it matters.
+    revoked: RwLock<RevokedSet>,
     /// The snapshot of the current feed connection has been received.
     live: watch::Sender<bool>,
     /// When the feed last stopped being live (`None` while live).
@@ -112,8 +113,7 @@ impl LocalVerifier {
             client: KeyServiceClient::new(channel),
             keys: RwLock::new(HashMap::new()),
             verified,
-            revoked_sessions: RwLock::new(HashMap::new()),
-            revoked_users: RwLock::new(HashMap::new()),
+            revoked: RwLock::new(RevokedSet::default()),
             live: watch::channel(false).0,
             down_since: Mutex::new(Some(Instant::now())),
             last_jwks_fetch: Mutex::new(None),
@@ -257,17 +257,11 @@ impl Shared {
     }
 
     fn is_revoked(&self, session_id: &str, user_id: &str, issued_at: i64) -> bool {
-        let session_revoked = self
-            .revoked_sessions
+        self.revoked
             .read()
-            .map(|revoked| revoked.contains_key(session_id));
-        let user_revoked = self.revoked_users.read().map(|revoked| {
-            revoked
-                .get(user_id)
-                .is_some_and(|before| issued_at < *before)
-        });
-        // A poisoned lock means a panic mid-update: refuse rather than guess.
-        session_revoked.unwrap_or(true) || user_revoked.unwrap_or(true)
+            .map(|revoked| revoked.is_revoked(session_id, user_id, issued_at))
+            // A poisoned lock means a panic mid-update: refuse rather than guess.
+            .unwrap_or(true)
     }
 
     fn ensure_feed_trustworthy(&self) -> Result<(), VerifyError> {
@@ -305,15 +299,18 @@ impl Shared {
                 let until = revoked
                     .tokens_live_until
                     .map_or(i64::MAX, |t| t.seconds.saturating_add(1));
-                if let Ok(mut sessions) = self.revoked_sessions.write() {
-                    sessions.insert(revoked.session_id, until);
+                if let Ok(mut set) = self.revoked.write() {
+                    set.revoke_session(&revoked.session_id, until);
                 }
             }
             Some(Event::UserSessionsRevoked(revoked)) => {
                 let before = revoked.revoked_before.map_or(i64::MAX, |t| t.seconds);
-                if let Ok(mut users) = self.revoked_users.write() {
-                    let entry = users.entry(revoked.user_id).or_insert(before);
-                    *entry = (*entry).max(before);
+                if let Ok(mut set) = self.revoked.write() {
+                    set.revoke_user(
+                        &revoked.user_id,
+                        before,
+                        before.saturating_add(USER_REVOCATION_KEPT),
+                    );
                 }
             }
             Some(Event::KeysChanged(keys)) => self.replace_keys(&keys.jwks_json),
@@ -327,12 +324,8 @@ impl Shared {
 
     /// Drops revocations whose tokens have all expired: they can no longer matter.
     fn forget_expired(&self, now: i64) {
-        if let Ok(mut sessions) = self.revoked_sessions.write() {
-            sessions.retain(|_, until| *until >= now);
-        }
-        let horizon = now.saturating_sub(24 * 3600);
-        if let Ok(mut users) = self.revoked_users.write() {
-            users.retain(|_, before| *before >= horizon);
+        if let Ok(mut set) = self.revoked.write() {
+            set.forget_expired(now);
         }
     }
 }

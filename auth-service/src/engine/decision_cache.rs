@@ -15,18 +15,21 @@
 //! replica before the check began is always seen, whatever the background task is doing.
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
 use async_trait::async_trait;
+use auth_api::revoked_set::RevokedSet;
 use tokio::{
-    sync::broadcast::{self, error::RecvError, error::TryRecvError},
+    sync::broadcast::{self, error::RecvError},
     task::JoinHandle,
 };
 
-use super::hub::{CLOCK_MARGIN, FeedEvent, RevocationHub};
+use super::{
+    feed::{Follower, Pending},
+    hub::{CLOCK_MARGIN, FeedEvent, RevocationHub},
+};
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
     model::{CachedClaims, Revocation},
@@ -39,11 +42,19 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 pub struct DecisionCache {
     core: Arc<AuthCore>,
     hub: Arc<RevocationHub>,
-    revoked: RwLock<RevokedSet>,
-    /// This cache's subscription to the hub, drained before every decision.
-    feed: Mutex<broadcast::Receiver<FeedEvent>>,
+    revoked: RwLock<Revoked>,
+    /// This cache's place in the feed, drained before every decision.
+    feed: Mutex<Follower>,
     /// The re-read from the database still to do after the subscription fell behind.
     reread: Mutex<PendingReread>,
+}
+
+/// The revoked set, and how far into the feed it reaches.
+#[derive(Default)]
+struct Revoked {
+    set: RevokedSet,
+    /// The newest revocation applied: where a re-read after falling behind starts.
+    cursor: Option<Timestamp>,
 }
 
 /// Until a re-read after falling behind succeeds, every check attempts it (and fails if it
@@ -64,14 +75,13 @@ impl DecisionCache {
         hub: Arc<RevocationHub>,
         now: Timestamp,
     ) -> Result<(Arc<Self>, JoinHandle<()>), AuthError> {
-        // Subscribe before reading the snapshot, so nothing falls between the two.
-        let feed = hub.subscribe();
+        // The doorbell first: anything the snapshot below misses rings it.
         let wake = hub.subscribe();
-        let recorded = hub.recorded_since(None, now).await?;
+        let (feed, recorded) = Follower::open(hub.clone(), None, now).await?;
         let cache = Arc::new(Self {
             core,
             hub,
-            revoked: RwLock::new(RevokedSet::default()),
+            revoked: RwLock::new(Revoked::default()),
             feed: Mutex::new(feed),
             reread: Mutex::new(PendingReread::default()),
         });
@@ -90,7 +100,9 @@ impl DecisionCache {
         self.catch_up(now).await?;
         let claims = CachedClaims::from(self.core.decode_own_access_token(token, now).await?);
         let revoked = self.revoked.read().map(|revoked| {
-            revoked.is_revoked(&claims.session_id, &claims.user_id, claims.issued_at)
+            revoked
+                .set
+                .is_revoked(&claims.session_id, &claims.user_id, claims.issued_at)
         });
         // A poisoned lock means a panic mid-update: refuse rather than guess.
         if revoked.unwrap_or(true) {
@@ -123,20 +135,17 @@ impl DecisionCache {
         let mut feed = self.feed.lock().map_err(|_| poisoned())?;
         let mut announced = Vec::new();
         loop {
-            match feed.try_recv() {
-                Ok(FeedEvent::Revoked(revocation)) => announced.push(revocation),
-                Ok(FeedEvent::KeysChanged(_)) => {}
-                Err(TryRecvError::Lagged(missed)) => {
-                    tracing::warn!(
-                        missed,
-                        "decision cache fell behind the revocation feed; re-reading"
-                    );
+            match feed.try_next() {
+                Pending::Event(FeedEvent::Revoked(revocation)) => announced.push(revocation),
+                Pending::Event(FeedEvent::KeysChanged(_)) => {}
+                Pending::FellBehind => {
+                    tracing::warn!("decision cache fell behind the revocation feed; re-reading");
                     let cursor = self.revoked.read().map_err(|_| poisoned())?.cursor;
                     let mut reread = self.reread.lock().map_err(|_| poisoned())?;
                     reread.lags = reread.lags.wrapping_add(1);
                     reread.from = Some(reread.from.map_or(cursor, |from| from.min(cursor)));
                 }
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                Pending::Empty => break,
             }
         }
         self.apply(announced);
@@ -150,18 +159,33 @@ impl DecisionCache {
         }
         if let Ok(mut revoked) = self.revoked.write() {
             for revocation in &revocations {
-                let forget_after = self
+                let keep_until = self
                     .hub
                     .tokens_live_until(revocation.at())
-                    .plus(CLOCK_MARGIN);
-                revoked.apply(revocation, forget_after);
+                    .plus(CLOCK_MARGIN + Duration::from_millis(999))
+                    .unix_seconds();
+                match revocation {
+                    Revocation::Session { session_id, .. } => {
+                        revoked.set.revoke_session(session_id, keep_until);
+                    }
+                    Revocation::User {
+                        user_id,
+                        revoked_before,
+                    } => {
+                        revoked
+                            .set
+                            .revoke_user(user_id, revoked_before.unix_seconds(), keep_until)
+                    }
+                }
+                let at = revocation.at();
+                revoked.cursor = Some(revoked.cursor.map_or(at, |cursor| cursor.max(at)));
             }
         }
     }
 
     fn forget_expired(&self, now: Timestamp) {
         if let Ok(mut revoked) = self.revoked.write() {
-            revoked.forget_expired(now);
+            revoked.set.forget_expired(now.unix_seconds());
         }
     }
 
@@ -199,98 +223,4 @@ impl RevokedSetCheck for DecisionCache {
 
 fn poisoned() -> AuthError {
     AuthError::Internal("decision cache lock poisoned (a panic mid-update)".into())
-}
-
-/// Revocations whose sessions' access tokens may still be unexpired.
-#[derive(Default)]
-struct RevokedSet {
-    /// Revoked session id -> when the entry may be forgotten.
-    sessions: HashMap<String, Timestamp>,
-    /// User id -> (tokens issued before this unix second are revoked, when it may be forgotten).
-    users: HashMap<String, (i64, Timestamp)>,
-    /// The newest revocation applied: where a re-read after falling behind starts.
-    cursor: Option<Timestamp>,
-}
-
-impl RevokedSet {
-    fn apply(&mut self, revocation: &Revocation, forget_after: Timestamp) {
-        match revocation {
-            Revocation::Session { session_id, .. } => {
-                let entry = self
-                    .sessions
-                    .entry(session_id.clone())
-                    .or_insert(forget_after);
-                *entry = (*entry).max(forget_after);
-            }
-            Revocation::User {
-                user_id,
-                revoked_before,
-            } => {
-                let before = revoked_before.unix_seconds();
-                let entry = self
-                    .users
-                    .entry(user_id.clone())
-                    .or_insert((before, forget_after));
-                *entry = (entry.0.max(before), entry.1.max(forget_after));
-            }
-        }
-        self.cursor = Some(
-            self.cursor
-                .map_or(revocation.at(), |c| c.max(revocation.at())),
-        );
-    }
-
-    /// The same rule as `auth_api::LocalVerifier`: the session was revoked, or all of the user's
-    /// sessions were, after the token was issued.
-    fn is_revoked(&self, session_id: &str, user_id: &str, issued_at: i64) -> bool {
-        self.sessions.contains_key(session_id)
-            || self
-                .users
-                .get(user_id)
-                .is_some_and(|(before, _)| issued_at < *before)
-    }
-
-    fn forget_expired(&mut self, now: Timestamp) {
-        self.sessions.retain(|_, forget_after| *forget_after > now);
-        self.users
-            .retain(|_, (_, forget_after)| *forget_after > now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn revoked_sessions_and_users_are_refused_until_their_tokens_cannot_be_live() {
-        let mut revoked = RevokedSet::default();
-        let until = Timestamp::from_millis(1_000_000);
-        revoked.apply(
-            &Revocation::Session {
-                session_id: "s1".into(),
-                user_id: "u1".into(),
-                revoked_at: Timestamp::from_millis(10_000),
-            },
-            until,
-        );
-        revoked.apply(
-            &Revocation::User {
-                user_id: "u2".into(),
-                revoked_before: Timestamp::from_millis(20_500),
-            },
-            until,
-        );
-        assert!(revoked.is_revoked("s1", "u1", 0));
-        assert!(!revoked.is_revoked("s2", "u1", 0));
-        // Issued before the user's revocation (second 20): refused; from second 20 on: accepted.
-        assert!(revoked.is_revoked("s3", "u2", 19));
-        assert!(!revoked.is_revoked("s3", "u2", 20));
-        assert_eq!(revoked.cursor, Some(Timestamp::from_millis(20_500)));
-
-        revoked.forget_expired(until.minus(Duration::from_millis(1)));
-        assert!(revoked.is_revoked("s1", "u1", 0));
-        revoked.forget_expired(until);
-        assert!(!revoked.is_revoked("s1", "u1", 0));
-        assert!(!revoked.is_revoked("s3", "u2", 19));
-    }
 }

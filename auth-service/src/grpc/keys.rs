@@ -7,14 +7,17 @@ use auth_api::v1::{
     self as pb, GetJwksRequest, GetJwksResponse, key_service_server::KeyService,
     revocation_event::Event,
 };
-use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{convert, to_status};
 use crate::{
     domain::{AuthCore, AuthError, Timestamp, model::Revocation},
-    engine::hub::{FeedEvent, RevocationHub},
+    engine::{
+        feed::Follower,
+        hub::{FeedEvent, RevocationHub},
+    },
 };
 
 /// Events buffered per feed subscriber before the sender waits for the client.
@@ -103,12 +106,8 @@ impl KeyService for KeyApi {
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let after = parse_cursor(&request.get_ref().after_cursor).map_err(to_status)?;
-        // Subscribe before reading the snapshot, so nothing falls between the two.
-        let mut live = self.revocations.subscribe();
         let now = Timestamp::now();
-        let snapshot = self
-            .revocations
-            .recorded_since(after, now)
+        let (mut live, snapshot) = Follower::open(self.revocations.clone(), after, now)
             .await
             .map_err(to_status)?;
         let jwks = self.core.jwks_json(now).await;
@@ -148,17 +147,22 @@ impl KeyService for KeyApi {
             heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let messages = tokio::select! {
-                    received = live.recv() => match received {
-                        Ok(FeedEvent::Revoked(revocation)) => send_revocations(vec![revocation], &mut cursor),
-                        Ok(FeedEvent::KeysChanged(jwks_json)) => {
-                            vec![event(cursor, Event::KeysChanged(pb::KeysChanged { jwks_json }))]
-                        }
-                        // This subscriber fell behind the local buffer: re-read from the database.
-                        Err(RecvError::Lagged(_)) => match hub.recorded_since(Some(cursor), Timestamp::now()).await {
-                            Ok(revocations) => send_revocations(revocations, &mut cursor),
-                            Err(error) => vec![Err(to_status(error))],
-                        },
-                        Err(RecvError::Closed) => return,
+                    // A follower that fell behind re-reads from the database by itself.
+                    received = live.next() => match received {
+                        Some(Ok(events)) => events
+                            .into_iter()
+                            .flat_map(|feed_event| match feed_event {
+                                FeedEvent::Revoked(revocation) => {
+                                    send_revocations(vec![revocation], &mut cursor)
+                                }
+                                FeedEvent::KeysChanged(jwks_json) => vec![event(
+                                    cursor,
+                                    Event::KeysChanged(pb::KeysChanged { jwks_json }),
+                                )],
+                            })
+                            .collect(),
+                        Some(Err(error)) => vec![Err(to_status(error))],
+                        None => return,
                     },
                     _ = heartbeat.tick() => vec![event(cursor, Event::Heartbeat(pb::Heartbeat {
                         server_time: convert::timestamp(Timestamp::now()),
