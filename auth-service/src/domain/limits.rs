@@ -11,6 +11,13 @@
 //! would do the same, but it also counts correct logins still in flight, so a burst of them
 //! would lock its own account.)
 //!
+//! Only the order in which attempts *settle* decides, never the order in which they arrived.
+//! Request times are taken on arrival, before the lookup and the hashing queue, so attempts
+//! settle out of that order; Redis reads its own clock when it settles, and [`MemoryLimiter`]
+//! does the same with an account clock that never runs backwards (the latest request time
+//! settled on the account). Settling a later arrival first neither swallows an earlier one nor
+//! starts a lock in its past.
+//!
 //! The lockout follows NIST SP 800-63B section 5.2.2 (rate limiting): it is temporary, grows
 //! with repeated failures up to a cap, and is applied to unknown emails too. A locked account
 //! answers exactly like a wrong password, after the same hashing work, so the lock reveals
@@ -93,7 +100,8 @@ pub trait Limiter: Send + Sync {
 
     /// In one atomic step: if `account` is locked, `Locked`; otherwise a failure is counted
     /// (locking the account when the count reaches the rule's threshold) or a success clears
-    /// the count.
+    /// the count. `now` is the attempt's request time; attempts may settle out of that order,
+    /// and the verdicts must follow the order of settling (see the module docs).
     async fn settle_attempt(
         &self,
         account: &str,
@@ -124,8 +132,12 @@ struct Window {
 
 struct Account {
     failures: u64,
+    /// The account's "now": the latest request time settled on it. An attempt that arrived
+    /// earlier but settles later is judged at this time, as Redis would judge it at its own.
+    clock: Timestamp,
     forget_at: Timestamp,
-    locked_until: Timestamp,
+    /// Set when the count reaches the threshold, not before.
+    locked_until: Option<Timestamp>,
 }
 
 impl MemoryLimiter {
@@ -146,8 +158,9 @@ impl MemoryState {
         self.operations = self.operations.wrapping_add(1);
         if self.operations.is_multiple_of(PRUNE_EVERY) {
             self.windows.retain(|_, window| window.ends > now);
-            self.accounts
-                .retain(|_, account| account.forget_at > now || account.locked_until > now);
+            self.accounts.retain(|_, account| {
+                account.forget_at > now || account.locked_until.is_some_and(|until| until > now)
+            });
         }
     }
 }
@@ -186,12 +199,15 @@ impl Limiter for MemoryLimiter {
     ) -> Attempt {
         let mut state = self.lock();
         state.tick(now);
-        if let Some(entry) = state.accounts.get(account)
-            && entry.locked_until > now
-        {
-            return Attempt::Locked {
-                remaining: entry.locked_until.since(now),
-            };
+        if let Some(entry) = state.accounts.get_mut(account) {
+            entry.clock = entry.clock.max(now);
+            if let Some(until) = entry.locked_until
+                && until > entry.clock
+            {
+                return Attempt::Locked {
+                    remaining: until.since(entry.clock),
+                };
+            }
         }
         if succeeded {
             state.accounts.remove(account);
@@ -199,16 +215,18 @@ impl Limiter for MemoryLimiter {
         }
         let entry = state.accounts.entry(account.to_owned()).or_insert(Account {
             failures: 0,
+            clock: now,
             forget_at: now,
-            locked_until: now,
+            locked_until: None,
         });
+        let now = entry.clock;
         if entry.forget_at <= now {
             entry.failures = 0;
         }
         entry.failures += 1;
         entry.forget_at = now.plus(rule.memory);
         if let Some(lock) = rule.lock_after(entry.failures) {
-            entry.locked_until = now.plus(lock);
+            entry.locked_until = Some(now.plus(lock));
         }
         Attempt::Allowed
     }
@@ -369,6 +387,120 @@ mod tests {
             limiter.settle_attempt("a", true, &rule, after).await,
             Attempt::Allowed
         );
+    }
+
+    fn at(millis: i64) -> Timestamp {
+        T0.plus(Duration::from_millis(u64::try_from(millis).unwrap()))
+    }
+
+    /// Settles failures on one account in the given order of request times (ms after `T0`);
+    /// whether each was counted.
+    async fn settle_failures(limiter: &MemoryLimiter, arrivals: &[i64]) -> Vec<bool> {
+        let mut counted = Vec::new();
+        for &arrival in arrivals {
+            let attempt = limiter
+                .settle_attempt("a", false, &rule(), at(arrival))
+                .await;
+            counted.push(attempt == Attempt::Allowed);
+        }
+        counted
+    }
+
+    #[tokio::test]
+    async fn an_attempt_settled_before_an_earlier_arrival_does_not_swallow_it() {
+        let limiter = MemoryLimiter::new();
+        // The later arrival settles first; the earlier one is still counted, not "locked".
+        assert_eq!(settle_failures(&limiter, &[50, 10]).await, [true, true]);
+        // So the third failure, whenever it arrived, is the one that locks.
+        assert_eq!(settle_failures(&limiter, &[30]).await, [true]);
+        assert!(matches!(
+            limiter.settle_attempt("a", true, &rule(), at(60)).await,
+            Attempt::Locked { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn failures_lock_the_same_in_whatever_order_they_settle() {
+        let arrivals = [0, 1, 2, 3, 4];
+        let in_order = settle_failures(&MemoryLimiter::new(), &arrivals).await;
+        assert_eq!(in_order, [true, true, true, false, false]);
+        let orders = permutations(&arrivals);
+        let mut distinct = orders.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 120);
+        for order in orders {
+            let limiter = MemoryLimiter::new();
+            assert_eq!(
+                settle_failures(&limiter, &order).await,
+                in_order,
+                "{order:?}"
+            );
+            // The lock runs from the latest arrival settled, never from an earlier one.
+            let latest = *order[..3].iter().max().unwrap();
+            assert_eq!(
+                limiter.settle_attempt("a", true, &rule(), at(4)).await,
+                Attempt::Locked {
+                    remaining: at(latest).plus(Duration::from_secs(1)).since(at(4))
+                },
+                "{order:?}"
+            );
+        }
+        // Exactly the threshold in reverse order locks exactly as in arrival order.
+        let forward = MemoryLimiter::new();
+        let reverse = MemoryLimiter::new();
+        settle_failures(&forward, &[0, 1, 2]).await;
+        settle_failures(&reverse, &[2, 1, 0]).await;
+        for now in [at(2), at(500), at(1_001), at(1_002)] {
+            assert_eq!(
+                forward.settle_attempt("a", false, &rule(), now).await,
+                reverse.settle_attempt("a", false, &rule(), now).await,
+                "{now:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_right_password_racing_failures_is_settled_in_its_place() {
+        // Under the threshold: a success that arrived before two failures but settles after
+        // them gets in, and clears the count.
+        let limiter = MemoryLimiter::new();
+        settle_failures(&limiter, &[20, 30]).await;
+        assert_eq!(
+            limiter.settle_attempt("a", true, &rule(), at(10)).await,
+            Attempt::Allowed
+        );
+        assert_eq!(settle_failures(&limiter, &[40, 50]).await, [true, true]);
+        // At the threshold: a success that arrived before the failures but settles after the
+        // third is refused, whatever its request time.
+        let limiter = MemoryLimiter::new();
+        settle_failures(&limiter, &[20, 40, 30]).await;
+        for arrival in [0, 20, 40] {
+            assert!(matches!(
+                limiter
+                    .settle_attempt("a", true, &rule(), at(arrival))
+                    .await,
+                Attempt::Locked { .. }
+            ));
+        }
+    }
+
+    /// Every order of `items` (Heap's algorithm).
+    fn permutations(items: &[i64]) -> Vec<Vec<i64>> {
+        fn heap(k: usize, items: &mut Vec<i64>, out: &mut Vec<Vec<i64>>) {
+            if k <= 1 {
+                out.push(items.clone());
+                return;
+            }
+            heap(k - 1, items, out);
+            for i in 0..k - 1 {
+                items.swap(if k.is_multiple_of(2) { i } else { 0 }, k - 1);
+                heap(k - 1, items, out);
+            }
+        }
+        let mut out = Vec::new();
+        heap(items.len(), &mut items.to_vec(), &mut out);
+        out
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use auth_service::{
     domain::{
         Timestamp,
         accounts::Email,
-        limits::{Attempt, Limiter, LockoutRule},
+        limits::{Attempt, Limiter, LockoutRule, MemoryLimiter},
     },
     store::redis_fanout::RedisLink,
 };
@@ -449,6 +449,60 @@ async fn racing_failures_in_redis_lock_after_exactly_the_threshold() -> TestResu
             .await,
         Attempt::Locked { .. }
     ));
+    Ok(())
+}
+
+/// Request times are taken on arrival and attempts settle out of that order: the in-process
+/// limiter (SQLite, PostgreSQL without Redis, the fallback during an outage) gives the verdicts
+/// the Redis script gives, which follow the order of settling only.
+#[tokio::test]
+async fn the_memory_and_redis_limiters_agree_on_attempts_settled_out_of_order() -> TestResult {
+    let Some(redis_url) = std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        eprintln!("skipped the memory and Redis limiters' agreement: TEST_REDIS_URL is not set");
+        return Ok(());
+    };
+    let link = RedisLink::open(&redis_url)?;
+    // Reachable, so that the Redis limiter does not quietly fall back to memory.
+    link.ping().await?;
+    let redis = link.limiter(&format!("test:{}", unique_email("order")));
+    let memory = MemoryLimiter::new();
+    let rule = LockoutRule {
+        threshold: 3,
+        base: Duration::from_secs(30),
+        max: Duration::from_secs(30),
+        memory: Duration::from_secs(60),
+    };
+    let start = Timestamp::now();
+    // (request time in ms after `start`, right password?, refused as locked?) in settling order.
+    let settled = [
+        (50, false, false),
+        (10, false, false),
+        // A right password that arrived first: in, and the count starts again.
+        (0, true, false),
+        (40, false, false),
+        (20, false, false),
+        // The third failure locks, though two settled failures arrived after it.
+        (30, false, false),
+        (5, true, true),
+        (1, false, true),
+        (60, true, true),
+    ];
+    for (step, (arrival, succeeded, locked)) in settled.into_iter().enumerate() {
+        let now = start.plus(Duration::from_millis(arrival));
+        for (name, limiter) in [("memory", &memory as &dyn Limiter), ("redis", &redis)] {
+            let attempt = limiter
+                .settle_attempt("acct:order", succeeded, &rule, now)
+                .await;
+            assert_eq!(
+                matches!(attempt, Attempt::Locked { .. }),
+                locked,
+                "{name}, step {step}: {attempt:?}"
+            );
+        }
+    }
     Ok(())
 }
 
