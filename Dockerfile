@@ -11,11 +11,13 @@ WORKDIR /src
 
 # Only what the build reads, so editing docs or examples does not invalidate this layer.
 # protoc is vendored (protoc-bin-vendored), and aws-lc-sys builds with the image's C compiler.
+# Cargo loads every workspace member's manifest, so loadtest/ comes too (it is not built here).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src/ src/
 COPY proto/ proto/
 COPY auth-service/ auth-service/
 COPY demo-services/ demo-services/
+COPY loadtest/ loadtest/
 
 ENV CARGO_TERM_COLOR=never \
     CARGO_PROFILE_RELEASE_STRIP=symbols
