@@ -12,7 +12,8 @@
 //!
 //! Where a request enters: `src/bin/*.rs` parse settings ([`config`]) and call
 //! `OrderServer`/`PaymentServer::build` then `run_until`; [`server`] adds health, reflection and
-//! the per-call log line ([`rpc_log`]) around the authenticated service.
+//! the per-call log line (auth-api's `RpcLogLayer`, with the ids handlers [`server::record`])
+//! around the authenticated service.
 
 pub mod v1 {
     #![allow(clippy::all)]
@@ -27,7 +28,6 @@ pub mod config;
 pub mod order;
 pub mod payment;
 pub mod pki;
-pub mod rpc_log;
 pub mod server;
 pub mod stack;
 pub mod telemetry;
