@@ -11,11 +11,15 @@ WORKDIR /src
 
 # Only what the build reads, so editing docs or examples does not invalidate this layer.
 # protoc is vendored (protoc-bin-vendored), and aws-lc-sys builds with the image's C compiler.
+# Cargo loads every workspace member's manifest, so authctl/ and loadtest/ come too (neither is
+# built here; authctl is a client for administrators' machines: `cargo build -p authctl`).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src/ src/
 COPY proto/ proto/
 COPY auth-service/ auth-service/
+COPY authctl/ authctl/
 COPY demo-services/ demo-services/
+COPY loadtest/ loadtest/
 
 ENV CARGO_TERM_COLOR=never \
     CARGO_PROFILE_RELEASE_STRIP=symbols

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Reruns everything BENCHMARKS.md reports, on this machine, into bench/results/:
+# Reruns everything BENCHMARKS.md reports, on this machine, into bench/results/. The measuring
+# code is the loadtest crate (loadgen, revocation-bench, benches/micro.rs); bench/ holds only the
+# scripts that run it and the results:
 #   micro.txt           criterion micro-benchmarks (cargo bench -p loadtest --bench micro)
 #   scenarios.jsonl     loadgen bench rows: SQLite, then PostgreSQL + Redis, then a concurrency sweep
 #   side_by_side.jsonl  h2load rows: our Verify and the Express peer, same machine, same connections
-#   revocation-*.md     revocation-bench (logout -> LocalVerifier refusal), SQLite and two replicas
+#   revocation-*.md     revocation-bench (logout -> LocalVerifier refusal), SQLite and two replicas;
+#                       loadgen propagation (the same across processes)
 #   cold-verify.md      cold Verify on fresh services, RUNS=3 per backend, with medians
 #   sessions-scale.md   Verify with few, 1,000,000, then few live sessions again; bytes per session
 #   summary.md          the ratios against the targets;  *.png  the charts (bench/chart.py)
@@ -32,6 +35,7 @@ if [ ! -x bench/.venv/bin/python ]; then
 fi
 
 step "release build"
+# loadtest: loadgen and revocation-bench; demo-services: order-service and payment-service.
 cargo build --release -q -p auth-service -p loadtest -p demo-services
 LOADGEN=$ROOT/target/release/loadgen
 

@@ -5,7 +5,11 @@
 //!   given service name. W3C trace context (`traceparent`) travels in gRPC metadata:
 //!   [`TraceContextLayer`] continues an incoming trace on the server side, and [`traced`] /
 //!   [`inject_trace_context`] carry the current one into outgoing calls.
+//! - [`RpcLogLayer`] (`rpc_log.rs`): the one log line per RPC every server writes, with a hook
+//!   for metrics ([`RpcObserver`]).
 //! - [`shutdown_signal`]: Ctrl-C or SIGTERM, for `serve_with_shutdown`.
+
+mod rpc_log;
 
 use std::{
     future::Future,
@@ -27,6 +31,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
     EnvFilter, Layer as _, filter::filter_fn, layer::SubscriberExt, util::SubscriberInitExt,
 };
+
+pub use rpc_log::{RpcLog, RpcLogLayer, RpcObserver};
 
 /// Flushes buffered spans when dropped: keep it alive until the process ends.
 pub struct TelemetryGuard {

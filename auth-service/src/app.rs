@@ -5,7 +5,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use auth_api::envoy::service::auth::v3::authorization_server::AuthorizationServer;
-use auth_api::telemetry::TraceContextLayer;
+use auth_api::telemetry::{RpcLogLayer, TraceContextLayer};
 use auth_api::v1::{
     admin_service_server::AdminServiceServer, auth_service_server::AuthServiceServer,
     key_service_server::KeyServiceServer,
@@ -28,10 +28,7 @@ use crate::{
         keys::KeyManager,
         session_cache::LiveSessions,
     },
-    grpc::{
-        AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer,
-        logging::RpcLogLayer,
-    },
+    grpc::{AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer},
     metrics::{self, Metrics},
     store::{self, redis_fanout},
 };

@@ -2,7 +2,6 @@
 //! the same [`app::Application`].
 
 pub mod app;
-pub mod authctl;
 pub mod commands;
 pub mod config;
 pub mod domain;

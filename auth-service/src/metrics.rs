@@ -1,10 +1,11 @@
 //! Prometheus metrics, served as text on a separate HTTP port (`AUTH_METRICS_ADDR`, off unless
-//! set). Request counters and latencies are recorded as calls complete; the gauges (live
-//! sessions, hashing queue, feed subscribers) are read from their sources at scrape time, so
-//! they cannot drift.
+//! set). Request counters and latencies are recorded as calls complete (`Metrics` is the per-RPC
+//! log layer's `RpcObserver`); the gauges (live sessions, hashing queue, feed subscribers) are
+//! read from their sources at scrape time, so they cannot drift.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use auth_api::telemetry::RpcObserver;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -125,25 +126,6 @@ impl Metrics {
         })
     }
 
-    /// Records one finished call.
-    pub fn record_rpc(&self, method: &str, code: tonic::Code, latency: Duration) {
-        self.rpc_requests
-            .with_label_values(&[method, &format!("{code:?}")])
-            .inc();
-        self.rpc_latency
-            .with_label_values(&[method])
-            .observe(latency.as_secs_f64());
-        if method.ends_with("/Login") {
-            let outcome = match code {
-                tonic::Code::Ok => "success",
-                tonic::Code::Unauthenticated => "invalid_credentials",
-                tonic::Code::ResourceExhausted => "shed",
-                _ => "error",
-            };
-            self.logins.with_label_values(&[outcome]).inc();
-        }
-    }
-
     /// The text exposition of every metric, with the gauges read now.
     pub async fn render(&self) -> String {
         match self
@@ -175,6 +157,27 @@ impl Metrics {
             tracing::warn!(%error, "encoding metrics failed");
         }
         String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+/// Every finished call, as the per-RPC log layer (`auth_api::telemetry::RpcLogLayer`) reports it.
+impl RpcObserver for Metrics {
+    fn rpc_finished(&self, method: &str, code: tonic::Code, latency: Duration) {
+        self.rpc_requests
+            .with_label_values(&[method, &format!("{code:?}")])
+            .inc();
+        self.rpc_latency
+            .with_label_values(&[method])
+            .observe(latency.as_secs_f64());
+        if method.ends_with("/Login") {
+            let outcome = match code {
+                tonic::Code::Ok => "success",
+                tonic::Code::Unauthenticated => "invalid_credentials",
+                tonic::Code::ResourceExhausted => "shed",
+                _ => "error",
+            };
+            self.logins.with_label_values(&[outcome]).inc();
+        }
     }
 }
 

@@ -211,36 +211,6 @@ pub enum CredentialChoice {
     Tokens,
 }
 
-/// `revocation-bench`: how long a logout takes to reach a LocalVerifier.
-#[derive(Clone, Debug, Parser)]
-#[command(
-    name = "revocation-bench",
-    version,
-    about = "Logs in N users, logs each out and measures when a LocalVerifier rejects its token"
-)]
-pub struct BenchSettings {
-    /// How many users (one session each) to log in and out.
-    #[arg(long, env = "BENCH_COUNT", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
-    pub count: u32,
-
-    /// PostgreSQL base URL: run two replicas (A feeds the verifier, B revokes) sharing it. Needs
-    /// --redis too. A fresh schema is created for the run and dropped after it.
-    #[arg(long = "postgres", env = "TEST_DATABASE_URL", requires = "redis_url")]
-    pub postgres_url: Option<String>,
-
-    /// Redis URL for the replicas' revocation fan-out. Needs --postgres too.
-    #[arg(long = "redis", env = "TEST_REDIS_URL", requires = "postgres_url")]
-    pub redis_url: Option<String>,
-
-    /// Give up on one revocation after this long.
-    #[arg(long, env = "BENCH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
-
-    /// Logins made at once while preparing (each costs one argon2 hash, twice with Register).
-    #[arg(long, env = "BENCH_LOGIN_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub login_concurrency: u32,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

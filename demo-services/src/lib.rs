@@ -7,12 +7,13 @@
 //!   "payments" are checked in-process ([`auth_api::LocalVerifier`]: no call per request,
 //!   revocations pushed by the feed).
 //! - [`walkthrough`]: the scripted story the `demo` binary prints and the integration test
-//!   asserts; [`stack`] starts the three services in-process for it; [`bench`] measures how long
-//!   a revocation takes to reach a `LocalVerifier`.
+//!   asserts; [`stack`] starts the three services in-process for it (and auth replicas for
+//!   loadtest's `revocation-bench`).
 //!
 //! Where a request enters: `src/bin/*.rs` parse settings ([`config`]) and call
 //! `OrderServer`/`PaymentServer::build` then `run_until`; [`server`] adds health, reflection and
-//! the per-call log line ([`rpc_log`]) around the authenticated service.
+//! the per-call log line (auth-api's `RpcLogLayer`, with the ids handlers [`server::record`])
+//! around the authenticated service.
 
 pub mod v1 {
     #![allow(clippy::all)]
@@ -23,12 +24,10 @@ pub mod v1 {
         tonic::include_file_descriptor_set!("demo_v1_descriptor");
 }
 
-pub mod bench;
 pub mod config;
 pub mod order;
 pub mod payment;
 pub mod pki;
-pub mod rpc_log;
 pub mod server;
 pub mod stack;
 pub mod telemetry;

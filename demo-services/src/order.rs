@@ -19,8 +19,7 @@ use crate::{
     IdSequence,
     config::OrderSettings,
     demo_status, error_reason,
-    rpc_log::record,
-    server::{Bound, StartError, channel},
+    server::{Bound, StartError, channel, record},
     timestamp_now,
     v1::{
         ChargeRequest, ListOrdersRequest, ListOrdersResponse, Order, PlaceOrderRequest,

@@ -18,8 +18,7 @@ use crate::{
     IdSequence,
     config::PaymentSettings,
     demo_status,
-    rpc_log::record,
-    server::{Bound, StartError, channel},
+    server::{Bound, StartError, channel, record},
     timestamp_now,
     v1::{
         ChargeRequest, ChargeResponse,

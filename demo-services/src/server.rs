@@ -1,10 +1,18 @@
 //! What both services share around their one authenticated gRPC service: binding (port 0 picks a
 //! free port), health, reflection, the per-call log line, and serving until a shutdown future
 //! completes.
+//!
+//! The log line is auth-api's (`RpcLogLayer`: method, status code, latency) with what the handler
+//! [`record`]ed about the call: `user_id`, `order_id`, `payment_id`. It sits outside the
+//! authentication layer, so calls refused there are logged too. Handlers record identifiers,
+//! never credentials: a token cannot reach the log.
 
 use std::{convert::Infallible, future::Future, net::SocketAddr};
 
-use auth_api::tls::{ClientTls, ServerTls};
+use auth_api::{
+    telemetry::RpcLogLayer,
+    tls::{ClientTls, ServerTls},
+};
 use tokio::net::TcpListener;
 use tonic::{
     Status,
@@ -14,8 +22,7 @@ use tonic::{
 };
 use tonic_health::ServingStatus;
 use tower::Service;
-
-use crate::rpc_log::RpcLogLayer;
+use tracing::field::Empty;
 
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
@@ -100,7 +107,7 @@ impl Bound {
         }
         server
             .layer(auth_api::telemetry::TraceContextLayer)
-            .layer(RpcLogLayer)
+            .layer(RpcLogLayer::default().with_call_span(call_span))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(service)
@@ -112,6 +119,22 @@ impl Bound {
         tracing::info!(service = S::NAME, "stopped");
         Ok(())
     }
+}
+
+/// The span each call runs in: the fields handlers may [`record`].
+fn call_span() -> tracing::Span {
+    tracing::info_span!(
+        "call",
+        user_id = Empty,
+        order_id = Empty,
+        payment_id = Empty
+    )
+}
+
+/// Adds a field (`user_id`, `order_id`, `payment_id`) to the current call's log line (a no-op
+/// outside a call).
+pub fn record(field: &'static str, value: &str) {
+    tracing::Span::current().record(field, value);
 }
 
 /// A channel that connects on first use, over TLS with `tls` for an `https://` URL.

@@ -1,5 +1,5 @@
 //! The three services in this process, each on a free port of 127.0.0.1: the auth service (on a
-//! temporary SQLite database), payment-service and order-service. Used by `demo`, by
+//! temporary SQLite database), payment-service and order-service. Used by `demo`, by loadtest's
 //! `revocation-bench` (auth replicas only) and by the integration test; they are the same
 //! `build` + `run_until` calls the binaries make.
 

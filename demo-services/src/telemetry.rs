@@ -1,6 +1,6 @@
 //! Logging and tracing set-up: `RUST_LOG` filters (the default is given per binary); logs go to
-//! standard error, so the `demo` and `revocation-bench` reports on standard output stay
-//! readable. With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported under `service_name`.
+//! standard error, so the `demo` report on standard output stays readable. With
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported under `service_name`.
 
 pub use auth_api::telemetry::TelemetryGuard;
 

@@ -9,7 +9,6 @@ mod ext_authz;
 pub mod health;
 mod keys;
 pub mod limits;
-pub mod logging;
 mod status;
 
 pub use admin::AdminApi;

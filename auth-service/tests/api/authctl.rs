@@ -1,9 +1,11 @@
-//! The real `authctl` binary against a running server: the token from the environment or a
-//! file (never a flag), tables and `--json`, and errors with their reason.
+//! The real `authctl` binary (crate `authctl/`) against a running server: the token from the
+//! environment or a file (never a flag), tables and `--json`, and errors with their reason.
 
 use std::{
     io::Write,
+    path::PathBuf,
     process::{Command, Output, Stdio},
+    sync::OnceLock,
 };
 
 use auth_api::v1::{self as pb, CredentialKind, get_user_request::Lookup};
@@ -21,7 +23,38 @@ on_both_backends!(
     authctl_reads_its_token_from_a_file,
 );
 
-const BINARY: &str = env!("CARGO_BIN_EXE_authctl");
+/// The `authctl` binary. It belongs to another package, so cargo gives this test no
+/// `CARGO_BIN_EXE_authctl`: the first call runs `cargo build -p authctl` (this run's target
+/// directory and settings; nothing to do when it is up to date) and every call returns the
+/// executable cargo reported.
+fn binary() -> Result<PathBuf, BoxError> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    Ok(BUILT.get_or_init(build).clone()?)
+}
+
+fn build() -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "authctl", "--bin", "authctl"])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .map_err(|error| format!("cannot run cargo: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build -p authctl failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|message| {
+            message["reason"] == "compiler-artifact" && message["target"]["name"] == "authctl"
+        })
+        .and_then(|message| message["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| "cargo build -p authctl reported no authctl executable".to_owned())
+}
 
 /// How the child gets its token.
 enum Auth<'a> {
@@ -42,7 +75,7 @@ async fn authctl(
     args: &[&str],
     stdin: &str,
 ) -> Result<Output, BoxError> {
-    let mut command = Command::new(BINARY);
+    let mut command = Command::new(tokio::task::spawn_blocking(binary).await??);
     command
         .env_remove("AUTHCTL_TOKEN")
         .env_remove("AUTHCTL_TOKEN_FILE")
@@ -482,8 +515,9 @@ async fn authctl_refuses_to_run_without_a_token_and_sends_nothing() -> TestResul
 #[tokio::test]
 async fn authctl_says_when_the_server_cannot_be_reached() -> TestResult {
     let unused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let binary = tokio::task::spawn_blocking(binary).await??;
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(BINARY)
+        Command::new(binary)
             .env_remove("AUTHCTL_TOKEN_FILE")
             .env("AUTHCTL_TOKEN", "some-token")
             .env("AUTHCTL_SERVER", format!("http://{unused}"))

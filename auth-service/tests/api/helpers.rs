@@ -18,6 +18,8 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
 
+mod proxy;
+
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -373,9 +375,7 @@ pub fn postgres_and_redis(test: &str) -> Option<(Backend, String)> {
     }
 }
 
-/// A TCP proxy in front of a real server that a test can cut and restore (the same one the
-/// fault runs use).
-pub use loadtest::proxy::CuttableProxy;
+pub use proxy::CuttableProxy;
 
 /// `host:port` of a `redis://host:port[/db]` URL.
 pub fn redis_host_port(url: &str) -> String {

@@ -3,8 +3,9 @@
 use auth_service::config::SecretString;
 use tonic::transport::Channel;
 
-use super::{BenchError, Mode, unix_millis};
-use crate::{config::BenchSettings, server::lazy_channel, stack::AuthReplica};
+use demo_services::{server::lazy_channel, stack::AuthReplica};
+
+use super::{BenchError, BenchSettings, Mode, unix_millis};
 
 /// The replicas of one run, and what to clean up after it.
 pub(super) struct Deployment {

@@ -1,19 +1,19 @@
-//! `revocation-bench`: how long a logout takes to reach a LocalVerifier (see `bench.rs`). Run it
-//! in release: `cargo run --release -p demo-services --bin revocation-bench`.
+//! `revocation-bench`: how long a logout takes to reach a LocalVerifier (see `revocation.rs`).
+//! Run it in release: `cargo run --release -p loadtest --bin revocation-bench`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use demo_services::{bench, config::BenchSettings, telemetry};
+use loadtest::revocation::{self, BenchSettings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = BenchSettings::parse();
     // One log line per RPC of the auth replicas would cost more than what is measured.
-    let _telemetry = telemetry::init("revocation-bench", "warn");
-    match bench::run(&settings, &mut |line| eprintln!("revocation-bench: {line}")).await {
+    let _telemetry = auth_api::telemetry::init("revocation-bench", false, "warn");
+    match revocation::run(&settings, &mut |line| eprintln!("revocation-bench: {line}")).await {
         Ok(report) => {
-            print!("{}", bench::render(&report));
+            print!("{}", revocation::render(&report));
             if report.passed() {
                 ExitCode::SUCCESS
             } else {

@@ -1,7 +1,7 @@
 //! `authctl`, the administrators' command-line client: a thin shell around the generated
-//! `AdminService` client. It never opens the database; everything it does, it asks the server to
-//! do with the caller's bearer token, so the server's authorisation, audit log lines and
-//! revocation announcements apply.
+//! `AdminService` client of `auth-api`. It never opens the database; everything it does, it asks
+//! the server to do with the caller's bearer token, so the server's authorisation, audit log
+//! lines and revocation announcements apply. See `authctl --help`.
 //!
 //! - `cli.rs`: the clap command line;
 //! - `credentials.rs`: the token (environment or file, never a flag) and the password (stdin);
@@ -54,7 +54,8 @@ impl From<Status> for Failure {
 
 /// Parses the command line and the environment, runs the command, prints the answer (stdout) or
 /// the error (stderr), and returns the exit status.
-pub async fn main() -> ExitCode {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
