@@ -71,7 +71,7 @@ pub enum LogFormat {
 }
 
 /// Whether `Verify` may answer for a recently seen session from memory
-/// (`domain/live_sessions.rs`).
+/// (`engine/session_cache.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SessionCache {
     /// On where this replica hears of every revocation: with Redis (the fan-out), or with the

@@ -96,7 +96,7 @@ fn access_tokens(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    // What the service does with first-seen tokens that arrive together (domain/signatures.rs):
+    // What the service does with first-seen tokens that arrive together (engine/signatures.rs):
     // 32 concurrent checks make one lone check plus one batch of 31.
     let checks = SignatureChecks::new(1);
     let key = Arc::new(PublicKey::from_bytes(pair.public_key().as_ref()).unwrap());
