@@ -457,11 +457,10 @@ async fn racing_failures_in_redis_lock_after_exactly_the_threshold() -> TestResu
 /// the Redis script gives, which follow the order of settling only.
 #[tokio::test]
 async fn the_memory_and_redis_limiters_agree_on_attempts_settled_out_of_order() -> TestResult {
-    let Some(redis_url) = std::env::var("TEST_REDIS_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-    else {
-        eprintln!("skipped the memory and Redis limiters' agreement: TEST_REDIS_URL is not set");
+    let Some(redis_url) = crate::helpers::test_server_url(
+        "TEST_REDIS_URL",
+        "the_memory_and_redis_limiters_agree_on_attempts_settled_out_of_order",
+    ) else {
         return Ok(());
     };
     let link = RedisLink::open(&redis_url)?;

@@ -35,12 +35,22 @@ pub enum Backend {
 impl Backend {
     /// PostgreSQL if configured; `None` (after saying so) otherwise.
     pub fn postgres(test: &str) -> Option<Self> {
-        match std::env::var("TEST_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
-            _ => {
-                eprintln!("skipped {test} on PostgreSQL: TEST_DATABASE_URL is not set");
-                None
-            }
+        test_server_url("TEST_DATABASE_URL", test).map(Backend::Postgres)
+    }
+}
+
+/// The URL of a test server from `variable`. Without it a developer's run skips the test (and
+/// says so); under CI (`CI` set) a missing server fails the test, so a suite that did not run
+/// cannot pass.
+pub fn test_server_url(variable: &str, test: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{test}: {variable} is not set, and CI is: the test cannot be skipped")
+        }
+        _ => {
+            eprintln!("skipped {test}: {variable} is not set");
+            None
         }
     }
 }
@@ -362,17 +372,8 @@ pub fn unix_now() -> i64 {
 
 /// PostgreSQL and Redis, for the tests of several replicas; `None` (after saying so) otherwise.
 pub fn postgres_and_redis(test: &str) -> Option<(Backend, String)> {
-    let redis = std::env::var("TEST_REDIS_URL")
-        .ok()
-        .filter(|url| !url.is_empty());
-    match (Backend::postgres(test), redis) {
-        (Some(backend), Some(redis)) => Some((backend, redis)),
-        (Some(_), None) => {
-            eprintln!("skipped {test}: TEST_REDIS_URL is not set");
-            None
-        }
-        (None, _) => None,
-    }
+    let backend = Backend::postgres(test)?;
+    Some((backend, test_server_url("TEST_REDIS_URL", test)?))
 }
 
 pub use proxy::CuttableProxy;
