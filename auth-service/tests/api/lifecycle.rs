@@ -69,7 +69,17 @@ fn terminate(child: &Child) -> Result<(), Box<dyn std::error::Error + Send + Syn
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_calls_closes_feeds_and_exits_zero() -> TestResult {
     let database = TestDatabase::create(&Backend::Sqlite).await?;
-    let mut server = start(&database, &[("AUTH_SHUTDOWN_GRACE", "5s")], false).await?;
+    // One hashing slot: the registrations below queue behind each other, so several are in
+    // flight (received, not answered) when the signal arrives.
+    let mut server = start(
+        &database,
+        &[
+            ("AUTH_SHUTDOWN_GRACE", "5s"),
+            ("AUTH_HASHING_CONCURRENCY", "1"),
+        ],
+        false,
+    )
+    .await?;
     let mut auth = AuthServiceClient::new(server.channel.clone());
     auth.register(pb::RegisterRequest {
         email: unique_email("term"),
@@ -85,30 +95,38 @@ async fn sigterm_finishes_in_flight_calls_closes_feeds_and_exits_zero() -> TestR
         Some(pb::revocation_event::Event::SnapshotComplete(_))
     ) {}
 
-    // Logins in flight (each one an argon2 hash) when the signal arrives.
-    let in_flight: Vec<_> = (0..4)
+    // Registrations in flight (each one an argon2 hash, one at a time) when the signal arrives.
+    let in_flight: Vec<_> = (0..6)
         .map(|i| {
             let mut client = auth.clone();
             tokio::spawn(async move {
-                client
+                let result = client
                     .register(pb::RegisterRequest {
                         email: format!("{i}-{}", unique_email("flight")),
                         password: PASSWORD.into(),
                     })
-                    .await
+                    .await;
+                (result, std::time::Instant::now())
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let signalled = std::time::Instant::now();
     terminate(&server.child)?;
 
+    let mut drained = 0;
     for call in in_flight {
         match call.await? {
-            Ok(_) => {}
+            (Ok(_), answered) => drained += usize::from(answered > signalled),
             // Sent after the server stopped taking new calls: refused, never cut in the middle.
-            Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+            (Err(status), _) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
         }
     }
+    // Six hashes in a row outlast the 50 ms before the signal: the drain answered the rest.
+    assert!(
+        drained >= 1,
+        "no call in flight at SIGTERM was answered after it"
+    );
     // The feed ends cleanly, so its client can reconnect to another replica.
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
