@@ -107,6 +107,21 @@ impl Components {
     }
 }
 
+// What the health probe pings: the database and, when configured, Redis.
+#[async_trait::async_trait]
+impl crate::grpc::health::Dependency for Arc<dyn Store> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Store::ping(self.as_ref()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::grpc::health::Dependency for redis_fanout::RedisLink {
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis_fanout::RedisLink::ping(self).await
+    }
+}
+
 /// Live sessions remembered per replica (about 250 bytes each).
 const LIVE_SESSIONS_KEPT: usize = 100_000;
 

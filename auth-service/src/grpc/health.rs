@@ -1,9 +1,13 @@
 //! `grpc.health.v1` status that follows the dependencies: NOT_SERVING while the database (or
 //! Redis, when configured) does not answer, SERVING again once it does, and NOT_SERVING from the
 //! moment shutdown begins.
+//!
+//! The probe sees the database and Redis only as [`Dependency`]s: the transport knows that they
+//! answer, not what they are (`app.rs` implements the trait for the store and for Redis).
 
 use std::{sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use auth_api::{
     envoy::service::auth::v3::authorization_server::AuthorizationServer,
     v1::{
@@ -16,7 +20,7 @@ use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{AdminApi, AuthApi, ExtAuthzApi, KeyApi};
-use crate::{domain::ports::Store, store::redis_fanout::RedisLink};
+use crate::domain::ports::StoreError;
 
 /// Every service whose status follows the dependencies ("" is the server as a whole).
 const SERVICES: [&str; 5] = [
@@ -26,6 +30,14 @@ const SERVICES: [&str; 5] = [
     <AdminServiceServer<AdminApi> as NamedService>::NAME,
     <AuthorizationServer<ExtAuthzApi> as NamedService>::NAME,
 ];
+
+/// Something the service cannot serve without (the database, Redis), as the probe sees it.
+#[async_trait]
+pub trait Dependency: Send + Sync {
+    /// Whether it answers a trivial request now; an error counts as down, and so does a reply
+    /// slower than [`PROBE_TIMEOUT`].
+    async fn ping(&self) -> Result<(), StoreError>;
+}
 
 /// A probe slower than this counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -69,8 +81,8 @@ impl Health {
     /// Probes the dependencies every `interval` and reports the result.
     pub fn spawn_probe(
         self,
-        store: Arc<dyn Store>,
-        redis: Option<RedisLink>,
+        store: impl Dependency + 'static,
+        redis: Option<impl Dependency + 'static>,
         interval: Duration,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {

@@ -4,22 +4,27 @@
 //! hashing permits instead of stalling the threads that serve `Verify`, and memory stays bounded
 //! at `memory_kib x permits`. A login for an unknown email verifies against a dummy hash made
 //! with the same parameters, so it costs the same time as a wrong password (no enumeration).
+//!
+//! This module owns the admission: permits, the waiting queue and load shedding. The threads that
+//! run the hashes are in `threads`, and argon2id into and out of PHC strings in `phc`.
+
+mod phc;
+mod threads;
 
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
 
-use argon2::{
-    Algorithm, Argon2, Block, Params, Version,
-    password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
-};
-use subtle::ConstantTimeEq as _;
+use argon2::Params;
 use tokio::sync::Semaphore;
-use tracing::Span;
 
 use async_trait::async_trait;
 
+use self::{
+    phc::{SALT_BYTES, hash_into_phc, matches_phc},
+    threads::HashingThreads,
+};
 use crate::domain::{AuthError, opaque_token, ports::PasswordHashing};
 
 /// What a shed login is told to wait before retrying.
@@ -261,154 +266,6 @@ impl PasswordHashing for PasswordHasher {
     }
 }
 
-/// Work for a hashing thread, given that thread's argon2 memory to (re)use.
-type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
-
-/// A fixed set of threads that do nothing but hash, each reusing one argon2 memory buffer.
-/// argon2's own API allocates (and zeroes) its whole memory cost for every hash; freed 19 MiB
-/// blocks stay cached and fragment glibc's heap, so a login-heavy process grew to hundreds of
-/// megabytes. Here memory stays at `memory_kib x threads`, allocated on each thread's first hash.
-#[derive(Clone)]
-struct HashingThreads {
-    jobs: std::sync::mpsc::SyncSender<Job>,
-}
-
-impl HashingThreads {
-    fn start(count: usize) -> Result<Self, AuthError> {
-        // Jobs are only sent with a permit of a semaphore of `count` permits: never more waiting.
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(count);
-        let queue = Arc::new(std::sync::Mutex::new(queue));
-        for index in 0..count {
-            let queue = Arc::clone(&queue);
-            std::thread::Builder::new()
-                .name(format!("argon2-{index}"))
-                .spawn(move || {
-                    yield_to_other_work();
-                    let mut memory = Vec::new();
-                    loop {
-                        // Ends when the last hasher (and so the last sender) is dropped.
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(&mut memory),
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .map_err(|error| {
-                    AuthError::Internal(format!("cannot start a hashing thread: {error}"))
-                })?;
-        }
-        Ok(Self { jobs })
-    }
-
-    /// Runs `work` on a hashing thread. The permit travels with the job, so a caller that gives
-    /// up (its deadline passed) frees the slot only when the hash it started is done.
-    async fn run<T: Send + 'static>(
-        &self,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, AuthError> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let span = Span::current();
-        let job: Job = Box::new(move |memory| {
-            let _permit = permit;
-            let _ = done.send(span.in_scope(|| work(memory)));
-        });
-        self.jobs
-            .try_send(job)
-            .map_err(|_| AuthError::Internal("the hashing threads are gone".into()))?;
-        result
-            .await
-            .map_err(|_| AuthError::Internal("a hashing thread failed".into()))
-    }
-}
-
-/// The nice value of the hashing threads. Against busy threads of normal priority they get about
-/// a tenth of the CPU (CFS weights 110 and 1024), so a login storm cannot starve `Verify`; with
-/// nothing else to run they still get whole cores, so login throughput is unchanged when idle.
-const HASHING_NICE: i32 = 10;
-
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn yield_to_other_work() {
-    // SAFETY: setpriority takes plain integers and touches no memory of ours. On Linux the nice
-    // value is per thread, and PRIO_PROCESS with who = 0 means the calling thread alone.
-    // Lowering one's own priority needs no privilege; on failure the thread just stays at 0.
-    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASHING_NICE) };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn yield_to_other_work() {}
-
-/// RFC 9106 recommends 128-bit salts.
-const SALT_BYTES: usize = 16;
-/// argon2's default tag length (256 bits).
-const OUTPUT_BYTES: usize = 32;
-
-/// `memory` as exactly the blocks `params` needs (grown once, then reused).
-fn blocks_for<'m>(params: &Params, memory: &'m mut Vec<Block>) -> &'m mut [Block] {
-    let needed = params.block_count();
-    if memory.len() < needed {
-        memory.resize(needed, Block::default());
-    }
-    &mut memory[..needed]
-}
-
-fn hash_into_phc(
-    params: &Params,
-    password: &[u8],
-    salt: &[u8],
-    memory: &mut Vec<Block>,
-) -> Result<String, AuthError> {
-    let failed = |error: &dyn std::fmt::Display| {
-        AuthError::Internal(format!("argon2 hashing failed: {error}"))
-    };
-    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    let mut output = [0u8; OUTPUT_BYTES];
-    argon2
-        .hash_password_into_with_memory(password, salt, &mut output, blocks_for(params, memory))
-        .map_err(|error| failed(&error))?;
-    let phc = PasswordHash {
-        algorithm: Algorithm::Argon2id.ident(),
-        version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(params).map_err(|error| failed(&error))?,
-        salt: Some(Salt::new(salt).map_err(|error| failed(&error))?),
-        hash: Some(Output::new(&output).map_err(|error| failed(&error))?),
-    };
-    Ok(phc.to_string())
-}
-
-/// Whether `password` hashes to the PHC string `stored` (with the parameters written in it),
-/// compared in constant time. An unparsable string matches nothing.
-fn matches_phc(password: &[u8], stored: &str, memory: &mut Vec<Block>) -> bool {
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return false;
-    };
-    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
-        return false;
-    };
-    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
-        return false;
-    };
-    let version = match parsed.version.map(Version::try_from) {
-        None => Version::default(),
-        Some(Ok(version)) => version,
-        Some(Err(_)) => return false,
-    };
-    let Ok(params) = Params::try_from(&parsed) else {
-        return false;
-    };
-    let expected = expected.as_bytes();
-    let mut output = vec![0u8; expected.len()];
-    Argon2::new(algorithm, version, params.clone())
-        .hash_password_into_with_memory(password, salt, &mut output, blocks_for(&params, memory))
-        .is_ok()
-        && bool::from(output.as_slice().ct_eq(expected))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,30 +300,5 @@ mod tests {
         let hasher = PasswordHasher::new(fast()).await?;
         assert!(!hasher.verify(String::new(), None).await?);
         Ok(())
-    }
-
-    #[test]
-    fn hashes_agree_with_the_argon2_crates_own_phc_api_both_ways() {
-        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-        let params = Params::new(1024, 1, 1, None).unwrap_or_default();
-        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let mut memory = Vec::new();
-        // Stored by earlier versions of this service (the crate's API): still verifies.
-        let stored = reference
-            .hash_password(b"correct horse")
-            .map(|hash| hash.to_string())
-            .unwrap_or_default();
-        assert!(matches_phc(b"correct horse", &stored, &mut memory));
-        assert!(!matches_phc(b"correct hors", &stored, &mut memory));
-        // Made here: the crate verifies it, so nothing is locked to this code.
-        let ours = hash_into_phc(&params, b"correct horse", &[7; SALT_BYTES], &mut memory)
-            .unwrap_or_default();
-        assert!(ours.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{ours}");
-        assert!(
-            reference
-                .verify_password(b"correct horse", ours.as_str())
-                .is_ok()
-        );
-        assert!(!matches_phc(b"", "not a phc string", &mut memory));
     }
 }

@@ -1,0 +1,60 @@
+//! The command line: `serve` (the default), `user` and `keys` subcommands around the flattened
+//! [`Settings`], which every subcommand shares. What the subcommands do lives in `commands.rs`.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use super::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "auth-service",
+    version,
+    about = "Login, tokens and sessions for a fleet of services, over gRPC"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (what `auth-service` with no command does).
+    Serve,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage the access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from the first line of standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// A role to grant (repeatable), e.g. `--role admin`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Publish a new signing key; it signs after the activation delay, and running servers pick
+    /// it up without a restart.
+    Rotate {
+        /// Overrides AUTH_KEY_ACTIVATION_DELAY for this rotation.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        activate_in: Option<Duration>,
+    },
+}
