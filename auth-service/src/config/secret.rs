@@ -3,7 +3,7 @@
 
 use std::{fmt, str::FromStr};
 
-/// A string that is never printed: `Debug` and `Display` show `<redacted>`.
+/// A string that is never printed: `Debug` shows `<redacted>`, and there is no `Display`.
 #[derive(Clone)]
 pub struct SecretString(String);
 

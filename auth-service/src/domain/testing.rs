@@ -1,5 +1,5 @@
 //! Test doubles for the rules' unit tests: a [`Store`] kept in memory with the same semantics as
-//! the SQL one (`store/sql.rs`; both are held to them by the API suite, which runs on the real
+//! the SQL one (`store/sql/`; both are held to them by the API suite, which runs on the real
 //! databases), and [`RevocationNews`] that records what was announced. With them a rule (say,
 //! refresh-token reuse) is tested without a database, a key ring or a hashing pool.
 

@@ -38,13 +38,13 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
-/// Opens the store named by `database_url` (`postgres://...`), or the SQLite database in
-/// `data_dir` when there is none, and applies pending migrations.
 /// Whether `DATABASE_URL` names PostgreSQL (anything else is SQLite or refused by [`connect`]).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// Opens the store named by `database_url` (`postgres://...`), or the SQLite database in
+/// `data_dir` when there is none, and applies pending migrations.
 pub async fn connect(
     database_url: Option<&str>,
     data_dir: &Path,
