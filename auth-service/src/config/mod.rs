@@ -13,7 +13,7 @@ mod secret;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{ArgAction, Args, Parser, ValueEnum};
+use clap::{ArgAction, Args, ValueEnum};
 
 pub use cli::{Cli, Command, KeysCommand, UserCommand};
 pub use secret::SecretString;
@@ -283,15 +283,54 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings with every default, as if no flag or variable were given.
+    /// The settings with every default, as if no flag or variable were given: the environment
+    /// is not read, so tests and embedders start from the documented defaults whatever a
+    /// developer has exported.
     pub fn defaults() -> Self {
-        Cli::parse_from(["auth-service"]).settings
+        let command = <Cli as clap::CommandFactory>::command().mut_args(|arg| arg.env(None));
+        let matches = command.get_matches_from(["auth-service"]);
+        match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+            Ok(cli) => cli.settings,
+            // Every argument has a default; a failure here is a bug in the definitions above.
+            Err(error) => error.exit(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    /// Run by `defaults_ignore_the_environment` in a child process with `AUTH_*` set.
+    #[test]
+    #[ignore = "run by defaults_ignore_the_environment, with the environment it sets"]
+    fn defaults_seen_with_a_developers_environment() {
+        assert!(std::env::var_os("AUTH_SESSION_CACHE").is_some());
+        let settings = Settings::defaults();
+        assert!(matches!(settings.session_cache, SessionCache::Auto));
+        assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:50051");
+    }
+
+    #[test]
+    fn defaults_ignore_the_environment() -> Result<(), std::io::Error> {
+        let status = std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "--exact",
+                "config::tests::defaults_seen_with_a_developers_environment",
+                "--ignored",
+                "--quiet",
+            ])
+            .env("AUTH_SESSION_CACHE", "off")
+            .env("AUTH_LISTEN_ADDR", "127.0.0.1:1")
+            .status()?;
+        assert!(
+            status.success(),
+            "Settings::defaults() read the environment"
+        );
+        Ok(())
+    }
 
     #[test]
     fn defaults_match_the_documented_ones() {
