@@ -14,7 +14,33 @@ use super::{
     time::duration_millis,
 };
 
+/// Whether an anonymous caller may wait for a hashing slot.
+enum Queue {
+    /// Refused with `Overloaded` when the hashing queue is full.
+    Shed,
+    Wait,
+}
+
 impl AuthCore {
+    /// Every check of a password (Login, ChangePassword): the shedding hash queue, then the
+    /// per-account lockout, settled atomically after the check (limits.rs). A locked account,
+    /// known or not, gets exactly the wrong-password answer after the same work, even for the
+    /// right password. `stored` is `None` for an unknown account (a dummy hash is checked).
+    pub(super) async fn check_password(
+        &self,
+        email_key: &str,
+        password: String,
+        stored: Option<String>,
+        now: Timestamp,
+    ) -> Result<bool, AuthError> {
+        let known = stored.is_some();
+        let matched = self.hasher.verify_or_shed(password, stored).await? && known;
+        match self.limits.settle_login(email_key, matched, now).await {
+            Attempt::Locked { .. } => Ok(false),
+            Attempt::Allowed => Ok(matched),
+        }
+    }
+
     pub async fn register(
         &self,
         email: &str,
@@ -24,10 +50,12 @@ impl AuthCore {
         if !self.policy.allow_registration {
             return Err(AuthError::RegistrationDisabled);
         }
-        self.create_user(email, password, &[], now).await
+        self.new_account(email, password, &[], Queue::Shed, now)
+            .await
     }
 
-    /// Creates an account with the given roles (registration, and the admin CLI).
+    /// Creates an account with the given roles (the admin API and CLI): waits for a hashing slot
+    /// rather than being shed.
     pub async fn create_user(
         &self,
         email: &str,
@@ -35,14 +63,30 @@ impl AuthCore {
         roles: &[String],
         now: Timestamp,
     ) -> Result<String, AuthError> {
+        self.new_account(email, password, roles, Queue::Wait, now)
+            .await
+    }
+
+    async fn new_account(
+        &self,
+        email: &str,
+        password: String,
+        roles: &[String],
+        queue: Queue,
+        now: Timestamp,
+    ) -> Result<String, AuthError> {
         let email = Email::parse(email)?;
         check_new_password(&password, self.policy.password_min_chars)?;
         let roles = format_roles(roles)?;
+        let password_hash = match queue {
+            Queue::Shed => self.hasher.hash_or_shed(password).await?,
+            Queue::Wait => self.hasher.hash(password).await?,
+        };
         let user = UserRecord {
             id: new_id()?,
             email: email.address,
             email_key: email.key,
-            password_hash: self.hasher.hash(password).await?,
+            password_hash,
             roles,
             created_at: now,
             suspended_at: None,
@@ -84,12 +128,9 @@ impl AuthCore {
             .as_deref()
             .filter(|hash| self.hasher.needs_rehash(hash))
             .map(|_| password.clone());
-        let matched = self.hasher.verify_or_shed(password, stored_hash).await? && user.is_some();
-        // Settled atomically after the check (limits.rs): a locked account, known or not, gets
-        // exactly the wrong-password answer after the same work, even for the right password.
-        if let Attempt::Locked { .. } = self.limits.settle_login(&email_key, matched, now).await {
-            return Err(AuthError::InvalidCredentials);
-        }
+        let matched = self
+            .check_password(&email_key, password, stored_hash, now)
+            .await?;
         let user = match user {
             Some(user) if matched => user,
             _ => return Err(AuthError::InvalidCredentials),

@@ -6,6 +6,7 @@ use auth_api::access_token::Audience;
 
 use super::{
     AuthCore, AuthError, Timestamp,
+    limits::Throttled,
     model::Principal,
     opaque_token::{OpaqueToken, is_identifier},
     password_policy::{MAX_PASSWORD_BYTES, check_new_password},
@@ -106,25 +107,37 @@ impl AuthCore {
     }
 
     /// Changes the caller's password and ends their other sessions (whoever changed the password
-    /// may be evicting an intruder).
+    /// may be evicting an intruder). The current password is checked like a login's, under the
+    /// same per-address budget (`peer`), account lockout and shedding queue: a stolen token is
+    /// no password-guessing oracle.
     pub async fn change_password(
         &self,
         caller: &Principal,
         current_password: String,
         new_password: String,
+        peer: &str,
         now: Timestamp,
     ) -> Result<u64, AuthError> {
+        self.limits
+            .throttle_address(Throttled::Login, peer, now)
+            .await?;
+        if current_password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::InvalidCredentials);
+        }
         let user = self
             .store
             .find_user(&caller.user_id)
             .await?
             .ok_or(AuthError::TokenInvalid)?;
-        if current_password.len() > MAX_PASSWORD_BYTES
-            || !self
-                .hasher
-                .verify(current_password, Some(user.password_hash))
-                .await?
-        {
+        let proven = self
+            .check_password(
+                &user.email_key,
+                current_password,
+                Some(user.password_hash),
+                now,
+            )
+            .await?;
+        if !proven {
             return Err(AuthError::InvalidCredentials);
         }
         check_new_password(&new_password, self.policy.password_min_chars)?;

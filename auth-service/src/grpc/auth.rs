@@ -234,10 +234,17 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let now = Timestamp::now();
         let caller = self.caller(request.metadata(), now).await?;
+        let peer = client_info(&request).peer_address;
         let request = request.into_inner();
         let revoked = self
             .core
-            .change_password(&caller, request.current_password, request.new_password, now)
+            .change_password(
+                &caller,
+                request.current_password,
+                request.new_password,
+                &peer,
+                now,
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ChangePasswordResponse {

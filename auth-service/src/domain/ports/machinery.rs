@@ -13,16 +13,19 @@ use crate::domain::{
     model::{CachedClaims, Principal, Revocation, SessionKind},
 };
 
-/// argon2id off the async runtime, with a bounded queue.
+/// argon2id off the async runtime, with a bounded queue. A password *check* is only ever offered
+/// through [`PasswordHashing::verify_or_shed`]: no caller can make one wait in an unbounded
+/// queue, or keep every slot busy for the others.
 #[async_trait]
 pub trait PasswordHashing: Send + Sync {
-    /// A PHC string with a fresh salt; waits for a hashing slot.
+    /// A PHC string with a fresh salt; waits for a hashing slot (a password already proven, or
+    /// an administrator's).
     async fn hash(&self, password: String) -> Result<String, AuthError>;
+    /// As [`PasswordHashing::hash`], but refused with `Overloaded` at once when the queue is full
+    /// (anonymous registration).
+    async fn hash_or_shed(&self, password: String) -> Result<String, AuthError>;
     /// Whether `password` matches `stored` (with none, a dummy hash is checked: same work,
-    /// always false). Waits for a hashing slot however long the queue.
-    async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, AuthError>;
-    /// As [`PasswordHashing::verify`], but refused with `Overloaded` at once when the queue is
-    /// full.
+    /// always false); refused with `Overloaded` at once when the queue is full.
     async fn verify_or_shed(
         &self,
         password: String,

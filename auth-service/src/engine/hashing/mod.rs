@@ -107,9 +107,18 @@ impl PasswordHasher {
 
     /// A PHC string (`$argon2id$v=19$m=...`) with a fresh random salt.
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
-        let params = self.params.clone();
         let salt = opaque_token::random_bytes::<SALT_BYTES>()?;
         let permit = self.wait_for_slot().await?;
+        self.hash_with_permit(password, salt, permit).await
+    }
+
+    async fn hash_with_permit(
+        &self,
+        password: String,
+        salt: [u8; SALT_BYTES],
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<String, AuthError> {
+        let params = self.params.clone();
         self.threads
             .run(permit, move |memory| {
                 hash_into_phc(&params, password.as_bytes(), &salt, memory)
@@ -128,42 +137,55 @@ impl PasswordHasher {
         self.verify_with_permit(password, stored_hash, permit).await
     }
 
-    /// `verify` for a login: when `queue_limit` logins already wait for a hashing slot, answers
-    /// `Overloaded` at once instead of queueing (a login storm sheds load, it does not pile up).
+    /// `verify` for a password check (login, password change): when `queue_limit` checks already
+    /// wait for a hashing slot, answers `Overloaded` at once instead of queueing (a storm sheds
+    /// load, it does not pile up).
     pub async fn verify_or_shed(
         &self,
         password: String,
         stored_hash: Option<String>,
     ) -> Result<bool, AuthError> {
-        if self.queue_limit > 0 {
-            match self.permits.clone().try_acquire_owned() {
-                // A free slot: no queueing, nothing to shed.
-                Ok(permit) => return self.verify_with_permit(password, stored_hash, permit).await,
-                Err(tokio::sync::TryAcquireError::Closed) => {
-                    return Err(AuthError::Unavailable(
-                        "password hashing is shut down".into(),
-                    ));
-                }
-                Err(tokio::sync::TryAcquireError::NoPermits) => {}
-            }
-            // Join the queue only while it is below the limit (checked and joined atomically).
-            let limit = self.queue_limit;
-            if self
-                .waiting
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
-                    (waiting < limit).then_some(waiting + 1)
-                })
-                .is_err()
-            {
-                return Err(AuthError::Overloaded {
-                    retry_after: SHED_RETRY_AFTER,
-                });
-            }
-            // Joined above by the compare-and-add; left however the wait ends.
-            let permit = self.slot_after(QueuePlace(&self.waiting)).await?;
-            return self.verify_with_permit(password, stored_hash, permit).await;
+        let permit = self.slot_or_shed().await?;
+        self.verify_with_permit(password, stored_hash, permit).await
+    }
+
+    /// `hash` for an anonymous caller (registration): shed like [`Self::verify_or_shed`].
+    pub async fn hash_or_shed(&self, password: String) -> Result<String, AuthError> {
+        let salt = opaque_token::random_bytes::<SALT_BYTES>()?;
+        let permit = self.slot_or_shed().await?;
+        self.hash_with_permit(password, salt, permit).await
+    }
+
+    /// A hashing slot now, or a place in the queue while it is below its limit, or `Overloaded`.
+    async fn slot_or_shed(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        if self.queue_limit == 0 {
+            return self.wait_for_slot().await;
         }
-        self.verify(password, stored_hash).await
+        match self.permits.clone().try_acquire_owned() {
+            // A free slot: no queueing, nothing to shed.
+            Ok(permit) => return Ok(permit),
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(AuthError::Unavailable(
+                    "password hashing is shut down".into(),
+                ));
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => {}
+        }
+        // Join the queue only while it is below the limit (checked and joined atomically).
+        let limit = self.queue_limit;
+        if self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                (waiting < limit).then_some(waiting + 1)
+            })
+            .is_err()
+        {
+            return Err(AuthError::Overloaded {
+                retry_after: SHED_RETRY_AFTER,
+            });
+        }
+        // Joined above by the compare-and-add; left however the wait ends.
+        self.slot_after(QueuePlace(&self.waiting)).await
     }
 
     async fn verify_with_permit(
@@ -236,8 +258,8 @@ impl PasswordHashing for PasswordHasher {
         PasswordHasher::hash(self, password).await
     }
 
-    async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, AuthError> {
-        PasswordHasher::verify(self, password, stored).await
+    async fn hash_or_shed(&self, password: String) -> Result<String, AuthError> {
+        PasswordHasher::hash_or_shed(self, password).await
     }
 
     async fn verify_or_shed(
