@@ -11,6 +11,7 @@
 mod helpers;
 
 mod admin;
+mod architecture;
 mod attacks;
 mod auth_layer;
 mod authctl;
