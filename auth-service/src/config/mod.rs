@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn defaults_ignore_the_environment() -> Result<(), std::io::Error> {
-        let status = std::process::Command::new(std::env::current_exe()?)
+        let child = std::process::Command::new(std::env::current_exe()?)
             .args([
                 "--exact",
                 "config::tests::defaults_seen_with_a_developers_environment",
@@ -324,10 +324,11 @@ mod tests {
             ])
             .env("AUTH_SESSION_CACHE", "off")
             .env("AUTH_LISTEN_ADDR", "127.0.0.1:1")
-            .status()?;
+            .output()?;
         assert!(
-            status.success(),
-            "Settings::defaults() read the environment"
+            child.status.success(),
+            "Settings::defaults() read the environment: {}",
+            String::from_utf8_lossy(&child.stdout)
         );
         Ok(())
     }
