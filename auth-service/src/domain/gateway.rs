@@ -53,8 +53,9 @@ impl GatewayPolicy {
     }
 }
 
-/// The HTTP request being authorized, as the gateway describes it.
-#[derive(Clone, Debug, Default)]
+/// The HTTP request being authorized, as the gateway describes it. Its `Debug` names the headers
+/// without their values: they carry cookies and bearer tokens.
+#[derive(Clone, Default)]
 pub struct GatewayRequest {
     pub method: String,
     /// `http` or `https`, as the gateway received the request.
@@ -65,14 +66,27 @@ pub struct GatewayRequest {
     pub headers: HashMap<String, String>,
 }
 
+impl std::fmt::Debug for GatewayRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.headers.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("GatewayRequest")
+            .field("method", &self.method)
+            .field("scheme", &self.scheme)
+            .field("host", &self.host)
+            .field("header_names", &names)
+            .finish()
+    }
+}
+
 #[derive(Debug)]
 pub enum Decision {
     Allow(Allowed),
     Deny(Denied),
 }
 
-/// Who the request is from, for the upstream.
-#[derive(Debug)]
+/// Who the request is from, for the upstream. Its `Debug` never shows the minted token or the
+/// forwarded cookies.
 pub struct Allowed {
     pub user_id: String,
     pub session_id: String,
@@ -83,6 +97,19 @@ pub struct Allowed {
     /// For a cookie: the `Cookie` header to forward, without the session cookie (empty: remove
     /// the header), so upstream services never hold the long-lived session token.
     pub forwarded_cookie: Option<String>,
+}
+
+impl std::fmt::Debug for Allowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |value: &Option<String>| value.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Allowed")
+            .field("user_id", &self.user_id)
+            .field("session_id", &self.session_id)
+            .field("roles", &self.roles)
+            .field("minted_access_token", &redacted(&self.minted_access_token))
+            .field("forwarded_cookie", &redacted(&self.forwarded_cookie))
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -167,18 +194,23 @@ impl Gateway {
         let outcome = match self.credential(request) {
             Credential::None => Err(AuthError::MissingCredential),
             Credential::AmbiguousCookie => Err(AuthError::TokenInvalid),
-            Credential::Bearer(token) if OpaqueToken::looks_like(token) => {
-                self.session_token(token, now).await
+            Credential::Bearer(token) => {
+                let allowed = if OpaqueToken::looks_like(token) {
+                    self.session_token(token, now).await
+                } else {
+                    self.access_token(token, now).await
+                };
+                // A browser may send its session cookie along: it never goes upstream either.
+                allowed.map(|allowed| Allowed {
+                    forwarded_cookie: self.cookie_for_upstream(request),
+                    ..allowed
+                })
             }
-            Credential::Bearer(token) => self.access_token(token, now).await,
             Credential::Cookie(token) => {
                 if let Err(failure) = check_csrf(&self.policy, request) {
                     return Ok(Decision::Deny(Denied::Forbidden(failure)));
                 }
-                let forwarded_cookie = request
-                    .headers
-                    .get("cookie")
-                    .map(|header| without_cookie(header, &self.policy.session_cookie_name));
+                let forwarded_cookie = self.cookie_for_upstream(request);
                 self.session_token(token, now).await.map(|allowed| Allowed {
                     forwarded_cookie,
                     ..allowed
@@ -193,6 +225,14 @@ impl Gateway {
                 reason,
             })),
         }
+    }
+
+    /// The request's `Cookie` header without the session cookie (`None`: it sent none).
+    fn cookie_for_upstream(&self, request: &GatewayRequest) -> Option<String> {
+        request
+            .headers
+            .get("cookie")
+            .map(|header| without_cookie(header, &self.policy.session_cookie_name))
     }
 
     async fn access_token(&self, token: &str, now: Timestamp) -> Result<Allowed, AuthError> {
@@ -352,6 +392,30 @@ mod tests {
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn debug_output_names_headers_but_shows_no_credential() {
+        let request = request(
+            "GET",
+            &[
+                ("authorization", "Bearer secret-jwt"),
+                ("cookie", "sid=secret-cookie"),
+            ],
+        );
+        let allowed = Allowed {
+            user_id: "u1".into(),
+            session_id: "s1".into(),
+            roles: Vec::new(),
+            minted_access_token: Some("secret-minted".into()),
+            forwarded_cookie: Some("theme=secret-theme".into()),
+        };
+        let printed = format!("{request:?} {allowed:?}");
+        assert!(
+            printed.contains("authorization") && printed.contains("u1"),
+            "{printed}"
+        );
+        assert!(!printed.contains("secret"), "{printed}");
     }
 
     #[test]

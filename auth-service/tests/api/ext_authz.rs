@@ -32,6 +32,7 @@ on_both_backends!(
     a_cross_origin_post_with_the_session_cookie_is_forbidden,
     configured_origins_a_csrf_header_and_a_cookie_name_are_enforced,
     a_bearer_token_post_from_another_origin_is_allowed,
+    a_bearer_request_never_forwards_the_session_cookie_upstream,
 );
 
 const COOKIE: &str = "auth_session";
@@ -643,5 +644,32 @@ async fn the_authorization_service_is_listed_by_reflection_and_reported_serving(
         "{:?}",
         response.message_response
     );
+    Ok(())
+}
+
+async fn a_bearer_request_never_forwards_the_session_cookie_upstream(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn(&backend).await?;
+    let email = unique_email("gw-both");
+    let login = browser_session(&app, &email).await?;
+    let session = session_token(&login)?;
+    let tokens = crate::helpers::token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
+    // A browser app that sends its own access token still carries the session cookie.
+    let upstream = allowed(
+        &check(
+            &app,
+            http_check(
+                "GET",
+                &[
+                    ("authorization", &bearer(&tokens.access_token)),
+                    ("cookie", &cookie(&session)),
+                ],
+            ),
+        )
+        .await?,
+    );
+    assert_eq!(upstream["cookie"], "theme=dark");
+    assert!(upstream.values().all(|value| !value.contains(&session)));
     Ok(())
 }
