@@ -23,7 +23,7 @@ pub mod revoker;
 pub mod session;
 mod sessions;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod time;
 mod verify;
 

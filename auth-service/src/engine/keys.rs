@@ -283,6 +283,47 @@ impl SigningKeys for KeyManager {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn an_unknown_kid_reloads_the_keys_at_most_once_a_second() -> Result<(), AuthError> {
+        let store = Arc::new(crate::domain::testing::MemoryStore::default());
+        let keys = KeyManager::start(store.clone(), Timestamp::from_millis(1_000)).await?;
+        // A flood of forged `kid`s is one database read a second, not one a token.
+        assert!(keys.reload_for_unknown_kid().await?);
+        assert!(!keys.reload_for_unknown_kid().await?);
+        assert!(!keys.reload_for_unknown_kid().await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_key_published_by_another_process_is_found_by_its_kid() -> Result<(), AuthError> {
+        let store = Arc::new(crate::domain::testing::MemoryStore::default());
+        let now = Timestamp::from_millis(1_000);
+        let keys = KeyManager::start(store.clone(), now).await?;
+        let other = KeyManager::start(store.clone(), now).await?;
+        let kid = other.rotate(now, Duration::ZERO, MINUTE).await?;
+        assert!(!SigningKeys::trusts(&keys, &kid, now).await);
+        // The signature check meets the unknown kid and reloads before it decides.
+        let claims = AccessClaims {
+            iss: "auth".into(),
+            sub: "u".into(),
+            aud: "api".into(),
+            sid: "s".into(),
+            iat: now.unix_seconds(),
+            exp: now.unix_seconds() + 60,
+            jti: "j".into(),
+            roles: Vec::new(),
+            nbf: None,
+        };
+        let token = other.sign(&claims, now).await?;
+        let signed = access_token::split(&token).map_err(AuthError::from)?;
+        assert_eq!(signed.kid, kid);
+        assert!(
+            keys.check_signature(&signed.kid, signed.signing_input(), signed.signature(), now)
+                .await?
+        );
+        Ok(())
+    }
+
     const MINUTE: Duration = Duration::from_secs(60);
 
     #[test]

@@ -11,6 +11,7 @@ on_both_backends!(
     a_service_can_verify_access_tokens_locally_with_the_published_jwks,
     a_rotation_made_by_another_process_is_picked_up_without_a_restart,
     a_rotated_in_key_is_published_before_it_signs,
+    a_token_signed_by_a_key_another_process_just_published_verifies_at_once,
 );
 
 async fn jwks(app: &TestApp) -> Result<JwkSet, Box<dyn std::error::Error + Send + Sync>> {
@@ -139,5 +140,41 @@ async fn a_rotated_in_key_is_published_before_it_signs(backend: Backend) -> Test
         kid_of(&before.access_token)?,
         "but does not sign yet"
     );
+    Ok(())
+}
+
+async fn a_token_signed_by_a_key_another_process_just_published_verifies_at_once(
+    backend: Backend,
+) -> TestResult {
+    // No periodic reload during the test: only meeting the unknown `kid` can teach the server.
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.key_reload_interval = Duration::from_secs(3600);
+    })
+    .await?;
+    let email = unique_email("unknown-kid");
+    let (_, before) = app.user_with_tokens(&email).await?;
+
+    // Another replica rotates a key in that signs at once, and logs the user in with it.
+    let other = Components::open(&app.settings).await?;
+    let new_kid = other
+        .keys
+        .rotate(Timestamp::now(), Duration::ZERO, Duration::from_secs(900))
+        .await?;
+    let outcome = other
+        .core
+        .login(
+            &email,
+            crate::helpers::PASSWORD.into(),
+            auth_service::domain::model::SessionKind::Tokens,
+            auth_service::domain::model::ClientInfo::default(),
+            Timestamp::now(),
+        )
+        .await?;
+    let auth_service::domain::model::Credential::Tokens(tokens) = outcome.credential else {
+        return Err("a token pair".into());
+    };
+    assert_eq!(kid_of(&tokens.access_token)?, new_kid);
+    assert_ne!(kid_of(&before.access_token)?, new_kid);
+    app.verify(&tokens.access_token).await?;
     Ok(())
 }

@@ -181,6 +181,18 @@ proptest! {
     }
 
     #[test]
+    fn a_validly_signed_token_from_another_issuer_never_verifies(issuer in "\\PC{0,40}") {
+        prop_assume!(issuer != "auth");
+        let (pkcs8, key, _) = key_pair();
+        // The same claims from our own issuer verify: only `iss` makes the difference.
+        prop_assert!(check(&sign(&valid_header(), &valid_claims(), &pkcs8), &key).is_ok());
+        let mut claims = valid_claims();
+        claims["iss"] = Value::String(issuer.clone());
+        let token = sign(&valid_header(), &claims, &pkcs8);
+        prop_assert!(check(&token, &key).is_err(), "iss {:?} accepted", issuer);
+    }
+
+    #[test]
     fn one_changed_claim_value_keeps_verification_total(field in prop::sample::select(vec![
         "iss", "sub", "aud", "sid", "iat", "exp", "nbf", "jti", "roles",
     ]), value in json()) {

@@ -15,6 +15,7 @@ on_both_backends!(
     racing_refreshes_across_two_replicas_leave_exactly_one_live_refresh_token,
     the_session_lifetime_caps_every_refresh,
     a_refresh_token_is_not_an_access_token_and_vice_versa,
+    an_unused_refresh_token_dies_after_its_lifetime,
 );
 
 async fn refresh_rotates_and_the_new_pair_works(backend: Backend) -> TestResult {
@@ -267,5 +268,31 @@ async fn a_refresh_token_is_not_an_access_token_and_vice_versa(backend: Backend)
     // Neither confusion harmed the session.
     app.verify(&tokens.access_token).await?;
     app.refresh(&tokens.refresh_token).await?;
+    Ok(())
+}
+
+async fn an_unused_refresh_token_dies_after_its_lifetime(backend: Backend) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.access_token_ttl = Duration::from_secs(1);
+        settings.refresh_token_ttl = Duration::from_secs(2);
+    })
+    .await?;
+    let issued_at = crate::helpers::unix_now();
+    let (_, tokens) = app.user_with_tokens(&unique_email("refresh-ttl")).await?;
+    let expires_at = tokens
+        .refresh_expires_at
+        .ok_or("refresh_expires_at")?
+        .seconds;
+    assert!(
+        (issued_at + 1..=issued_at + 3).contains(&expires_at),
+        "AUTH_REFRESH_TOKEN_TTL is 2 s, the token lives {} s",
+        expires_at - issued_at
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_error(
+        app.refresh(&tokens.refresh_token).await,
+        Code::Unauthenticated,
+        "SESSION_EXPIRED",
+    );
     Ok(())
 }
