@@ -19,7 +19,7 @@ use crate::{
     domain::{
         AuthCore, AuthError, Machinery, Timestamp,
         gateway::Gateway,
-        ports::{Store, StoreError},
+        ports::{RevocationNews, Store, StoreError},
     },
     engine::{
         decision_cache::DecisionCache,

@@ -63,18 +63,6 @@ fn is_live(session: &SessionRecord, now: Timestamp) -> bool {
     session.revoked_at.is_none() && session.expires_at > now && now < session.ends_at()
 }
 
-fn clone_user(user: &UserRecord) -> UserRecord {
-    UserRecord {
-        id: user.id.clone(),
-        email: user.email.clone(),
-        email_key: user.email_key.clone(),
-        password_hash: user.password_hash.clone(),
-        roles: user.roles.clone(),
-        created_at: user.created_at,
-        suspended_at: user.suspended_at,
-    }
-}
-
 #[async_trait]
 impl Store for MemoryStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
@@ -82,26 +70,18 @@ impl Store for MemoryStore {
         if tables.users.iter().any(|u| u.email_key == user.email_key) {
             return Err(StoreError::Conflict);
         }
-        tables.users.push(clone_user(user));
+        tables.users.push(user.clone());
         Ok(())
     }
 
     async fn find_user_by_email_key(&self, key: &str) -> Result<Option<UserRecord>, StoreError> {
         let tables = self.tables()?;
-        Ok(tables
-            .users
-            .iter()
-            .find(|u| u.email_key == key)
-            .map(clone_user))
+        Ok(tables.users.iter().find(|u| u.email_key == key).cloned())
     }
 
     async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
         let tables = self.tables()?;
-        Ok(tables
-            .users
-            .iter()
-            .find(|u| u.id == user_id)
-            .map(clone_user))
+        Ok(tables.users.iter().find(|u| u.id == user_id).cloned())
     }
 
     async fn update_password_hash(&self, user_id: &str, hash: &str) -> Result<(), StoreError> {

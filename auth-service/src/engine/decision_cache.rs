@@ -42,19 +42,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 pub struct DecisionCache {
     core: Arc<AuthCore>,
     hub: Arc<RevocationHub>,
-    revoked: RwLock<Revoked>,
-    /// This cache's place in the feed, drained before every decision.
+    revoked: RwLock<RevokedSet>,
+    /// This cache's place in the feed, drained before every decision; its cursor is where a
+    /// re-read after falling behind starts.
     feed: Mutex<Follower>,
     /// The re-read from the database still to do after the subscription fell behind.
     reread: Mutex<PendingReread>,
-}
-
-/// The revoked set, and how far into the feed it reaches.
-#[derive(Default)]
-struct Revoked {
-    set: RevokedSet,
-    /// The newest revocation applied: where a re-read after falling behind starts.
-    cursor: Option<Timestamp>,
 }
 
 /// Until a re-read after falling behind succeeds, every check attempts it (and fails if it
@@ -81,7 +74,7 @@ impl DecisionCache {
         let cache = Arc::new(Self {
             core,
             hub,
-            revoked: RwLock::new(Revoked::default()),
+            revoked: RwLock::new(RevokedSet::default()),
             feed: Mutex::new(feed),
             reread: Mutex::new(PendingReread::default()),
         });
@@ -100,9 +93,7 @@ impl DecisionCache {
         self.catch_up(now).await?;
         let claims = CachedClaims::from(self.core.decode_own_access_token(token, now).await?);
         let revoked = self.revoked.read().map(|revoked| {
-            revoked
-                .set
-                .is_revoked(&claims.session_id, &claims.user_id, claims.issued_at)
+            revoked.is_revoked(&claims.session_id, &claims.user_id, claims.issued_at)
         });
         // A poisoned lock means a panic mid-update: refuse rather than guess.
         if revoked.unwrap_or(true) {
@@ -140,7 +131,7 @@ impl DecisionCache {
                 Pending::Event(FeedEvent::KeysChanged(_)) => {}
                 Pending::FellBehind => {
                     tracing::warn!("decision cache fell behind the revocation feed; re-reading");
-                    let cursor = self.revoked.read().map_err(|_| poisoned())?.cursor;
+                    let cursor = feed.cursor();
                     let mut reread = self.reread.lock().map_err(|_| poisoned())?;
                     reread.lags = reread.lags.wrapping_add(1);
                     reread.from = Some(reread.from.map_or(cursor, |from| from.min(cursor)));
@@ -166,26 +157,20 @@ impl DecisionCache {
                     .unix_seconds();
                 match revocation {
                     Revocation::Session { session_id, .. } => {
-                        revoked.set.revoke_session(session_id, keep_until);
+                        revoked.revoke_session(session_id, keep_until);
                     }
                     Revocation::User {
                         user_id,
                         revoked_before,
-                    } => {
-                        revoked
-                            .set
-                            .revoke_user(user_id, revoked_before.unix_seconds(), keep_until)
-                    }
+                    } => revoked.revoke_user(user_id, revoked_before.unix_seconds(), keep_until),
                 }
-                let at = revocation.at();
-                revoked.cursor = Some(revoked.cursor.map_or(at, |cursor| cursor.max(at)));
             }
         }
     }
 
     fn forget_expired(&self, now: Timestamp) {
         if let Ok(mut revoked) = self.revoked.write() {
-            revoked.set.forget_expired(now.unix_seconds());
+            revoked.forget_expired(now.unix_seconds());
         }
     }
 

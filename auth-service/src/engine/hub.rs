@@ -127,29 +127,6 @@ impl RevocationHub {
         now.minus(self.tokens_outlive_revocation_by)
     }
 
-    /// Announces revocations made by this process: to local subscribers at once, then to the
-    /// other replicas. A fan-out failure is logged, not returned: the revocation is already
-    /// durable, and other replicas re-read it from the database.
-    pub async fn announce(&self, revocations: impl IntoIterator<Item = Revocation>) {
-        let mut events = Vec::new();
-        for revocation in revocations {
-            self.announced.fetch_add(1, Ordering::Relaxed);
-            self.deliver(revocation.clone());
-            events.push(FanoutEvent::Revoked(revocation));
-        }
-        // One message for all: ending a user's sessions waits for one confirmation round.
-        self.publish(&events).await;
-    }
-
-    /// Tells this replica's session cache, then the other replicas, that a user's roles changed.
-    pub async fn roles_changed(&self, user_id: &str) {
-        self.live_sessions.forget_user(user_id);
-        self.publish(&[FanoutEvent::RolesChanged {
-            user_id: user_id.to_owned(),
-        }])
-        .await;
-    }
-
     async fn publish(&self, events: &[FanoutEvent]) {
         let Some(fanout) = &self.fanout else { return };
         if events.is_empty() {
@@ -185,10 +162,6 @@ impl RevocationHub {
         }
         // No subscriber is not an error.
         let _ = self.local.send(FeedEvent::Revoked(revocation));
-    }
-
-    pub fn keys_changed(&self, jwks_json: String) {
-        let _ = self.local.send(FeedEvent::KeysChanged(jwks_json));
     }
 
     /// Revocations recorded since `since` (minus the clock margin), oldest first, bounded by
@@ -270,15 +243,30 @@ impl FanoutListener for RevocationHub {
 
 #[async_trait]
 impl RevocationNews for RevocationHub {
+    /// Announces revocations made by this process: to local subscribers at once, then to the
+    /// other replicas. A fan-out failure is logged, not returned: the revocation is already
+    /// durable, and other replicas re-read it from the database.
     async fn announce(&self, revocations: Vec<Revocation>) {
-        RevocationHub::announce(self, revocations).await;
+        let mut events = Vec::new();
+        for revocation in revocations {
+            self.announced.fetch_add(1, Ordering::Relaxed);
+            self.deliver(revocation.clone());
+            events.push(FanoutEvent::Revoked(revocation));
+        }
+        // One message for all: ending a user's sessions waits for one confirmation round.
+        self.publish(&events).await;
     }
 
+    /// Tells this replica's session cache, then the other replicas, that a user's roles changed.
     async fn roles_changed(&self, user_id: &str) {
-        RevocationHub::roles_changed(self, user_id).await;
+        self.live_sessions.forget_user(user_id);
+        self.publish(&[FanoutEvent::RolesChanged {
+            user_id: user_id.to_owned(),
+        }])
+        .await;
     }
 
     fn keys_changed(&self, jwks_json: String) {
-        RevocationHub::keys_changed(self, jwks_json);
+        let _ = self.local.send(FeedEvent::KeysChanged(jwks_json));
     }
 }

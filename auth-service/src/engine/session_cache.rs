@@ -92,32 +92,6 @@ impl LiveSessions {
         self.capacity > 0 && !self.ttl.is_zero()
     }
 
-    /// `None` while the cache may not be used.
-    pub fn ticket(&self) -> Option<Ticket> {
-        if !self.is_on() {
-            return None;
-        }
-        let state = self.state.read().ok()?;
-        state.trusted.then_some(Ticket(state.generation))
-    }
-
-    pub fn by_id(&self, session_id: &str, now: Timestamp) -> Option<Arc<LiveSession>> {
-        if !self.is_on() {
-            return None;
-        }
-        let state = self.state.read().ok()?;
-        self.counted(state.fresh(session_id, now, self.ttl))
-    }
-
-    pub fn by_token_hash(&self, hash: &[u8], now: Timestamp) -> Option<Arc<LiveSession>> {
-        if !self.is_on() {
-            return None;
-        }
-        let state = self.state.read().ok()?;
-        let session_id = state.by_token_hash.get(hash)?;
-        self.counted(state.fresh(session_id, now, self.ttl))
-    }
-
     fn counted(&self, found: Option<Arc<LiveSession>>) -> Option<Arc<LiveSession>> {
         if found.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -127,51 +101,6 @@ impl LiveSessions {
 
     pub fn hit_count(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
-    }
-
-    /// Remembers a session just read from the database and found live, unless something was
-    /// invalidated since `ticket` was taken.
-    pub fn remember(
-        &self,
-        ticket: Ticket,
-        session: LiveSession,
-        token_hash: Option<SessionTokenHash>,
-        now: Timestamp,
-    ) {
-        let Ok(mut state) = self.state.write() else {
-            return;
-        };
-        if !state.trusted || state.generation != ticket.0 {
-            return;
-        }
-        if state.by_id.len() >= self.capacity {
-            state.sweep(now, self.ttl);
-            if state.by_id.len() >= self.capacity {
-                return;
-            }
-        }
-        let session_id = session.principal.session_id.clone();
-        if let Some(hash) = &token_hash {
-            state.by_token_hash.insert(hash.clone(), session_id.clone());
-        }
-        let entry = Entry {
-            session: Arc::new(session),
-            token_hash,
-            read_at: now,
-        };
-        state.by_id.insert(session_id, entry);
-    }
-
-    /// Records activity the database was just told of.
-    pub fn touched(&self, session_id: &str, at: Timestamp) {
-        let Ok(mut state) = self.state.write() else {
-            return;
-        };
-        if let Some(entry) = state.by_id.get_mut(session_id) {
-            let mut session = LiveSession::clone(&entry.session);
-            session.last_seen_at = at;
-            entry.session = Arc::new(session);
-        }
     }
 
     /// Forgets what a revocation ended.
@@ -275,18 +204,34 @@ impl State {
 }
 
 impl SessionCache for LiveSessions {
+    /// `None` while the cache may not be used.
+    fn ticket(&self) -> Option<Ticket> {
+        if !self.is_on() {
+            return None;
+        }
+        let state = self.state.read().ok()?;
+        state.trusted.then_some(Ticket(state.generation))
+    }
+
     fn by_id(&self, session_id: &str, now: Timestamp) -> Option<Arc<LiveSession>> {
-        LiveSessions::by_id(self, session_id, now)
+        if !self.is_on() {
+            return None;
+        }
+        let state = self.state.read().ok()?;
+        self.counted(state.fresh(session_id, now, self.ttl))
     }
 
     fn by_token_hash(&self, hash: &[u8], now: Timestamp) -> Option<Arc<LiveSession>> {
-        LiveSessions::by_token_hash(self, hash, now)
+        if !self.is_on() {
+            return None;
+        }
+        let state = self.state.read().ok()?;
+        let session_id = state.by_token_hash.get(hash)?;
+        self.counted(state.fresh(session_id, now, self.ttl))
     }
 
-    fn ticket(&self) -> Option<Ticket> {
-        LiveSessions::ticket(self)
-    }
-
+    /// Remembers a session just read from the database and found live, unless something was
+    /// invalidated since `ticket` was taken.
     fn remember(
         &self,
         ticket: Ticket,
@@ -294,11 +239,40 @@ impl SessionCache for LiveSessions {
         token_hash: Option<Vec<u8>>,
         now: Timestamp,
     ) {
-        LiveSessions::remember(self, ticket, session, token_hash, now);
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        if !state.trusted || state.generation != ticket.0 {
+            return;
+        }
+        if state.by_id.len() >= self.capacity {
+            state.sweep(now, self.ttl);
+            if state.by_id.len() >= self.capacity {
+                return;
+            }
+        }
+        let session_id = session.principal.session_id.clone();
+        if let Some(hash) = &token_hash {
+            state.by_token_hash.insert(hash.clone(), session_id.clone());
+        }
+        let entry = Entry {
+            session: Arc::new(session),
+            token_hash,
+            read_at: now,
+        };
+        state.by_id.insert(session_id, entry);
     }
 
+    /// Records activity the database was just told of.
     fn touched(&self, session_id: &str, at: Timestamp) {
-        LiveSessions::touched(self, session_id, at);
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        if let Some(entry) = state.by_id.get_mut(session_id) {
+            let mut session = LiveSession::clone(&entry.session);
+            session.last_seen_at = at;
+            entry.session = Arc::new(session);
+        }
     }
 }
 

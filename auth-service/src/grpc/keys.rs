@@ -119,17 +119,13 @@ impl KeyService for KeyApi {
         let open_stream = self.revocations.feed_stream_opened();
         tokio::spawn(async move {
             let _open_stream = open_stream;
-            let mut cursor = after.unwrap_or_else(|| hub.relevance_horizon(now));
-            let send_revocations = |revocations: Vec<Revocation>, cursor: &mut Timestamp| {
-                revocations
-                    .iter()
-                    .map(|revocation| {
-                        *cursor = (*cursor).max(revocation.at());
-                        event(revocation.at(), revocation_event(revocation, &hub))
-                    })
-                    .collect::<Vec<_>>()
+            // The follower's cursor is the newest revocation handed out; before any, the start.
+            let horizon = hub.relevance_horizon(now);
+            let revoked = |revocation: &Revocation| {
+                event(revocation.at(), revocation_event(revocation, &hub))
             };
-            let mut opening = send_revocations(snapshot, &mut cursor);
+            let mut opening: Vec<_> = snapshot.iter().map(revoked).collect();
+            let cursor = live.cursor().unwrap_or(horizon);
             opening.push(event(
                 cursor,
                 Event::KeysChanged(pb::KeysChanged { jwks_json: jwks }),
@@ -150,23 +146,26 @@ impl KeyService for KeyApi {
                     // A follower that fell behind re-reads from the database by itself.
                     received = live.next() => match received {
                         Some(Ok(events)) => events
-                            .into_iter()
-                            .flat_map(|feed_event| match feed_event {
-                                FeedEvent::Revoked(revocation) => {
-                                    send_revocations(vec![revocation], &mut cursor)
-                                }
-                                FeedEvent::KeysChanged(jwks_json) => vec![event(
-                                    cursor,
-                                    Event::KeysChanged(pb::KeysChanged { jwks_json }),
-                                )],
+                            .iter()
+                            .map(|feed_event| match feed_event {
+                                FeedEvent::Revoked(revocation) => revoked(revocation),
+                                FeedEvent::KeysChanged(jwks_json) => event(
+                                    live.cursor().unwrap_or(horizon),
+                                    Event::KeysChanged(pb::KeysChanged {
+                                        jwks_json: jwks_json.clone(),
+                                    }),
+                                ),
                             })
                             .collect(),
                         Some(Err(error)) => vec![Err(to_status(error))],
                         None => return,
                     },
-                    _ = heartbeat.tick() => vec![event(cursor, Event::Heartbeat(pb::Heartbeat {
-                        server_time: convert::timestamp(Timestamp::now()),
-                    }))],
+                    _ = heartbeat.tick() => vec![event(
+                        live.cursor().unwrap_or(horizon),
+                        Event::Heartbeat(pb::Heartbeat {
+                            server_time: convert::timestamp(Timestamp::now()),
+                        }),
+                    )],
                     () = sender.closed() => return,
                     // Ending the stream lets the client reconnect to another replica.
                     () = async { let _ = stopping.wait_for(|stopping| *stopping).await; } => return,

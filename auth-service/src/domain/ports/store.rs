@@ -22,6 +22,7 @@ pub enum StoreError {
     Other(String),
 }
 
+#[derive(Clone)]
 pub struct UserRecord {
     pub id: String,
     pub email: String,

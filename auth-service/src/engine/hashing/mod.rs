@@ -128,18 +128,9 @@ impl PasswordHasher {
 
     /// Whether `password` matches `stored_hash`. With no stored hash (unknown user) the dummy
     /// hash is checked instead and the answer is always false, after the same amount of work.
-    pub async fn verify(
-        &self,
-        password: String,
-        stored_hash: Option<String>,
-    ) -> Result<bool, AuthError> {
-        let permit = self.wait_for_slot().await?;
-        self.verify_with_permit(password, stored_hash, permit).await
-    }
-
-    /// `verify` for a password check (login, password change): when `queue_limit` checks already
-    /// wait for a hashing slot, answers `Overloaded` at once instead of queueing (a storm sheds
-    /// load, it does not pile up).
+    /// When `queue_limit` checks already wait for a hashing slot, answers `Overloaded` at once
+    /// instead of queueing (a storm sheds load, it does not pile up). There is no unbounded
+    /// check: every caller of a password check is exposed to whoever sends the password.
     pub async fn verify_or_shed(
         &self,
         password: String,
@@ -309,10 +300,14 @@ mod tests {
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         assert!(
             hasher
-                .verify("correct horse".into(), Some(hash.clone()))
+                .verify_or_shed("correct horse".into(), Some(hash.clone()))
                 .await?
         );
-        assert!(!hasher.verify("correct hors".into(), Some(hash)).await?);
+        assert!(
+            !hasher
+                .verify_or_shed("correct hors".into(), Some(hash))
+                .await?
+        );
         Ok(())
     }
 
@@ -320,7 +315,7 @@ mod tests {
     async fn an_unknown_user_never_verifies_even_with_the_dummy_password() -> Result<(), AuthError>
     {
         let hasher = PasswordHasher::new(fast()).await?;
-        assert!(!hasher.verify(String::new(), None).await?);
+        assert!(!hasher.verify_or_shed(String::new(), None).await?);
         Ok(())
     }
 }
