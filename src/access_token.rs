@@ -35,6 +35,10 @@ pub struct AccessClaims {
     /// Never issued by the auth service, but honoured if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// When the user last proved who they are (the session's login), unix seconds (OpenID
+    /// Connect `auth_time`): a service may ask for a recent login before a sensitive action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -140,7 +144,7 @@ impl SignedToken<'_> {
         let json = URL_SAFE_NO_PAD
             .decode(self.payload)
             .map_err(|_| TokenError::Invalid)?;
-        // Every claim but `nbf` is a required field of `AccessClaims`, so a token missing `exp`,
+        // Every claim but `nbf` and `auth_time` is a required field of `AccessClaims`, so a token missing `exp`,
         // `iss`, `aud`, `sub`, `iat`, `sid`, `jti` or `roles` does not parse.
         let claims: AccessClaims =
             serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
@@ -252,6 +256,7 @@ mod tests {
             jti: "jti".into(),
             roles: vec![],
             nbf: None,
+            auth_time: None,
         }
     }
 

@@ -26,6 +26,7 @@ impl fmt::Debug for LoginRequest {
             .field("email", &self.email)
             .field("password", &REDACTED)
             .field("kind", &self.kind())
+            .field("management", &self.management)
             .finish()
     }
 }
@@ -134,6 +135,7 @@ mod tests {
             email: "a@example.com".into(),
             password: "hunter2-secret".into(),
             kind: 0,
+            management: false,
         };
         let pair = TokenPair {
             access_token: "eyJ-access".into(),

@@ -116,6 +116,7 @@ mod tests {
                 jti: "j".into(),
                 roles: Vec::new(),
                 nbf: None,
+                auth_time: None,
             },
         })
     }

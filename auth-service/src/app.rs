@@ -48,6 +48,8 @@ pub enum StartError {
     Serve(#[from] tonic::transport::Error),
     #[error("TLS settings: {0}")]
     Tls(#[from] auth_api::tls::TlsError),
+    #[error("settings: {0}")]
+    Settings(String),
 }
 
 /// The parts every entry point (server, CLI commands) shares.
@@ -62,6 +64,7 @@ pub struct Components {
 
 impl Components {
     pub async fn open(settings: &Settings) -> Result<Self, StartError> {
+        settings.contradictions().map_err(StartError::Settings)?;
         let database_url = settings.database_url.as_ref().map(|url| url.expose());
         let store = store::connect(database_url, &settings.data_dir).await?;
         let keys = Arc::new(KeyManager::start(store.clone(), Timestamp::now()).await?);

@@ -69,13 +69,15 @@ pub struct AuthReplica {
 
 impl AuthReplica {
     /// Default settings on a free port of 127.0.0.1, with SQLite in `data_dir` (the database URL
-    /// and Redis URL of the environment are ignored).
+    /// and Redis URL of the environment are ignored), and exchange into "payments" allowed.
     pub fn sqlite_settings(data_dir: &Path) -> Settings {
         let mut settings = Settings::defaults();
         settings.listen_addr = ([127, 0, 0, 1], 0).into();
         settings.data_dir = data_dir.to_path_buf();
         settings.database_url = None;
         settings.redis_url = None;
+        // order-service exchanges its callers' tokens for payment-service's audience.
+        settings.exchange_audiences = vec![crate::PAYMENT_AUDIENCE.into()];
         settings
     }
 

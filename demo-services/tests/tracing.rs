@@ -165,6 +165,7 @@ async fn an_order_is_one_trace_across_order_auth_and_payment_services() {
             email: "traced@example.com".into(),
             password: "correct horse battery".into(),
             kind: CredentialKind::Tokens.into(),
+            management: false,
         })
         .await
         .unwrap()

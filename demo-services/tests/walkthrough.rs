@@ -108,6 +108,7 @@ async fn each_caller_sees_only_their_own_orders_and_anonymous_calls_are_refused(
                 email: email.into(),
                 password,
                 kind: CredentialKind::Session.into(),
+                management: false,
             })
             .await
             .unwrap()

@@ -64,6 +64,7 @@ fn access_tokens(c: &mut Criterion) {
         jti: "aBcDeFgHiJkL".into(),
         roles: vec!["user".into()],
         nbf: None,
+        auth_time: None,
     };
     let rules = TokenRules {
         issuer: "auth".into(),
@@ -185,6 +186,7 @@ async fn mint(channel: &tonic::transport::Channel, count: usize) -> Vec<String> 
             email,
             password: PASSWORD.into(),
             kind: pb::CredentialKind::Tokens as i32,
+            management: false,
         })
         .await
         .unwrap()
@@ -265,14 +267,14 @@ async fn domain(
     core.register(&email, PASSWORD.into(), Timestamp::now())
         .await
         .unwrap();
-    let login = |kind| {
+    let login = |kind: SessionKind| {
         let core = core.clone();
         let email = email.clone();
         async move {
             core.login(
                 &email,
                 PASSWORD.into(),
-                kind,
+                kind.into(),
                 ClientInfo::default(),
                 Timestamp::now(),
             )

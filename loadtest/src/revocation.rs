@@ -241,6 +241,7 @@ async fn log_in(
                             email,
                             password: PASSWORD.into(),
                             kind: CredentialKind::Tokens.into(),
+                            management: false,
                         })
                         .await
                         .map_err(|status| BenchError::Rpc {

@@ -22,10 +22,32 @@ impl Settings {
         )
     }
 
+    /// Settings that parse but contradict each other, or the rules: a message for the operator.
+    pub fn contradictions(&self) -> Result<(), String> {
+        let management = self.management_audience.as_str();
+        if management.is_empty() || self.audience.is_empty() {
+            return Err("AUTH_AUDIENCE and AUTH_MANAGEMENT_AUDIENCE must not be empty".into());
+        }
+        if management == self.audience {
+            return Err(format!(
+                "AUTH_MANAGEMENT_AUDIENCE must differ from AUTH_AUDIENCE (both are {management:?}): \
+                 tokens the apps receive must not manage accounts"
+            ));
+        }
+        if self.exchange_audiences.iter().any(|a| a == management) {
+            return Err(format!(
+                "AUTH_EXCHANGE_AUDIENCES must not list the management audience {management:?}"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn policy(&self) -> Policy {
         Policy {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
+            management_audience: self.management_audience.clone(),
+            admin_max_auth_age: self.admin_max_auth_age,
             access_token_ttl: self.access_token_ttl,
             refresh_token_ttl: self.refresh_token_ttl,
             session_idle_timeout: self.session_idle_timeout,

@@ -90,6 +90,20 @@ pub struct Settings {
     #[arg(long, env = "AUTH_AUDIENCE", default_value = "api", global = true)]
     pub audience: String,
 
+    /// `aud` of the access tokens of management sessions (Login with `management`), the only
+    /// access tokens the session-management, password and admin RPCs accept. Not AUTH_AUDIENCE.
+    #[arg(
+        long,
+        env = "AUTH_MANAGEMENT_AUDIENCE",
+        default_value = "auth-management",
+        global = true
+    )]
+    pub management_audience: String,
+
+    /// AdminService refuses a management session whose login is older than this.
+    #[arg(long, env = "AUTH_ADMIN_MAX_AUTH_AGE", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
+    pub admin_max_auth_age: Duration,
+
     #[arg(long, env = "AUTH_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
     pub access_token_ttl: Duration,
 
@@ -120,7 +134,8 @@ pub struct Settings {
     #[arg(long, env = "AUTH_EXCHANGE_TOKEN_TTL", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
     pub exchange_token_ttl: Duration,
 
-    /// Comma-separated audiences ExchangeToken may mint for (empty: any).
+    /// Comma-separated audiences ExchangeToken may mint for (empty: none). Never the management
+    /// audience.
     #[arg(
         long,
         env = "AUTH_EXCHANGE_AUDIENCES",

@@ -69,9 +69,15 @@ impl AdminCore {
         }
     }
 
-    /// The core the callers' credentials are verified with.
-    pub fn core(&self) -> &AuthCore {
-        &self.core
+    /// The caller of an administrative RPC: a credential of a management session whose login
+    /// is at most `AUTH_ADMIN_MAX_AUTH_AGE` old, so a long-lived session token alone (stolen,
+    /// or left in a terminal) cannot create admins. Whether they are an admin is each call's.
+    pub async fn authenticate(&self, token: &str, now: Timestamp) -> Result<Principal, AuthError> {
+        let verified = self.core.authenticate_manager(token, now).await?;
+        if now.since(verified.authenticated_at) > self.core.policy().admin_max_auth_age {
+            return Err(AuthError::ReauthenticationRequired);
+        }
+        Ok(verified.principal)
     }
 
     fn require_admin(caller: &Principal) -> Result<(), AuthError> {

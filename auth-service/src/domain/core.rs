@@ -99,8 +99,9 @@ impl AuthCore {
         self.keys.jwks_json(now).await
     }
 
-    /// Signs an access token for the session in `grant`: for our own audience with the access
-    /// token lifetime, or for `exchange_audience` with the (shorter) exchange lifetime.
+    /// Signs an access token for the session in `grant`: for its session's own audience (the
+    /// apps', or the management audience for a management session) with the access token
+    /// lifetime, or for `exchange_audience` with the (shorter) exchange lifetime.
     pub(super) async fn mint_access_token(
         &self,
         grant: Grant<'_>,
@@ -113,6 +114,10 @@ impl AuthCore {
                 self.policy
                     .exchange_token_ttl
                     .min(self.policy.access_token_ttl),
+            ),
+            None if grant.management => (
+                self.policy.management_audience.as_str(),
+                self.policy.access_token_ttl,
             ),
             None => (self.policy.audience.as_str(), self.policy.access_token_ttl),
         };
@@ -128,6 +133,7 @@ impl AuthCore {
             jti: new_token_id()?,
             roles: grant.roles,
             nbf: None,
+            auth_time: Some(grant.authenticated_at.unix_seconds()),
         };
         let token = self.keys.sign(&claims, now).await?;
         Ok((token, Timestamp::from_unix_seconds(claims.exp)))
@@ -140,6 +146,10 @@ pub(super) struct Grant<'a> {
     pub(super) session_id: &'a str,
     pub(super) roles: Vec<String>,
     pub(super) session_expires_at: Timestamp,
+    /// A management session's: its own tokens are for the management audience.
+    pub(super) management: bool,
+    /// The session's login (`auth_time`).
+    pub(super) authenticated_at: Timestamp,
 }
 
 impl<'a> Grant<'a> {
@@ -150,6 +160,8 @@ impl<'a> Grant<'a> {
             session_id: &verified.principal.session_id,
             roles: verified.principal.roles.clone(),
             session_expires_at: expires_at,
+            management: verified.management,
+            authenticated_at: verified.authenticated_at,
         }
     }
 }

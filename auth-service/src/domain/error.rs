@@ -33,6 +33,13 @@ pub enum AuthError {
     PermissionDenied,
     #[error("tokens for this audience cannot be minted")]
     AudienceNotAllowed,
+    /// A valid credential of an app session presented to a management RPC: only the
+    /// credentials of a session started with `management: true` may manage the account.
+    #[error("this call needs a credential of a management session")]
+    ManagementCredentialRequired,
+    /// The management session's login is older than the administrative RPCs allow.
+    #[error("log in again to do this")]
+    ReauthenticationRequired,
     #[error("no such session")]
     SessionNotFound,
     /// Only ever returned after the password was proven (or to the holder of a session): a

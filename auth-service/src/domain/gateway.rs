@@ -3,12 +3,16 @@
 //!
 //! Two kinds of caller:
 //! - Services and apps send `authorization: Bearer <access token>`. It is checked against the
-//!   revoked set ([`RevokedSetCheck`], `engine/decision_cache.rs`): no database round trip, and a revoked session is refused as soon as the
-//!   revocation reaches this replica.
+//!   revoked set ([`RevokedSetCheck`], `engine/decision_cache.rs`): no database round trip, and
+//!   a revoked session is refused as soon as the revocation reaches this replica.
 //! - Browsers hold only an opaque session token in an HttpOnly cookie. It is looked up in the
 //!   store (it is opaque), and the upstream receives a short-lived access token minted for its
 //!   session instead, so services only ever see JWTs. A session token sent as a bearer token is
 //!   treated the same way, minus the CSRF rules below.
+//!
+//! Either way the upstream receives a token minted here (the apps' audience, the exchange
+//! lifetime), never the client's own credential: what an upstream holds, or leaks from its logs,
+//! cannot call the management RPCs, cannot be exchanged, and expires within minutes.
 //!
 //! A cookie is sent by the browser on its own, whoever wrote the page that caused the request, so
 //! cookie-authenticated requests with unsafe methods must come from an allowed `Origin` (and carry
@@ -91,9 +95,9 @@ pub struct Allowed {
     pub user_id: String,
     pub session_id: String,
     pub roles: Vec<String>,
-    /// For a session token: an access token minted for its session, to forward as
-    /// `authorization: Bearer`. `None` when the request already carries an access token.
-    pub minted_access_token: Option<String>,
+    /// An access token minted for the credential's session, to forward as
+    /// `authorization: Bearer` in place of whatever the client sent.
+    pub minted_access_token: String,
     /// For a cookie: the `Cookie` header to forward, without the session cookie (empty: remove
     /// the header), so upstream services never hold the long-lived session token.
     pub forwarded_cookie: Option<String>,
@@ -106,7 +110,7 @@ impl std::fmt::Debug for Allowed {
             .field("user_id", &self.user_id)
             .field("session_id", &self.session_id)
             .field("roles", &self.roles)
-            .field("minted_access_token", &redacted(&self.minted_access_token))
+            .field("minted_access_token", &"<redacted>")
             .field("forwarded_cookie", &redacted(&self.forwarded_cookie))
             .finish()
     }
@@ -237,11 +241,12 @@ impl Gateway {
 
     async fn access_token(&self, token: &str, now: Timestamp) -> Result<Allowed, AuthError> {
         let claims = self.revoked_set.check_access_token(token, now).await?;
+        let (minted, _expires_at) = self.core.mint_for_access_token(&claims, now).await?;
         Ok(Allowed {
             user_id: claims.user_id,
             session_id: claims.session_id,
             roles: claims.roles,
-            minted_access_token: None,
+            minted_access_token: minted,
             forwarded_cookie: None,
         })
     }
@@ -253,7 +258,7 @@ impl Gateway {
             user_id: verified.principal.user_id,
             session_id: verified.principal.session_id,
             roles: verified.principal.roles,
-            minted_access_token: Some(access_token),
+            minted_access_token: access_token,
             forwarded_cookie: None,
         })
     }
@@ -407,7 +412,7 @@ mod tests {
             user_id: "u1".into(),
             session_id: "s1".into(),
             roles: Vec::new(),
-            minted_access_token: Some("secret-minted".into()),
+            minted_access_token: "secret-minted".into(),
             forwarded_cookie: Some("theme=secret-theme".into()),
         };
         let printed = format!("{request:?} {allowed:?}");

@@ -7,7 +7,7 @@ use super::{
     accounts::{Email, format_roles, parse_roles},
     core::Grant,
     limits::{Attempt, Throttled},
-    model::{ClientInfo, Credential, IssuedTokens, LoginOutcome, SessionKind},
+    model::{ClientInfo, Credential, IssuedTokens, LoginOutcome, SessionKind, SessionSpec},
     opaque_token::{OpaqueToken, new_id},
     password_policy::{MAX_PASSWORD_BYTES, check_new_password},
     ports::{NewSession, StoreError, UserRecord},
@@ -102,7 +102,7 @@ impl AuthCore {
         &self,
         email: &str,
         password: String,
-        kind: SessionKind,
+        spec: SessionSpec,
         client: ClientInfo,
         now: Timestamp,
     ) -> Result<LoginOutcome, AuthError> {
@@ -131,48 +131,70 @@ impl AuthCore {
         let matched = self
             .check_password(&email_key, password, stored_hash, now)
             .await?;
-        let user = match user {
+        let mut user = match user {
             Some(user) if matched => user,
             _ => return Err(AuthError::InvalidCredentials),
         };
-        if let Some(password) = rehash_with {
-            self.upgrade_hash(&user.id, password).await;
+        if let Some(password) = rehash_with
+            && let Some(upgraded) = self.upgrade_hash(&user, password).await
+        {
+            user.password_hash = upgraded;
         }
         // Only after the password is proven does a suspended account say so (admin.rs).
         if user.suspended_at.is_some() {
             return Err(AuthError::AccountSuspended);
         }
-        let outcome = self.start_session(&user, kind, client, now).await?;
+        let outcome = self.start_session(&user, spec, client, now).await?;
+        // A suspension or password change that raced this login ends its session (revoker.rs).
         self.revoker
-            .end_if_suspended_meanwhile(&user.id, &outcome.session_id, now)
+            .end_if_superseded_meanwhile(
+                &user.id,
+                &outcome.session_id,
+                Some(&user.password_hash),
+                now,
+            )
             .await?;
         Ok(outcome)
     }
 
     /// Replaces a hash made with older (weaker) argon2 parameters, after the password was
-    /// proven. A failure only delays the upgrade to the next login.
-    async fn upgrade_hash(&self, user_id: &str, password: String) {
+    /// proven, unless the password changed meanwhile (the write compares the hash first): the
+    /// new hash, if written. A failure only delays the upgrade to the next login.
+    async fn upgrade_hash(&self, user: &UserRecord, password: String) -> Option<String> {
+        let user_id = &user.id;
         let result = match self.hasher.hash(password).await {
             Ok(hash) => self
                 .store
-                .update_password_hash(user_id, &hash)
+                .update_password_hash(user_id, &user.password_hash, &hash)
                 .await
+                .map(|written| written.then_some(hash))
                 .map_err(AuthError::from),
             Err(error) => Err(error),
         };
         match result {
-            Ok(()) => tracing::info!(%user_id, "password hash upgraded to the current parameters"),
-            Err(error) => tracing::warn!(%user_id, %error, "upgrading a password hash failed"),
+            Ok(Some(hash)) => {
+                tracing::info!(%user_id, "password hash upgraded to the current parameters");
+                Some(hash)
+            }
+            Ok(None) => {
+                tracing::info!(%user_id, "password changed during the login; hash not upgraded");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%user_id, %error, "upgrading a password hash failed");
+                None
+            }
         }
     }
 
     async fn start_session(
         &self,
         user: &UserRecord,
-        kind: SessionKind,
+        spec: SessionSpec,
         client: ClientInfo,
         now: Timestamp,
     ) -> Result<LoginOutcome, AuthError> {
+        let SessionSpec { kind, management } = spec;
         let session_id = new_id()?;
         let expires_at = now.plus(self.policy.session_max_lifetime);
         let credential_token = OpaqueToken::generate()?;
@@ -188,6 +210,7 @@ impl AuthCore {
             expires_at,
             user_agent: client.user_agent,
             peer_address: client.peer_address,
+            management,
         };
         let credential = match kind {
             SessionKind::Tokens => {
@@ -201,6 +224,8 @@ impl AuthCore {
                     session_id: &session_id,
                     roles: parse_roles(&user.roles),
                     session_expires_at: expires_at,
+                    management,
+                    authenticated_at: now,
                 };
                 let (access_token, access_expires_at) =
                     self.mint_access_token(grant, None, now).await?;

@@ -88,6 +88,23 @@ pub struct Verified {
     pub principal: Principal,
     pub kind: SessionKind,
     pub expires_at: Timestamp,
+    /// The credential is of a management session.
+    pub management: bool,
+    /// The login that started its session.
+    pub authenticated_at: Timestamp,
+}
+
+/// Who may use a credential: the apps (for an audience) or the auth service's management RPCs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach<'a> {
+    /// An app's check (`Verify`, ext_authz): an access token for this audience (`None`: the
+    /// apps' own), or a session token of an app session when that is the apps' audience.
+    App(Option<&'a str>),
+    /// The management RPCs: a credential of a management session only.
+    Management,
+    /// The subject of `ExchangeToken`: a credential a login issued (app or management), never
+    /// a token minted for another audience.
+    Exchange,
 }
 
 pub struct IssuedTokens {
@@ -103,6 +120,24 @@ pub enum Credential {
         token: String,
         expires_at: Timestamp,
     },
+}
+
+/// The session a login asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionSpec {
+    pub kind: SessionKind,
+    /// A management session instead of an app session.
+    pub management: bool,
+}
+
+impl From<SessionKind> for SessionSpec {
+    /// An app session of this kind.
+    fn from(kind: SessionKind) -> Self {
+        Self {
+            kind,
+            management: false,
+        }
+    }
 }
 
 pub struct LoginOutcome {
@@ -128,6 +163,8 @@ pub struct CachedClaims {
     pub issued_at: i64,
     /// `exp`, unix seconds.
     pub expires_at: i64,
+    /// `auth_time`, unix seconds, when the token has one.
+    pub authenticated_at: Option<i64>,
 }
 
 impl From<AccessClaims> for CachedClaims {
@@ -138,6 +175,7 @@ impl From<AccessClaims> for CachedClaims {
             roles: claims.roles,
             issued_at: claims.iat,
             expires_at: claims.exp,
+            authenticated_at: claims.auth_time,
         }
     }
 }

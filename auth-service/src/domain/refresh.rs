@@ -104,7 +104,7 @@ pub async fn rotate(
             .ok_or(AuthError::TokenInvalid)?;
         session.ensure_live(now)?;
         revoker
-            .end_if_suspended_meanwhile(&session.user_id, &session.id, now)
+            .end_if_superseded_meanwhile(&session.user_id, &session.id, None, now)
             .await?;
         let head = session
             .refresh_current_hash
@@ -165,6 +165,8 @@ impl AuthCore {
             session_id: &session.id,
             roles: parse_roles(&session.roles),
             session_expires_at: session.expires_at,
+            management: session.management,
+            authenticated_at: session.created_at,
         };
         let (access_token, access_expires_at) = self.mint_access_token(grant, None, now).await?;
         Ok(IssuedTokens {
@@ -222,6 +224,7 @@ mod tests {
                 expires_at: at(86_400),
                 user_agent: String::new(),
                 peer_address: String::new(),
+                management: false,
             })
             .await?;
         Ok(("s1".into(), token.text))

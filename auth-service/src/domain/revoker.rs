@@ -7,7 +7,7 @@
 //!
 //! Suspension has two halves, in this order: the user row is marked (`suspended_at`), *then* the
 //! user's sessions are revoked and announced. Login and Refresh check the mark after they hold a
-//! session ([`Revoker::end_if_suspended_meanwhile`]), so a login racing with a suspension cannot
+//! session ([`Revoker::end_if_superseded_meanwhile`]), so a login racing with a suspension cannot
 //! leave a live session behind: either its re-check sees the mark and ends the session itself, or
 //! the re-check ran before the mark was committed, hence the session row existed before the
 //! revocation that follows the mark, and that revocation ends it.
@@ -98,24 +98,30 @@ impl Revoker {
     }
 
     /// Called by Login and Refresh once they hold a session: if the user has been suspended
-    /// meanwhile, end that session and refuse.
-    pub async fn end_if_suspended_meanwhile(
+    /// meanwhile, or (for a login, which proved `proven_hash`) their password has changed, end
+    /// that session and refuse. The same order argument as suspension's holds for a password
+    /// change, which writes the hash *then* ends the other sessions.
+    pub async fn end_if_superseded_meanwhile(
         &self,
         user_id: &str,
         session_id: &str,
+        proven_hash: Option<&str>,
         now: Timestamp,
     ) -> Result<(), AuthError> {
-        let suspended = self
-            .store
-            .find_user(user_id)
-            .await?
-            .is_some_and(|user| user.suspended_at.is_some());
-        if !suspended {
+        let Some(user) = self.store.find_user(user_id).await? else {
             return Ok(());
+        };
+        if user.suspended_at.is_some() {
+            self.end_session(session_id, RevokeReason::Suspended, now)
+                .await?;
+            return Err(AuthError::AccountSuspended);
         }
-        self.end_session(session_id, RevokeReason::Suspended, now)
-            .await?;
-        Err(AuthError::AccountSuspended)
+        if proven_hash.is_some_and(|proven| proven != user.password_hash) {
+            self.end_session(session_id, RevokeReason::PasswordChanged, now)
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        Ok(())
     }
 
     async fn announce(&self, revocations: Vec<Revocation>) {

@@ -46,6 +46,8 @@ impl LiveSession {
                 session_id: record.id.clone(),
             },
             kind: record.kind,
+            management: record.management,
+            authenticated_at: record.created_at,
             last_seen_at: record.last_seen_at,
             idle_timeout_ms: record.idle_timeout_ms,
             expires_at: record.expires_at,
@@ -100,6 +102,7 @@ mod tests {
             revoked_at: None,
             user_agent: String::new(),
             peer_address: String::new(),
+            management: false,
         }
     }
 

@@ -133,7 +133,7 @@ impl AuthCore {
             .check_password(
                 &user.email_key,
                 current_password,
-                Some(user.password_hash),
+                Some(user.password_hash.clone()),
                 now,
             )
             .await?;
@@ -142,7 +142,15 @@ impl AuthCore {
         }
         check_new_password(&new_password, self.policy.password_min_chars)?;
         let new_hash = self.hasher.hash(new_password).await?;
-        self.store.update_password_hash(&user.id, &new_hash).await?;
+        // Another change (or a login's hash upgrade) since the check: this one proved a
+        // password that may no longer be current, so it is refused.
+        if !self
+            .store
+            .update_password_hash(&user.id, &user.password_hash, &new_hash)
+            .await?
+        {
+            return Err(AuthError::InvalidCredentials);
+        }
         self.revoker
             .end_user_sessions(
                 &user.id,

@@ -84,12 +84,22 @@ impl Store for MemoryStore {
         Ok(tables.users.iter().find(|u| u.id == user_id).cloned())
     }
 
-    async fn update_password_hash(&self, user_id: &str, hash: &str) -> Result<(), StoreError> {
+    async fn update_password_hash(
+        &self,
+        user_id: &str,
+        expected: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
         let mut tables = self.tables()?;
-        if let Some(user) = tables.users.iter_mut().find(|u| u.id == user_id) {
+        let user = tables
+            .users
+            .iter_mut()
+            .find(|u| u.id == user_id && u.password_hash == expected);
+        let found = user.is_some();
+        if let Some(user) = user {
             user.password_hash = hash.to_owned();
         }
-        Ok(())
+        Ok(found)
     }
 
     async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError> {
@@ -141,6 +151,7 @@ impl Store for MemoryStore {
             revoked_at: None,
             user_agent: new.user_agent.clone(),
             peer_address: new.peer_address.clone(),
+            management: new.management,
         });
         Ok(())
     }

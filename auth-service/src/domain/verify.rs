@@ -13,50 +13,143 @@ use auth_api::{
 
 use super::{
     AuthCore, AuthError, Timestamp,
-    model::{SessionKind, Verified},
+    model::{Reach, SessionKind, Verified},
     opaque_token::OpaqueToken,
     ports::LiveSession,
     session,
 };
 
 impl AuthCore {
-    /// Verifies an access token (for `audience`, or our own when `None`) or a session token.
+    /// Verifies an access token (for `audience`, or the apps' own when `None`) or a session
+    /// token of an app session, for an app.
     pub async fn verify(
         &self,
         token: &str,
         audience: Option<&str>,
         now: Timestamp,
     ) -> Result<Verified, AuthError> {
-        Ok(self.verify_with_session(token, audience, now).await?.0)
+        Ok(self
+            .verify_with_session(token, Reach::App(audience), now)
+            .await?
+            .0)
     }
 
-    /// Verifies a credential; also returns its session's absolute expiry.
+    /// The caller of a management RPC (sessions, password, admin): a live credential of a
+    /// management session, never one the apps were given.
+    pub async fn authenticate_manager(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Verified, AuthError> {
+        Ok(self
+            .verify_with_session(token, Reach::Management, now)
+            .await?
+            .0)
+    }
+
+    /// Verifies a credential for `reach`; also returns its session's absolute expiry.
     pub(super) async fn verify_with_session(
         &self,
         token: &str,
-        audience: Option<&str>,
+        reach: Reach<'_>,
         now: Timestamp,
     ) -> Result<(Verified, Timestamp), AuthError> {
         if token.is_empty() {
             return Err(AuthError::MissingCredential);
         }
         if OpaqueToken::looks_like(token) {
-            return self.verify_session_token(token, now).await;
+            let (verified, session_expires_at) = self.verify_session_token(token, now).await?;
+            self.session_token_reaches(&verified, reach)?;
+            return Ok((verified, session_expires_at));
         }
-        let audience = audience
-            .filter(|audience| !audience.is_empty())
-            .unwrap_or(&self.policy.audience);
-        let checked = self
-            .decode_access_token(token, Audience::Exactly(audience), now)
-            .await?;
+        let checked = self.decode_for(token, reach, now).await?;
         let claims = &checked.claims;
         let session = self.live_session(&claims.sid, &claims.sub, now).await?;
+        // Only a management session is ever minted tokens for the management audience.
+        if claims.aud == self.policy.management_audience && !session.management {
+            return Err(AuthError::TokenInvalid);
+        }
         let verified = Verified {
             principal: session.principal.clone(),
             kind: SessionKind::Tokens,
             expires_at: Timestamp::from_unix_seconds(claims.exp),
+            management: session.management,
+            authenticated_at: session.authenticated_at,
         };
         Ok((verified, session.expires_at))
+    }
+
+    /// Whether a session token may be used where `reach` asks: an app session's for the apps'
+    /// own audience (it names no other) and for exchange, a management session's for the
+    /// management RPCs and for exchange.
+    fn session_token_reaches(
+        &self,
+        verified: &Verified,
+        reach: Reach<'_>,
+    ) -> Result<(), AuthError> {
+        match reach {
+            Reach::App(audience) => {
+                let own_audience = audience
+                    .is_none_or(|audience| audience.is_empty() || audience == self.policy.audience);
+                if verified.management || !own_audience {
+                    return Err(AuthError::TokenInvalid);
+                }
+            }
+            Reach::Management if !verified.management => {
+                return Err(AuthError::ManagementCredentialRequired);
+            }
+            Reach::Management | Reach::Exchange => {}
+        }
+        Ok(())
+    }
+
+    /// An access token's signature and claims, for the audience `reach` admits.
+    async fn decode_for(
+        &self,
+        token: &str,
+        reach: Reach<'_>,
+        now: Timestamp,
+    ) -> Result<Arc<VerifiedToken>, AuthError> {
+        let apps = self.policy.audience.as_str();
+        let management = self.policy.management_audience.as_str();
+        match reach {
+            Reach::App(audience) => {
+                let audience = audience
+                    .filter(|audience| !audience.is_empty())
+                    .unwrap_or(apps);
+                self.decode_access_token(token, Audience::Exactly(audience), now)
+                    .await
+            }
+            Reach::Management => {
+                match self
+                    .decode_access_token(token, Audience::Exactly(management), now)
+                    .await
+                {
+                    // Valid, but minted for someone else: say what is missing.
+                    Err(AuthError::TokenInvalid)
+                        if self
+                            .decode_access_token(token, Audience::Any, now)
+                            .await
+                            .is_ok() =>
+                    {
+                        Err(AuthError::ManagementCredentialRequired)
+                    }
+                    decoded => decoded,
+                }
+            }
+            Reach::Exchange => {
+                match self
+                    .decode_access_token(token, Audience::Exactly(apps), now)
+                    .await
+                {
+                    Err(AuthError::TokenInvalid) => {
+                        self.decode_access_token(token, Audience::Exactly(management), now)
+                            .await
+                    }
+                    decoded => decoded,
+                }
+            }
+        }
     }
 
     /// The live session `session_id` of `user_id` (of either kind: ExchangeToken mints access
@@ -187,6 +280,8 @@ impl AuthCore {
             kind: SessionKind::Session,
             // This verification is activity, whether or not it was worth a write.
             expires_at: session::ends_at(now, session.idle_timeout_ms, session.expires_at),
+            management: session.management,
+            authenticated_at: session.authenticated_at,
         };
         Ok((verified, session.expires_at))
     }

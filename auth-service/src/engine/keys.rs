@@ -313,6 +313,7 @@ mod tests {
             jti: "j".into(),
             roles: Vec::new(),
             nbf: None,
+            auth_time: None,
         };
         let token = other.sign(&claims, now).await?;
         let signed = access_token::split(&token).map_err(AuthError::from)?;

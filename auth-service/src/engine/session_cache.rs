@@ -296,6 +296,8 @@ mod tests {
                 session_id: id.into(),
             },
             kind: SessionKind::Tokens,
+            management: false,
+            authenticated_at: at(0),
             last_seen_at: at(0),
             idle_timeout_ms: 3_600_000,
             expires_at: at(86_400_000),

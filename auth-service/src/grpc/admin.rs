@@ -1,5 +1,5 @@
 //! `auth.v1.AdminService`: the administrators' RPCs. Each handler identifies the caller by its
-//! `authorization: Bearer` token (access token of our own audience, or session token), hands the
+//! `authorization: Bearer` token (a credential of a recent management session), hands the
 //! request to [`AdminCore`], which refuses non-admins, and shapes the answer.
 
 use std::{sync::Arc, time::Duration};
@@ -29,7 +29,8 @@ impl AdminApi {
     /// The caller behind the request's bearer token. Whether they are an admin is the domain's
     /// call.
     async fn caller<T>(&self, request: &Request<T>, now: Timestamp) -> Result<Principal, Status> {
-        convert::caller(self.admin.core(), request.metadata(), now).await
+        let token = convert::bearer(request.metadata())?;
+        self.admin.authenticate(token, now).await.map_err(to_status)
     }
 }
 

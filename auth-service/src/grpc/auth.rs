@@ -1,6 +1,6 @@
 //! `auth.v1.AuthService`: each handler reads the request, calls the domain with the current time,
 //! and shapes the answer. Callers of the session-management RPCs are identified by their
-//! `authorization: Bearer <token>` metadata.
+//! `authorization: Bearer <token>` metadata, which must be a management session's credential.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use crate::domain::{
     AuthCore, AuthError, Timestamp,
     limits::Throttled,
     model::SessionKind,
-    model::{ClientInfo, Credential, Principal},
+    model::{ClientInfo, Credential, Principal, SessionSpec},
 };
 
 /// `user-agent` values longer than this are cut before being stored.
@@ -36,7 +36,7 @@ impl AuthApi {
             .map_err(to_status)
     }
 
-    /// The caller behind the request's bearer token (access or session token, own audience).
+    /// The caller behind the request's bearer token (a management session's credential).
     async fn caller(&self, metadata: &MetadataMap, now: Timestamp) -> Result<Principal, Status> {
         convert::caller(&self.core, metadata, now).await
     }
@@ -96,7 +96,10 @@ impl AuthService for AuthApi {
             .login(
                 &request.email,
                 request.password,
-                kind,
+                SessionSpec {
+                    kind,
+                    management: request.management,
+                },
                 client,
                 Timestamp::now(),
             )

@@ -45,16 +45,21 @@ pub fn principal(principal: Principal) -> pb::Principal {
     }
 }
 
-/// The caller behind a request's `authorization: Bearer` token (access token of the service's
-/// own audience, or session token). What the caller may do is the domain's decision.
+/// The token of the request's `authorization: Bearer` metadata.
+pub fn bearer(metadata: &MetadataMap) -> Result<&str, Status> {
+    auth_api::bearer_token(metadata.as_ref()).ok_or_else(|| to_status(AuthError::MissingCredential))
+}
+
+/// The caller of a management RPC: the bearer credential of a management session.
 pub async fn caller(
     core: &AuthCore,
     metadata: &MetadataMap,
     now: Timestamp,
 ) -> Result<Principal, Status> {
-    let token = auth_api::bearer_token(metadata.as_ref())
-        .ok_or_else(|| to_status(AuthError::MissingCredential))?;
-    let verified = core.verify(token, None, now).await.map_err(to_status)?;
+    let verified = core
+        .authenticate_manager(bearer(metadata)?, now)
+        .await
+        .map_err(to_status)?;
     Ok(verified.principal)
 }
 

@@ -140,9 +140,10 @@ fn ok_response(allowed: Allowed) -> CheckResponse {
     } else {
         headers.push(set_header("x-user-roles", allowed.roles.join(",")));
     }
-    if let Some(token) = allowed.minted_access_token {
-        headers.push(set_header("authorization", format!("Bearer {token}")));
-    }
+    headers.push(set_header(
+        "authorization",
+        format!("Bearer {}", allowed.minted_access_token),
+    ));
     match allowed.forwarded_cookie {
         Some(cookie) if cookie.is_empty() => headers_to_remove.push("cookie".to_owned()),
         Some(cookie) => headers.push(set_header("cookie", cookie)),
@@ -302,7 +303,7 @@ mod tests {
             user_id: "u1".into(),
             session_id: "s1".into(),
             roles: vec![],
-            minted_access_token: Some("jwt".into()),
+            minted_access_token: "jwt".into(),
             forwarded_cookie: Some(String::new()),
         });
         assert_eq!(response.status.as_ref().map(|s| s.code), Some(0));

@@ -27,6 +27,10 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::RefreshTokenReused => (Code::Unauthenticated, "REFRESH_TOKEN_REUSED"),
         AuthError::PermissionDenied => (Code::PermissionDenied, "PERMISSION_DENIED"),
         AuthError::AudienceNotAllowed => (Code::PermissionDenied, "AUDIENCE_NOT_ALLOWED"),
+        AuthError::ManagementCredentialRequired => {
+            (Code::PermissionDenied, "MANAGEMENT_CREDENTIAL_REQUIRED")
+        }
+        AuthError::ReauthenticationRequired => (Code::Unauthenticated, "REAUTHENTICATION_REQUIRED"),
         AuthError::SessionNotFound => (Code::NotFound, "SESSION_NOT_FOUND"),
         AuthError::AccountSuspended => (Code::Unauthenticated, "ACCOUNT_SUSPENDED"),
         AuthError::UserNotFound => (Code::NotFound, "USER_NOT_FOUND"),

@@ -102,6 +102,7 @@ async fn login_with(
             email: email.into(),
             password: password.into(),
             kind: CredentialKind::Tokens.into(),
+            management: false,
         })
         .await?
         .into_inner())
@@ -406,6 +407,7 @@ async fn no_session_survives_a_suspension_that_races_with_logins(backend: Backen
                     email,
                     password: PASSWORD.into(),
                     kind: CredentialKind::Session.into(),
+                    management: false,
                 })
                 .await
                 .map(|response| response.into_inner())

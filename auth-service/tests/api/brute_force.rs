@@ -40,6 +40,7 @@ fn login_request(email: &str, password: &str) -> pb::LoginRequest {
         email: email.into(),
         password: password.into(),
         kind: CredentialKind::Tokens.into(),
+        management: false,
     }
 }
 

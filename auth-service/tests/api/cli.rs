@@ -109,6 +109,7 @@ async fn every_acknowledged_write_survives_kill_9(backend: Backend) -> TestResul
             email: email.clone(),
             password: PASSWORD.into(),
             kind: 0,
+            management: false,
         };
         let mut client = client.clone();
         async move { client.login(request).await.map(|r| r.into_inner()) }

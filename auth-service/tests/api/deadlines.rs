@@ -30,6 +30,7 @@ fn login_request(email: &str) -> pb::LoginRequest {
         email: email.to_owned(),
         password: PASSWORD.to_owned(),
         kind: CredentialKind::Tokens as i32,
+        management: false,
     }
 }
 

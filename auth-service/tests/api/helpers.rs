@@ -261,9 +261,39 @@ impl TestApp {
                 email: email.into(),
                 password: PASSWORD.into(),
                 kind: kind.into(),
+                management: false,
             })
             .await?;
         Ok(response.into_inner())
+    }
+
+    /// Logs `email` in for a management session of `kind`: its credentials may call the
+    /// session-management, password and admin RPCs, and are refused by the apps.
+    pub async fn login_management(
+        &self,
+        email: &str,
+        kind: pb::CredentialKind,
+    ) -> Result<pb::LoginResponse, Status> {
+        let response = self
+            .auth
+            .clone()
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                kind: kind.into(),
+                management: true,
+            })
+            .await?;
+        Ok(response.into_inner())
+    }
+
+    /// The session token of a new management session of `email`.
+    pub async fn manager_token(&self, email: &str) -> Result<String, Status> {
+        session_token(
+            &self
+                .login_management(email, pb::CredentialKind::Session)
+                .await?,
+        )
     }
 
     /// Registers `email` and logs in for a token pair.

@@ -165,7 +165,7 @@ async fn a_token_signed_by_a_key_another_process_just_published_verifies_at_once
         .login(
             &email,
             crate::helpers::PASSWORD.into(),
-            auth_service::domain::model::SessionKind::Tokens,
+            auth_service::domain::model::SessionKind::Tokens.into(),
             auth_service::domain::model::ClientInfo::default(),
             Timestamp::now(),
         )

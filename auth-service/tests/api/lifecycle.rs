@@ -177,6 +177,7 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
             email: email.clone(),
             password: "a wrong guess here".into(),
             kind: 0,
+            management: false,
         })
         .await;
     assert!(wrong.is_err());
@@ -187,6 +188,7 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
                 email: email.clone(),
                 password: PASSWORD.into(),
                 kind: 0,
+                management: false,
             })
             .await?
             .into_inner(),
@@ -197,6 +199,7 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
                 email: email.clone(),
                 password: PASSWORD.into(),
                 kind: 2,
+                management: false,
             })
             .await?
             .into_inner(),

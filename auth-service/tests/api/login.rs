@@ -70,6 +70,7 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer_in_the_same_t
             email,
             password: password.into(),
             kind: 0,
+            management: false,
         };
         async move {
             let started = Instant::now();

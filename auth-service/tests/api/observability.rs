@@ -51,6 +51,7 @@ async fn metrics_count_calls_logins_sessions_and_revocations() -> TestResult {
             email: email.clone(),
             password: "wrong password".into(),
             kind: 0,
+            management: false,
         })
         .await;
     app.verify(&tokens.access_token).await?;

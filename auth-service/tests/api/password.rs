@@ -52,6 +52,7 @@ async fn changing_the_password_ends_the_other_sessions_and_retires_the_old_passw
             email,
             password: NEW_PASSWORD.into(),
             kind: 0,
+            management: false,
         })
         .await?;
     Ok(())

@@ -204,6 +204,7 @@ async fn a_mutual_tls_listener_serves_only_clients_with_a_certificate_from_its_c
             email,
             password: PASSWORD.into(),
             kind: CredentialKind::Session.into(),
+            management: false,
         })
         .await?
         .into_inner();

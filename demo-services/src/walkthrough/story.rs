@@ -92,6 +92,7 @@ pub(super) async fn story(
             email,
             password: PASSWORD.into(),
             kind: kind.into(),
+            management: false,
         })
         .await
         .map(|response| response.into_inner());

@@ -173,6 +173,7 @@ pub(super) fn login_call(
                     email,
                     password,
                     kind: CredentialKind::Tokens as i32,
+                    management: false,
                 })
                 .await
                 .map(|_| ())

@@ -44,6 +44,7 @@ impl Credentials {
                         email: email.clone(),
                         password: config.password.clone(),
                         kind: kind as i32,
+                        management: false,
                     })
                     .await?
                     .into_inner();

@@ -43,6 +43,7 @@ impl Workload {
             email: self.users[user].clone(),
             password: self.config.password.clone(),
             kind: kind as i32,
+            management: false,
         });
         let target = self.pick_target(rng);
         let (result, _) = self.call(target.auth.clone().login(request)).await;

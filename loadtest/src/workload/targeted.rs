@@ -24,6 +24,7 @@ impl Workload {
             email: self.users.first().ok_or("no users")?.clone(),
             password: self.config.password.clone(),
             kind: CredentialKind::Tokens as i32,
+            management: false,
         });
         let (result, _) = self.call(target.auth.clone().login(request)).await;
         match result?.credential {

@@ -73,6 +73,11 @@ pub trait SigningKeys: Send + Sync {
 pub struct LiveSession {
     pub principal: Principal,
     pub kind: SessionKind,
+    /// A management session (`Login` with `management`): its credentials serve the
+    /// management RPCs, never the apps.
+    pub management: bool,
+    /// The login that started it: the `auth_time` of its access tokens.
+    pub authenticated_at: Timestamp,
     pub last_seen_at: Timestamp,
     pub idle_timeout_ms: i64,
     /// The absolute expiry.

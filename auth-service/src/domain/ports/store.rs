@@ -59,6 +59,8 @@ pub struct NewSession {
     pub expires_at: Timestamp,
     pub user_agent: String,
     pub peer_address: String,
+    /// Its credentials serve the auth service's own management RPCs, not the apps.
+    pub management: bool,
 }
 
 /// A session with its owner's current email and roles.
@@ -81,6 +83,8 @@ pub struct SessionRecord {
     pub revoked_at: Option<Timestamp>,
     pub user_agent: String,
     pub peer_address: String,
+    /// Its credentials serve the auth service's own management RPCs, not the apps.
+    pub management: bool,
 }
 
 impl std::fmt::Debug for SessionRecord {
@@ -89,6 +93,7 @@ impl std::fmt::Debug for SessionRecord {
             .field("id", &self.id)
             .field("user_id", &self.user_id)
             .field("kind", &self.kind)
+            .field("management", &self.management)
             .field("revoked_at", &self.revoked_at)
             .finish_non_exhaustive()
     }
@@ -168,11 +173,15 @@ pub trait Store: Send + Sync + 'static {
         email_key: &str,
     ) -> Result<Option<UserRecord>, StoreError>;
     async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Replaces the user's password hash if it is still `expected` (a compare-and-set, so a
+    /// hash upgrade or a second change cannot overwrite a change that won the race); false
+    /// otherwise.
     async fn update_password_hash(
         &self,
         user_id: &str,
+        expected: &str,
         password_hash: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Replaces the user's space-separated roles; false if there is no such user.
     async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError>;
     /// Marks the user suspended from `now` (keeping an earlier suspension's instant); false if

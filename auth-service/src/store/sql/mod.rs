@@ -60,13 +60,14 @@ macro_rules! impl_sql_store {
                 Ok(row.as_ref().map(user_from_row).transpose()?)
             }
 
-            async fn update_password_hash(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError> {
-                sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            async fn update_password_hash(&self, user_id: &str, expected: &str, password_hash: &str) -> Result<bool, StoreError> {
+                let result = sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
                     .bind(user_id)
+                    .bind(expected)
                     .bind(password_hash)
                     .execute(&self.pool)
                     .await?;
-                Ok(())
+                Ok(result.rows_affected() == 1)
             }
 
             async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError> {
@@ -108,8 +109,8 @@ macro_rules! impl_sql_store {
                 sqlx::query(
                     "INSERT INTO sessions (id, user_id, kind, session_token_hash, created_at, \
                      last_seen_at, idle_timeout_ms, expires_at, refresh_current_hash, \
-                     refresh_expires_at, user_agent, peer_address) \
-                     VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11)",
+                     refresh_expires_at, user_agent, peer_address, management) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&session.id)
                 .bind(&session.user_id)
@@ -122,6 +123,7 @@ macro_rules! impl_sql_store {
                 .bind(session.refresh_expires_at.map(Timestamp::millis))
                 .bind(&session.user_agent)
                 .bind(&session.peer_address)
+                .bind(session.management)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;

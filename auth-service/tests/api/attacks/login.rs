@@ -34,6 +34,7 @@ async fn login(app: &TestApp, email: &str, password: &str) -> Result<pb::LoginRe
             email: email.into(),
             password: password.into(),
             kind: CredentialKind::Tokens.into(),
+            management: false,
         })
         .await?
         .into_inner())

@@ -121,6 +121,7 @@ fn login_bytes(email: &str) -> Vec<u8> {
         email: email.into(),
         password: PASSWORD.into(),
         kind: 0,
+        management: false,
     })
 }
 
@@ -209,6 +210,7 @@ async fn an_unknown_credential_kind_is_refused(backend: Backend) -> TestResult {
                 email: email.clone(),
                 password: PASSWORD.into(),
                 kind,
+                management: false,
             })
             .await;
         assert_error(attempt, Code::InvalidArgument, "INVALID_ARGUMENT");
@@ -227,6 +229,7 @@ async fn a_megabyte_email_is_refused_as_too_large(backend: Backend) -> TestResul
             email: huge.clone(),
             password: PASSWORD.into(),
             kind: 0,
+            management: false,
         })
         .await;
     assert_error(login, Code::InvalidArgument, "REQUEST_TOO_LARGE");
@@ -263,6 +266,7 @@ async fn an_email_just_under_the_request_limit_is_refused_cheaply(backend: Backe
             email: long,
             password: PASSWORD.into(),
             kind: 0,
+            management: false,
         })
         .await;
     assert_error(login, Code::Unauthenticated, "INVALID_CREDENTIALS");
