@@ -15,8 +15,9 @@ pub const TOKEN_ENV: &str = "AUTHCTL_TOKEN";
     name = "authctl",
     version,
     about = "Administer an auth-service: accounts, roles, suspensions, sessions and signing keys",
-    after_help = "Authentication: the token of an account with the `admin` role (an access token or \
-                  a session token) is read from the AUTHCTL_TOKEN environment variable, or from \
+    after_help = "Authentication: the token of a management session of an account with the `admin` \
+                  role, logged in within the last 15 minutes (`authctl login` prints one), is \
+                  read from the AUTHCTL_TOKEN environment variable, or from \
                   the file named by --token-file / AUTHCTL_TOKEN_FILE. --token-file wins over \
                   AUTHCTL_TOKEN, which wins over AUTHCTL_TOKEN_FILE. There is no flag for the \
                   token itself.\n\nA USER argument is a user id, or an email address (anything \
@@ -43,6 +44,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Log in for a management session and print its session token (for AUTHCTL_TOKEN). The
+    /// password is read from the first line of standard input. Needs no token.
+    Login {
+        #[arg(long)]
+        email: String,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]

@@ -63,9 +63,9 @@ pub fn load(
         }
         (_, Some(token)) => Token::parse(&token, "AUTHCTL_TOKEN"),
         (None, None) => Err(
-            "no token: set AUTHCTL_TOKEN, or name a file holding it with \
-                             --token-file or AUTHCTL_TOKEN_FILE (the token of an account with \
-                             the admin role)"
+            "no token: set AUTHCTL_TOKEN (`export AUTHCTL_TOKEN=$(authctl login --email ...)`), \
+                             or name a file holding it with --token-file or AUTHCTL_TOKEN_FILE \
+                             (a management session's token of an account with the admin role)"
                 .to_owned(),
         ),
     }

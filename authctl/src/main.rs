@@ -5,10 +5,12 @@
 //!
 //! - `cli.rs`: the clap command line;
 //! - `credentials.rs`: the token (environment or file, never a flag) and the password (stdin);
+//! - `login.rs`: `authctl login`, the one command that needs no token;
 //! - `render.rs`: tables, `key  value` blocks, JSON, and error lines.
 
 mod cli;
 mod credentials;
+mod login;
 mod render;
 
 use std::{
@@ -114,6 +116,14 @@ async fn run(
     stdin: impl BufRead,
     prompt: bool,
 ) -> Result<Rendered, Failure> {
+    if let Command::Login { email } = &cli.command {
+        if prompt {
+            eprint!("password for {email} (read from standard input): ");
+        }
+        let password = credentials::read_password(stdin).map_err(Failure::Usage)?;
+        let endpoint = endpoint(&cli.server)?;
+        return login::management_session(endpoint, email, password).await;
+    }
     // Everything local is checked before anything is sent.
     let token = credentials::load(
         cli.token_file.as_deref().map(|path| (path, file_source)),
@@ -137,6 +147,31 @@ async fn run(
     client.execute(cli.command, password).await
 }
 
+/// The server's endpoint, with authctl's user agent and timeouts.
+fn endpoint(server: &str) -> Result<Endpoint, Failure> {
+    let url = if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    };
+    Ok(Endpoint::from_shared(url.clone())
+        .map_err(|error| Failure::Usage(format!("invalid server URL {url}: {error}")))?
+        .user_agent(concat!("authctl/", env!("CARGO_PKG_VERSION")))
+        .map_err(|error| Failure::Usage(format!("invalid user agent: {error}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30)))
+}
+
+async fn connect(endpoint: Endpoint) -> Result<Channel, Failure> {
+    endpoint.connect().await.map_err(|error| {
+        Failure::Connect(format!(
+            "cannot connect to {}: {}",
+            endpoint.uri(),
+            source_chain(&error)
+        ))
+    })
+}
+
 /// The generated client plus the caller's `authorization` header.
 struct Admin {
     client: AdminServiceClient<Channel>,
@@ -145,20 +180,7 @@ struct Admin {
 
 impl Admin {
     async fn connect(server: &str, authorization: MetadataValue<Ascii>) -> Result<Self, Failure> {
-        let url = if server.contains("://") {
-            server.to_owned()
-        } else {
-            format!("http://{server}")
-        };
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|error| Failure::Usage(format!("invalid server URL {url}: {error}")))?
-            .user_agent(concat!("authctl/", env!("CARGO_PKG_VERSION")))
-            .map_err(|error| Failure::Usage(format!("invalid user agent: {error}")))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30));
-        let channel = endpoint.connect().await.map_err(|error| {
-            Failure::Connect(format!("cannot connect to {url}: {}", source_chain(&error)))
-        })?;
+        let channel = connect(endpoint(server)?).await?;
         Ok(Self {
             client: AdminServiceClient::new(channel),
             authorization,
@@ -184,6 +206,8 @@ impl Admin {
             Command::Keys {
                 command: KeysCommand::Rotate { activate_in },
             } => self.rotate(activate_in).await,
+            // Handled before any token is loaded (`run`).
+            Command::Login { .. } => Err(Failure::Usage("login needs no token".into())),
         }
     }
 

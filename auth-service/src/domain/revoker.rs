@@ -130,3 +130,82 @@ impl Revoker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        model::SessionKind,
+        ports::{NewSession, UserRecord},
+        testing::revoker,
+    };
+
+    async fn user_with_session(store: &dyn Store, hash: &str) -> Result<(), AuthError> {
+        let at = Timestamp::from_millis(1_000);
+        store
+            .insert_user(&UserRecord {
+                id: "u1".into(),
+                email: "u1@example.com".into(),
+                email_key: "u1@example.com".into(),
+                password_hash: hash.into(),
+                roles: String::new(),
+                created_at: at,
+                suspended_at: None,
+            })
+            .await?;
+        store
+            .insert_session(&NewSession {
+                id: "s1".into(),
+                user_id: "u1".into(),
+                kind: SessionKind::Session,
+                session_token_hash: Some(vec![1; 32]),
+                refresh_token_hash: None,
+                refresh_expires_at: None,
+                created_at: at,
+                idle_timeout_ms: 3_600_000,
+                expires_at: Timestamp::from_millis(10_000_000),
+                user_agent: String::new(),
+                peer_address: String::new(),
+                management: false,
+            })
+            .await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_login_whose_password_changed_meanwhile_loses_its_session() -> Result<(), AuthError> {
+        let (store, news, revoker) = revoker();
+        user_with_session(store.as_ref(), "old-hash").await?;
+        // The change wins the compare-and-set; the login proved the old hash.
+        assert!(
+            store
+                .update_password_hash("u1", "old-hash", "new-hash")
+                .await?
+        );
+        let now = Timestamp::from_millis(2_000);
+        let outcome = revoker
+            .end_if_superseded_meanwhile("u1", "s1", Some("old-hash"), now)
+            .await;
+        assert!(matches!(outcome, Err(AuthError::InvalidCredentials)));
+        assert!(store.session("s1").is_some_and(|s| s.revoked_at.is_some()));
+        assert_eq!(news.announced().len(), 1);
+        // A hash upgrade computed from the old hash cannot overwrite the change.
+        assert!(
+            !store
+                .update_password_hash("u1", "old-hash", "upgraded")
+                .await?
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_login_with_the_current_password_keeps_its_session() -> Result<(), AuthError> {
+        let (store, _news, revoker) = revoker();
+        user_with_session(store.as_ref(), "hash").await?;
+        revoker
+            .end_if_superseded_meanwhile("u1", "s1", Some("hash"), Timestamp::from_millis(2_000))
+            .await?;
+        assert!(store.session("s1").is_some_and(|s| s.revoked_at.is_none()));
+        Ok(())
+    }
+}

@@ -39,7 +39,7 @@ const COOKIE: &str = "auth_session";
 const OWN_ORIGIN: &str = "https://app.example.com";
 
 /// A `CheckRequest` as Envoy's HTTP filter sends it for `method https://app.example.com/orders`.
-fn http_check(method: &str, headers: &[(&str, &str)]) -> CheckRequest {
+pub fn http_check(method: &str, headers: &[(&str, &str)]) -> CheckRequest {
     CheckRequest {
         attributes: Some(AttributeContext {
             request: Some(AttributeRequest {
@@ -61,7 +61,7 @@ fn http_check(method: &str, headers: &[(&str, &str)]) -> CheckRequest {
     }
 }
 
-async fn check(app: &TestApp, request: CheckRequest) -> Result<CheckResponse, tonic::Status> {
+pub async fn check(app: &TestApp, request: CheckRequest) -> Result<CheckResponse, tonic::Status> {
     Ok(AuthorizationClient::new(app.channel.clone())
         .check(request)
         .await?
@@ -70,7 +70,7 @@ async fn check(app: &TestApp, request: CheckRequest) -> Result<CheckResponse, to
 
 /// The headers Envoy would set on the upstream request, after asserting the request is allowed
 /// and every header replaces what the client sent. `x-user-roles` is `None` when removed.
-fn allowed(response: &CheckResponse) -> HashMap<String, String> {
+pub fn allowed(response: &CheckResponse) -> HashMap<String, String> {
     assert_eq!(
         response.status.as_ref().map(|status| status.code),
         Some(0),
@@ -171,7 +171,7 @@ async fn browser_session(
     Ok(app.login(email, CredentialKind::Session).await?)
 }
 
-fn claims_of(token: &str) -> serde_json::Value {
+pub fn claims_of(token: &str) -> serde_json::Value {
     let payload = token.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
 }
