@@ -298,6 +298,7 @@ impl Application {
                     revocations,
                     settings.feed_heartbeat_interval,
                     stopping_receiver,
+                    settings.feed_stream_caps(),
                 ))
                 .max_decoding_message_size(max_message),
             )

@@ -86,6 +86,14 @@ impl Settings {
         self.access_token_ttl + self.token_leeway
     }
 
+    /// The caps on open revocation feed streams.
+    pub fn feed_stream_caps(&self) -> crate::grpc::feed_streams::FeedStreamCaps {
+        crate::grpc::feed_streams::FeedStreamCaps {
+            per_connection: self.max_feed_streams_per_connection,
+            per_address: self.max_feed_streams_per_address,
+        }
+    }
+
     /// The ext_authz gateway's cookie and CSRF rules.
     pub fn gateway_policy(&self) -> GatewayPolicy {
         GatewayPolicy {

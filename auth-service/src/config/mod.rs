@@ -212,6 +212,25 @@ pub struct Settings {
     )]
     pub max_concurrent_streams: u32,
 
+    /// Open `WatchRevocations` streams per client connection (0: no cap).
+    #[arg(
+        long,
+        env = "AUTH_MAX_FEED_STREAMS_PER_CONNECTION",
+        default_value_t = 8,
+        global = true
+    )]
+    pub max_feed_streams_per_connection: usize,
+
+    /// Open `WatchRevocations` streams per client IP address (0: no cap). Behind a sidecar every
+    /// client shares one address: raise it to the fleet's local verifiers.
+    #[arg(
+        long,
+        env = "AUTH_MAX_FEED_STREAMS_PER_ADDRESS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_feed_streams_per_address: usize,
+
     /// Deadline for a call whose client set none (and the most any unary call may take).
     #[arg(long, env = "AUTH_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub request_timeout: Duration,

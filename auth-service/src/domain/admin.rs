@@ -89,9 +89,7 @@ impl AdminCore {
     }
 
     async fn user(&self, user_id: &str) -> Result<UserRecord, AuthError> {
-        if user_id.is_empty() {
-            return Err(AuthError::InvalidArgument("user_id is required"));
-        }
+        user_id_argument(user_id)?;
         if !is_identifier(user_id) {
             return Err(AuthError::UserNotFound);
         }
@@ -125,6 +123,11 @@ impl AdminCore {
         Self::require_admin(caller)?;
         let user = match lookup {
             UserLookup::Id(user_id) => self.user(user_id).await?,
+            UserLookup::Email(email) if email.chars().any(char::is_control) => {
+                return Err(AuthError::InvalidArgument(
+                    "email must not contain control characters",
+                ));
+            }
             UserLookup::Email(email) => match Email::parse(email) {
                 Ok(email) => self
                     .core
@@ -148,9 +151,7 @@ impl AdminCore {
         roles: &[String],
     ) -> Result<UserView, AuthError> {
         Self::require_admin(caller)?;
-        if user_id.is_empty() {
-            return Err(AuthError::InvalidArgument("user_id is required"));
-        }
+        user_id_argument(user_id)?;
         let mut unique: Vec<String> = Vec::with_capacity(roles.len());
         for role in roles {
             if !unique.contains(role) {
@@ -176,9 +177,7 @@ impl AdminCore {
         now: Timestamp,
     ) -> Result<u64, AuthError> {
         Self::require_admin(caller)?;
-        if user_id.is_empty() {
-            return Err(AuthError::InvalidArgument("user_id is required"));
-        }
+        user_id_argument(user_id)?;
         if user_id == caller.user_id {
             return Err(AuthError::InvalidArgument(
                 "an administrator cannot suspend their own account",
@@ -201,9 +200,7 @@ impl AdminCore {
         user_id: &str,
     ) -> Result<(), AuthError> {
         Self::require_admin(caller)?;
-        if user_id.is_empty() {
-            return Err(AuthError::InvalidArgument("user_id is required"));
-        }
+        user_id_argument(user_id)?;
         if !self.core.store.reactivate_user(user_id).await? {
             return Err(AuthError::UserNotFound);
         }
@@ -280,6 +277,20 @@ impl AdminCore {
             activates_at: now.plus(delay),
         })
     }
+}
+
+/// A `user_id` argument: present, and without control characters (a NUL byte would be an error
+/// in PostgreSQL, not a miss, so it never reaches a query).
+fn user_id_argument(user_id: &str) -> Result<(), AuthError> {
+    if user_id.is_empty() {
+        return Err(AuthError::InvalidArgument("user_id is required"));
+    }
+    if user_id.chars().any(char::is_control) {
+        return Err(AuthError::InvalidArgument(
+            "user_id must not contain control characters",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub enum AuthError {
     /// Too many attempts from one client address; retry after `retry_after`.
     #[error("too many attempts; retry later")]
     RateLimited { retry_after: std::time::Duration },
+    /// A client holds as many revocation feed streams as it may (per connection or address).
+    #[error("too many revocation feed streams from this client")]
+    TooManyStreams,
     /// The password-hashing queue is full: shed at once rather than queue without bound.
     #[error("the service is busy; retry later")]
     Overloaded { retry_after: std::time::Duration },

@@ -49,6 +49,11 @@ impl AuthCore {
         if user_id.is_empty() || user_id == caller.user_id {
             Ok(caller.user_id.clone())
         } else if caller.is_admin() {
+            if user_id.chars().any(char::is_control) {
+                return Err(AuthError::InvalidArgument(
+                    "user_id must not contain control characters",
+                ));
+            }
             if !is_identifier(user_id) {
                 return Err(AuthError::UserNotFound);
             }
@@ -76,6 +81,12 @@ impl AuthCore {
     ) -> Result<(), AuthError> {
         if session_id.is_empty() {
             return Err(AuthError::InvalidArgument("session_id is required"));
+        }
+        // A NUL byte would be an error in PostgreSQL, not a miss: refused before any query.
+        if session_id.chars().any(char::is_control) {
+            return Err(AuthError::InvalidArgument(
+                "session_id must not contain control characters",
+            ));
         }
         if !is_identifier(session_id) {
             return Err(AuthError::SessionNotFound);

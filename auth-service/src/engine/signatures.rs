@@ -7,11 +7,15 @@
 //! signatures up. Nothing waits for a batch to fill: a batch is whatever queued during the
 //! previous round, so an idle service pays nothing and a busy one batches by itself.
 //!
-//! A batch that fails is checked again one signature at a time, so each token gets exactly the
-//! single-check verdict. A batch that passes means every signature in it is valid for its key
-//! (with probability 1 - 2^-128 over the batch's random coefficients): for keys we generated
-//! ourselves (prime-order points), no signature passes the batch equation that a holder of the
-//! private key did not make.
+//! A batch that fails is checked again one signature at a time, so each of its tokens gets the
+//! single check's verdict. A batch that passes means every signature in it satisfies the Ed25519
+//! equation for its key, except with negligible probability. The 128-bit coefficients are not
+//! random: ed25519-dalek derives them from a hash of every message, key and signature in the
+//! batch, so whoever writes the tokens cannot pick coefficients that cancel a bad signature.
+//! The two checks are not identical: a signature whose `R` carries a small-order component
+//! passes the batch for about one coefficient in eight and never the single check. Making one
+//! that satisfies the rest of the equation takes the private key, and the keys are ours, so no
+//! token anyone else can write reaches that difference.
 
 use std::sync::{
     Arc, Mutex,

@@ -11,7 +11,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{convert, to_status};
+use super::{
+    convert,
+    feed_streams::{FeedStreamCaps, FeedStreams},
+    to_status,
+};
 use crate::{
     domain::{AuthCore, AuthError, Timestamp, model::Revocation},
     engine::{
@@ -29,6 +33,7 @@ pub struct KeyApi {
     heartbeat_interval: Duration,
     /// Becomes true when the server shuts down: feeds end then.
     stopping: watch::Receiver<bool>,
+    streams: FeedStreams,
 }
 
 impl KeyApi {
@@ -37,12 +42,14 @@ impl KeyApi {
         revocations: Arc<RevocationHub>,
         heartbeat_interval: Duration,
         stopping: watch::Receiver<bool>,
+        stream_caps: FeedStreamCaps,
     ) -> Self {
         Self {
             core,
             revocations,
             heartbeat_interval,
             stopping,
+            streams: FeedStreams::new(stream_caps),
         }
     }
 }
@@ -106,6 +113,10 @@ impl KeyService for KeyApi {
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let after = parse_cursor(&request.get_ref().after_cursor).map_err(to_status)?;
+        let permit = self
+            .streams
+            .try_open(request.remote_addr())
+            .ok_or_else(|| to_status(AuthError::TooManyStreams))?;
         let now = Timestamp::now();
         let (mut live, snapshot) = Follower::open(self.revocations.clone(), after, now)
             .await
@@ -119,6 +130,7 @@ impl KeyService for KeyApi {
         let open_stream = self.revocations.feed_stream_opened();
         tokio::spawn(async move {
             let _open_stream = open_stream;
+            let _permit = permit;
             // The follower's cursor is the newest revocation handed out; before any, the start.
             let horizon = hub.relevance_horizon(now);
             let revoked = |revocation: &Revocation| {

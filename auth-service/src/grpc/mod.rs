@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod convert;
 mod ext_authz;
+pub mod feed_streams;
 pub mod health;
 mod keys;
 pub mod limits;

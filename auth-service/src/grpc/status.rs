@@ -37,6 +37,7 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::Contended => (Code::Aborted, "CONCURRENT_REFRESH"),
         AuthError::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
         AuthError::Overloaded { .. } => (Code::ResourceExhausted, "OVERLOADED"),
+        AuthError::TooManyStreams => (Code::ResourceExhausted, "TOO_MANY_STREAMS"),
         AuthError::CommonPassword => (Code::InvalidArgument, "COMMON_PASSWORD"),
         AuthError::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
         AuthError::Internal(_) => (Code::Internal, "INTERNAL"),

@@ -4,9 +4,11 @@
 //! the requirement it covers (OWASP ASVS 5.0, RFC 8725, RFC 9700, NIST SP 800-63B).
 
 mod credentials;
+mod input;
 mod login;
 mod password;
 mod sessions;
+mod streams;
 mod tokens;
 mod transport;
 
