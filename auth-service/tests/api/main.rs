@@ -34,5 +34,6 @@ mod replicas;
 mod restart;
 mod revocation_feed;
 mod sessions;
+mod settings;
 mod tls;
 mod verify;
