@@ -69,7 +69,7 @@ impl Authorization for ExtAuthzApi {
             .await
             .map_err(to_status)?;
         let response = match decision {
-            Decision::Allow(allowed) => ok_response(allowed),
+            Decision::Allow(allowed) => ok_response(allowed, &http),
             Decision::Deny(denied) => {
                 tracing::debug!(method = %http.method, host = %http.host, ?denied, "ext_authz denied");
                 denied_response(denied)
@@ -127,7 +127,10 @@ fn set_header(key: &str, value: String) -> HeaderValueOption {
     }
 }
 
-fn ok_response(allowed: Allowed) -> CheckResponse {
+/// The identity headers the gateway writes; every other `x-user-*` a client sends is removed.
+const IDENTITY_HEADERS: &[&str] = &["x-user-id", "x-user-roles"];
+
+fn ok_response(allowed: Allowed, request: &GatewayRequest) -> CheckResponse {
     let mut headers = vec![
         set_header("x-user-id", allowed.user_id),
         set_header("x-session-id", allowed.session_id),
@@ -140,6 +143,17 @@ fn ok_response(allowed: Allowed) -> CheckResponse {
     } else {
         headers.push(set_header("x-user-roles", allowed.roles.join(",")));
     }
+    // Upstreams trust `x-user-*` as the gateway's word: a client's own (`x-user-email`,
+    // `x-user-admin`) must not arrive looking like one.
+    headers_to_remove.extend(
+        request
+            .headers
+            .keys()
+            .filter(|name| {
+                name.starts_with("x-user-") && !IDENTITY_HEADERS.contains(&name.as_str())
+            })
+            .cloned(),
+    );
     headers.push(set_header(
         "authorization",
         format!("Bearer {}", allowed.minted_access_token),
@@ -299,13 +313,29 @@ mod tests {
 
     #[test]
     fn an_allowed_request_overwrites_identity_headers_and_removes_empty_roles() {
-        let response = ok_response(Allowed {
-            user_id: "u1".into(),
-            session_id: "s1".into(),
-            roles: vec![],
-            minted_access_token: "jwt".into(),
-            forwarded_cookie: Some(String::new()),
-        });
+        // What the client sent: a forged id (replaced), a forged claim of its own (removed),
+        // and a header that merely starts alike (kept).
+        let client = GatewayRequest {
+            headers: [
+                ("x-user-id", "forged"),
+                ("x-user-email", "admin@example.com"),
+                ("x-username", "kept"),
+            ]
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect(),
+            ..GatewayRequest::default()
+        };
+        let response = ok_response(
+            Allowed {
+                user_id: "u1".into(),
+                session_id: "s1".into(),
+                roles: vec![],
+                minted_access_token: "jwt".into(),
+                forwarded_cookie: Some(String::new()),
+            },
+            &client,
+        );
         assert_eq!(response.status.as_ref().map(|s| s.code), Some(0));
         assert_eq!(
             header(&response, "x-user-id"),
@@ -319,7 +349,10 @@ mod tests {
         let Some(HttpResponse::OkResponse(ok)) = &response.http_response else {
             panic!("not an ok response");
         };
-        assert_eq!(ok.headers_to_remove, ["x-user-roles", "cookie"]);
+        assert_eq!(
+            ok.headers_to_remove,
+            ["x-user-roles", "x-user-email", "cookie"]
+        );
     }
 
     #[test]

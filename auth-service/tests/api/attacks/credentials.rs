@@ -26,6 +26,7 @@ on_both_backends!(
     a_session_token_is_valid_only_for_the_services_own_audience,
     the_admin_service_wants_a_recent_login,
     a_login_racing_a_password_change_does_not_survive_it,
+    a_clients_own_identity_headers_never_reach_the_upstream,
 );
 
 const MANAGEMENT_REQUIRED: (Code, &str) =
@@ -372,5 +373,42 @@ async fn a_login_racing_a_password_change_does_not_survive_it(backend: Backend) 
         Code::Unauthenticated,
         "INVALID_CREDENTIALS",
     );
+    Ok(())
+}
+
+/// `x-user-*` headers are the gateway's word to the upstream: whatever a client sends under
+/// those names is replaced (`x-user-id`, `x-user-roles`) or removed (any other).
+async fn a_clients_own_identity_headers_never_reach_the_upstream(backend: Backend) -> TestResult {
+    use auth_api::envoy::service::auth::v3::check_response::HttpResponse;
+
+    let app = TestApp::spawn(&backend).await?;
+    let (login, tokens) = app.user_with_tokens(&unique_email("xuser")).await?;
+    let bearer = format!("Bearer {}", tokens.access_token);
+    let response = check(
+        &app,
+        http_check(
+            "GET",
+            &[
+                ("authorization", &bearer),
+                ("x-user-id", "someone-else"),
+                ("x-user-roles", "admin"),
+                ("x-user-email", "admin@example.com"),
+                ("X-User-Admin", "true"),
+            ],
+        ),
+    )
+    .await?;
+    let set = crate::ext_authz::allowed(&response);
+    assert_eq!(set.get("x-user-id"), Some(&login.user_id));
+    let Some(HttpResponse::OkResponse(ok)) = &response.http_response else {
+        return Err("not allowed".into());
+    };
+    for forged in ["x-user-roles", "x-user-email", "x-user-admin"] {
+        assert!(
+            ok.headers_to_remove.iter().any(|removed| removed == forged),
+            "{forged} would reach the upstream: {:?}",
+            ok.headers_to_remove
+        );
+    }
     Ok(())
 }
