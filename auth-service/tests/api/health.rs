@@ -28,6 +28,31 @@ async fn health_reports_each_service_as_serving() -> TestResult {
     Ok(())
 }
 
+/// A load balancer watching health stops sending new calls as soon as shutdown begins, while
+/// the calls in flight drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_not_serving_as_soon_as_shutdown_begins() -> TestResult {
+    let mut app = TestApp::spawn_with(&Backend::Sqlite, |settings| {
+        settings.shutdown_grace = std::time::Duration::from_secs(2);
+    })
+    .await?;
+    let mut watch = HealthClient::new(app.channel.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner();
+    let first = watch.message().await?.ok_or("no first status")?;
+    assert_eq!(first.status(), ServingStatus::Serving);
+    let stopped = tokio::spawn(async move { app.stop().await });
+    let next = tokio::time::timeout(std::time::Duration::from_secs(2), watch.message())
+        .await??
+        .ok_or("the watch ended without a status")?;
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    stopped.await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn reflection_lists_the_services_in_both_protocol_versions() -> TestResult {
     let app = TestApp::spawn(&Backend::Sqlite).await?;
