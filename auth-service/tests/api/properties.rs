@@ -26,8 +26,11 @@ const NOW: i64 = 1_800_000_000;
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 256,
-        // Failures print their input; no regression files are written into the tree.
-        failure_persistence: None,
+        // A failing case's seed is written beside this file (`properties.regressions`) and
+        // replayed first by every later run: commit it with the fix, so the case stays tested.
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
         ..ProptestConfig::default()
     }
 }
