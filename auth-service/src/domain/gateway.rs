@@ -21,7 +21,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::{AuthCore, AuthError, Timestamp, opaque_token::OpaqueToken, ports::RevokedSetCheck};
+use super::{
+    AuthCore, AuthError, Timestamp, forwarded_tokens::ForwardedTokens, opaque_token::OpaqueToken,
+    ports::RevokedSetCheck,
+};
 
 /// Methods that must not change state (RFC 9110 section 9.2.1); anything else is unsafe.
 const SAFE_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS", "TRACE"];
@@ -172,6 +175,7 @@ pub struct Gateway {
     core: Arc<AuthCore>,
     revoked_set: Arc<dyn RevokedSetCheck>,
     policy: GatewayPolicy,
+    forwarded: ForwardedTokens,
 }
 
 impl Gateway {
@@ -184,6 +188,7 @@ impl Gateway {
             core,
             revoked_set,
             policy: policy.normalized(),
+            forwarded: ForwardedTokens::default(),
         }
     }
 
@@ -241,7 +246,14 @@ impl Gateway {
 
     async fn access_token(&self, token: &str, now: Timestamp) -> Result<Allowed, AuthError> {
         let claims = self.revoked_set.check_access_token(token, now).await?;
-        let (minted, _expires_at) = self.core.mint_for_access_token(&claims, now).await?;
+        let minted = match self.forwarded.reusable(token, now) {
+            Some(minted) => minted,
+            None => {
+                let (minted, expires_at) = self.core.mint_for_access_token(&claims, now).await?;
+                self.forwarded.remember(token, &minted, now, expires_at);
+                minted
+            }
+        };
         Ok(Allowed {
             user_id: claims.user_id,
             session_id: claims.session_id,

@@ -10,6 +10,7 @@ pub mod admin;
 mod core;
 pub mod error;
 mod exchange;
+mod forwarded_tokens;
 pub mod gateway;
 pub mod limits;
 mod login;

@@ -170,6 +170,12 @@ async fn what_the_gateway_forwards_cannot_manage_or_be_exchanged(backend: Backen
         forwarded, tokens.access_token,
         "the client's own token went upstream"
     );
+    // Minted once per client token (for half its life), not once per request.
+    let again = check(&app, http_check("GET", &[("authorization", &bearer)])).await?;
+    assert_eq!(
+        crate::ext_authz::allowed(&again).get("authorization"),
+        Some(&format!("Bearer {forwarded}"))
+    );
     let principal = app.verify(&forwarded).await?.principal.ok_or("principal")?;
     assert_eq!(principal.session_id, login.session_id);
     cannot_manage(&app, &forwarded, &login.user_id, MANAGEMENT_REQUIRED).await?;
@@ -179,6 +185,18 @@ async fn what_the_gateway_forwards_cannot_manage_or_be_exchanged(backend: Backen
     assert!(
         exchanged.is_ok(),
         "an apps'-audience token is a login's view: {exchanged:?}"
+    );
+    // A reused forwarded token never outlives the session: the client's is checked first.
+    app.auth
+        .clone()
+        .logout(pb::LogoutRequest {
+            token: tokens.access_token.clone(),
+        })
+        .await?;
+    let after = check(&app, http_check("GET", &[("authorization", &bearer)])).await?;
+    assert_eq!(
+        after.status.map(|status| status.code),
+        Some(Code::Unauthenticated as i32)
     );
     Ok(())
 }
