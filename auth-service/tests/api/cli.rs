@@ -3,7 +3,6 @@
 use std::{
     io::Write,
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
 use auth_api::v1::{self as pb, auth_service_client::AuthServiceClient};
@@ -11,7 +10,7 @@ use tonic::{Code, transport::Channel};
 
 use crate::helpers::{
     Backend, PASSWORD, TestApp, TestDatabase, TestResult, assert_error, on_both_backends,
-    test_settings, token_pair, unique_email,
+    start_listening, test_settings, token_pair, unique_email,
 };
 
 on_both_backends!(
@@ -74,23 +73,14 @@ struct Server {
 async fn start_binary(
     database: &TestDatabase,
 ) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = command(database)
-        .env("AUTH_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .spawn()?;
-    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}"))?;
-    for _ in 0..300 {
-        if let Ok(channel) = endpoint.connect().await {
-            return Ok(Server {
-                child,
-                client: AuthServiceClient::new(channel),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err("the server did not start listening within 30 s".into())
+    let listening = start_listening(command(database))?;
+    let channel = Channel::from_shared(format!("http://{}", listening.addr))?
+        .connect()
+        .await?;
+    Ok(Server {
+        child: listening.child,
+        client: AuthServiceClient::new(channel),
+    })
 }
 
 async fn every_acknowledged_write_survives_kill_9(backend: Backend) -> TestResult {

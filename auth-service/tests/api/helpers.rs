@@ -18,6 +18,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
 
+mod binary;
 mod proxy;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -406,6 +407,7 @@ pub fn postgres_and_redis(test: &str) -> Option<(Backend, String)> {
     Some((backend, test_server_url("TEST_REDIS_URL", test)?))
 }
 
+pub use binary::{Listening, start_listening};
 pub use proxy::CuttableProxy;
 
 /// `host:port` of a `redis://host:port[/db]` URL.
