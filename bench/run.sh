@@ -47,7 +47,7 @@ trap cleanup EXIT
 # The service as a user runs it, except that one address sends every call (no per-address
 # throttle) and one user may hold many sessions.
 start_service() { # env assignments...
-    env "$@" AUTH_LISTEN_ADDR=127.0.0.1:$PORT AUTH_DATA_DIR="$DATA_DIR" AUTH_LOGIN_RATE_PER_ADDRESS=0 \
+    env "$@" AUTH_LISTEN_ADDR=127.0.0.1:$PORT AUTH_DATA_DIR="$DATA_DIR" AUTH_LOGIN_RATE_PER_ADDRESS=0 AUTH_REFRESH_RATE_PER_ADDRESS=0 \
         AUTH_MAX_SESSIONS_PER_USER=1000000 RUST_LOG=warn "$ROOT/target/release/auth-service" >>"$OUT/service.log" 2>&1 &
     SERVICE=$!
     wait_port $PORT

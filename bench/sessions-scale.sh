@@ -20,7 +20,7 @@ SEP='?'; case "$PG" in *\?*) SEP='&';; esac
 DATA_DIR=$(mktemp -d)
 psql "$PG" -qc "CREATE SCHEMA $SCHEMA"
 DATABASE_URL="$PG${SEP}options[search_path]=$SCHEMA" REDIS_URL="$REDIS" AUTH_LIMITS_KEY_PREFIX="$SCHEMA" \
-    AUTH_LISTEN_ADDR=127.0.0.1:$PORT AUTH_DATA_DIR="$DATA_DIR" AUTH_LOGIN_RATE_PER_ADDRESS=0 \
+    AUTH_LISTEN_ADDR=127.0.0.1:$PORT AUTH_DATA_DIR="$DATA_DIR" AUTH_LOGIN_RATE_PER_ADDRESS=0 AUTH_REFRESH_RATE_PER_ADDRESS=0 \
     AUTH_MAX_SESSIONS_PER_USER=1000000 RUST_LOG=warn "$ROOT/target/release/auth-service" >>"$OUT/service.log" 2>&1 &
 SERVICE=$!
 trap 'kill $SERVICE 2>/dev/null || true; psql "$PG" -qc "DROP SCHEMA $SCHEMA CASCADE" >/dev/null 2>&1 || true; rm -rf "$DATA_DIR"' EXIT

@@ -258,6 +258,7 @@ impl Application {
 
         tracing::info!(addr = %self.local_addr, "auth-service listening");
         let max_message = settings.max_request_bytes;
+        let trusted_proxies = settings.trusted_proxies.clone();
         let mut server = Server::builder();
         if let Some(tls) = &self.tls {
             // With a client CA, the handshake refuses a client without a valid certificate.
@@ -281,11 +282,11 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(
-                AuthServiceServer::new(AuthApi::new(core.clone()))
+                AuthServiceServer::new(AuthApi::new(core.clone(), trusted_proxies.clone()))
                     .max_decoding_message_size(max_message),
             )
             .add_service(
-                AuthorizationServer::new(ExtAuthzApi::new(Arc::new(gateway)))
+                AuthorizationServer::new(ExtAuthzApi::new(Arc::new(gateway), trusted_proxies))
                     .max_decoding_message_size(max_message),
             )
             .add_service(

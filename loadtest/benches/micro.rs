@@ -147,6 +147,7 @@ fn settings(dir: &std::path::Path) -> Settings {
     settings.listen_addr = "127.0.0.1:0".parse().unwrap();
     settings.data_dir = dir.to_path_buf();
     settings.login_rate_per_address = 0;
+    settings.refresh_rate_per_address = 0;
     settings.max_sessions_per_user = 100_000;
     settings
 }

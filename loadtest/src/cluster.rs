@@ -294,6 +294,7 @@ pub fn replica_env(
         ("AUTH_DATA_DIR", data_dir.display().to_string()),
         // One client address sends every login: no per-address throttle, no session cap.
         ("AUTH_LOGIN_RATE_PER_ADDRESS", "0".into()),
+        ("AUTH_REFRESH_RATE_PER_ADDRESS", "0".into()),
         ("AUTH_MAX_SESSIONS_PER_USER", "100000".into()),
         ("AUTH_LIMITS_KEY_PREFIX", format!("load-{run_id}")),
         // Frequent heartbeats, so a verifier notices a dead feed within a second.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{SessionCache, Settings};
-use crate::domain::limits::{FAILURE_MEMORY, LimitPolicy, LockoutRule};
+use crate::domain::limits::{FAILURE_MEMORY, KNOWN_NETWORK_MEMORY, LimitPolicy, LockoutRule};
 use crate::{
     domain::{Policy, gateway::GatewayPolicy},
     engine::hashing::HashingParams,
@@ -114,15 +114,18 @@ impl Settings {
         }
     }
 
-    /// The brute-force limits (per client address, per account).
+    /// The brute-force limits (per client network, per account and network, per account).
     pub fn limits(&self) -> LimitPolicy {
         LimitPolicy {
             per_address: self.login_rate_per_address,
+            refresh_per_address: self.refresh_rate_per_address,
             lockout: LockoutRule {
                 threshold: self.account_lockout_threshold,
                 base: self.account_lockout_base,
                 max: self.account_lockout_max.max(self.account_lockout_base),
                 memory: FAILURE_MEMORY,
+                ceiling: self.account_lockout_ceiling,
+                known_memory: KNOWN_NETWORK_MEMORY,
             },
         }
     }

@@ -15,6 +15,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, ValueEnum};
 
+use crate::domain::client_address::TrustedProxies;
+
 pub use cli::{Cli, Command, KeysCommand, UserCommand};
 pub use secret::SecretString;
 
@@ -265,7 +267,8 @@ pub struct Settings {
     #[arg(long, env = "AUTH_PASSWORD_MIN_LENGTH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(8..=1024), global = true)]
     pub password_min_length: u16,
 
-    /// Login, Register and Refresh calls per client IP address per minute, each (0: no limit).
+    /// Login and Register calls per client network (IPv4 address, IPv6 /64) per minute, each
+    /// (0: no limit).
     #[arg(
         long,
         env = "AUTH_LOGIN_RATE_PER_ADDRESS",
@@ -274,7 +277,29 @@ pub struct Settings {
     )]
     pub login_rate_per_address: u32,
 
-    /// Failed logins on one account (known or not) before it is locked (0: no lockout).
+    /// Refresh calls per client network per minute (0: no limit).
+    #[arg(
+        long,
+        env = "AUTH_REFRESH_RATE_PER_ADDRESS",
+        default_value_t = 600,
+        global = true
+    )]
+    pub refresh_rate_per_address: u32,
+
+    /// Comma-separated proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` (and, for
+    /// ext_authz, the request's source) names the client (empty: the TCP peer is the client).
+    #[arg(
+        long,
+        env = "AUTH_TRUSTED_PROXIES",
+        default_value = "",
+        hide_default_value = true,
+        value_parser = parse_trusted_proxies,
+        global = true
+    )]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Failed logins on one account from one client network (whether the account exists or
+    /// not) before that network is locked out of it (0: no lockout).
     #[arg(
         long,
         env = "AUTH_ACCOUNT_LOCKOUT_THRESHOLD",
@@ -287,9 +312,14 @@ pub struct Settings {
     #[arg(long, env = "AUTH_ACCOUNT_LOCKOUT_BASE", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
     pub account_lockout_base: Duration,
 
-    /// The longest lock of an account.
+    /// The longest lock, and how long the account-wide ceiling locks the account.
     #[arg(long, env = "AUTH_ACCOUNT_LOCKOUT_MAX", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
     pub account_lockout_max: Duration,
+
+    /// Failed logins on one account from all networks before it is locked for every network
+    /// but those it was logged into from (0: no account-wide lock; at most 100, NIST SP 800-63B).
+    #[arg(long, env = "AUTH_ACCOUNT_LOCKOUT_CEILING", default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=100), global = true)]
+    pub account_lockout_ceiling: u32,
 
     /// Prefix of the rate-limit keys in Redis (for several deployments sharing one Redis).
     #[arg(
@@ -314,6 +344,11 @@ pub struct Settings {
     /// client without such a certificate cannot connect. Needs AUTH_TLS_CERT and AUTH_TLS_KEY.
     #[arg(long, env = "AUTH_TLS_CLIENT_CA", global = true)]
     pub tls_client_ca: Option<PathBuf>,
+}
+
+/// `AUTH_TRUSTED_PROXIES`: a bad entry stops the start with the reason.
+fn parse_trusted_proxies(text: &str) -> Result<TrustedProxies, String> {
+    text.parse()
 }
 
 impl Settings {
@@ -380,6 +415,34 @@ mod tests {
         assert_eq!(settings.refresh_reuse_grace, Duration::from_secs(10));
         assert_eq!(settings.max_sessions_per_user, 10);
         assert!(settings.allow_registration);
+        assert!(settings.trusted_proxies.to_string().is_empty());
+        assert_eq!(settings.login_rate_per_address, 30);
+        assert_eq!(settings.refresh_rate_per_address, 600);
+        assert_eq!(settings.account_lockout_ceiling, 100);
+    }
+
+    #[test]
+    fn trusted_proxies_parse_and_a_bad_one_fails_the_start_with_the_reason() {
+        let cli = Cli::parse_from([
+            "auth-service",
+            "--trusted-proxies",
+            "10.0.0.0/8, 2001:db8::/32,192.0.2.1",
+        ]);
+        assert_eq!(
+            cli.settings.trusted_proxies.to_string(),
+            "10.0.0.0/8,2001:db8::/32,192.0.2.1/32"
+        );
+        let empty = Cli::parse_from(["auth-service", "--trusted-proxies", ""]);
+        assert!(empty.settings.trusted_proxies.to_string().is_empty());
+        for bad in ["10.0.0.0/33", "10.0.0.1/8", "proxy.internal"] {
+            let error = Cli::try_parse_from(["auth-service", "--trusted-proxies", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                error.contains("--trusted-proxies") && error.contains(bad),
+                "{error}"
+            );
+        }
     }
 
     #[test]

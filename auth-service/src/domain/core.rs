@@ -81,14 +81,14 @@ impl AuthCore {
         self
     }
 
-    /// Counts a call of `rpc` from `peer` (`ip:port`) against the per-address budget.
+    /// Counts a call of `rpc` from `client` against its network's budget.
     pub async fn throttle_address(
         &self,
         rpc: Throttled,
-        peer: &str,
+        client: Option<std::net::IpAddr>,
         now: Timestamp,
     ) -> Result<(), AuthError> {
-        self.limits.throttle_address(rpc, peer, now).await
+        self.limits.throttle_address(rpc, client, now).await
     }
 
     pub fn policy(&self) -> &Policy {

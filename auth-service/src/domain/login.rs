@@ -29,13 +29,18 @@ impl AuthCore {
     pub(super) async fn check_password(
         &self,
         email_key: &str,
+        client: Option<std::net::IpAddr>,
         password: String,
         stored: Option<String>,
         now: Timestamp,
     ) -> Result<bool, AuthError> {
         let known = stored.is_some();
         let matched = self.hasher.verify_or_shed(password, stored).await? && known;
-        match self.limits.settle_login(email_key, matched, now).await {
+        match self
+            .limits
+            .settle_login(email_key, client, matched, now)
+            .await
+        {
             Attempt::Locked { .. } => Ok(false),
             Attempt::Allowed => Ok(matched),
         }
@@ -110,7 +115,7 @@ impl AuthCore {
             return Err(AuthError::PasswordTooLong);
         }
         self.limits
-            .throttle_address(Throttled::Login, &client.peer_address, now)
+            .throttle_address(Throttled::Login, client.address, now)
             .await?;
         // Shed at once, before any work; a shed login is not counted as a failure.
         self.hasher.ensure_capacity()?;
@@ -129,7 +134,7 @@ impl AuthCore {
             .filter(|hash| self.hasher.needs_rehash(hash))
             .map(|_| password.clone());
         let matched = self
-            .check_password(&email_key, password, stored_hash, now)
+            .check_password(&email_key, client.address, password, stored_hash, now)
             .await?;
         let mut user = match user {
             Some(user) if matched => user,

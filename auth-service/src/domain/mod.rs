@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod client_address;
 mod core;
 pub mod error;
 mod exchange;

@@ -150,7 +150,12 @@ pub struct LoginOutcome {
 #[derive(Clone, Debug, Default)]
 pub struct ClientInfo {
     pub user_agent: String,
+    /// The client's address as recorded on the session (`ip:port` of a direct peer, the IP
+    /// past trusted proxies).
     pub peer_address: String,
+    /// The client's address for the brute-force limits (`client_address.rs`); `None` when the
+    /// call did not come over TCP.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// What a gateway decision needs from a verified access token.

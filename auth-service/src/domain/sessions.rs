@@ -119,18 +119,18 @@ impl AuthCore {
 
     /// Changes the caller's password and ends their other sessions (whoever changed the password
     /// may be evicting an intruder). The current password is checked like a login's, under the
-    /// same per-address budget (`peer`), account lockout and shedding queue: a stolen token is
+    /// same per-address budget (`client`), account lockout and shedding queue: a stolen token is
     /// no password-guessing oracle.
     pub async fn change_password(
         &self,
         caller: &Principal,
         current_password: String,
         new_password: String,
-        peer: &str,
+        client: Option<std::net::IpAddr>,
         now: Timestamp,
     ) -> Result<u64, AuthError> {
         self.limits
-            .throttle_address(Throttled::Login, peer, now)
+            .throttle_address(Throttled::Login, client, now)
             .await?;
         if current_password.len() > MAX_PASSWORD_BYTES {
             return Err(AuthError::InvalidCredentials);
@@ -143,6 +143,7 @@ impl AuthCore {
         let proven = self
             .check_password(
                 &user.email_key,
+                client,
                 current_password,
                 Some(user.password_hash.clone()),
                 now,

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use auth_api::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use super::{convert, to_status};
+use super::{client_address::client_of, convert, to_status};
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
+    client_address::TrustedProxies,
     limits::Throttled,
     model::SessionKind,
     model::{ClientInfo, Credential, Principal, SessionSpec},
@@ -20,18 +21,22 @@ const MAX_USER_AGENT_CHARS: usize = 256;
 
 pub struct AuthApi {
     core: Arc<AuthCore>,
+    trusted_proxies: TrustedProxies,
 }
 
 impl AuthApi {
-    pub fn new(core: Arc<AuthCore>) -> Self {
-        Self { core }
+    pub fn new(core: Arc<AuthCore>, trusted_proxies: TrustedProxies) -> Self {
+        Self {
+            core,
+            trusted_proxies,
+        }
     }
 
     /// Counts the call against its per-address budget (Login counts inside the domain).
     async fn throttle<T>(&self, rpc: Throttled, request: &Request<T>) -> Result<(), Status> {
-        let peer = client_info(request).peer_address;
+        let client = client_of(&self.trusted_proxies, request).address;
         self.core
-            .throttle_address(rpc, &peer, Timestamp::now())
+            .throttle_address(rpc, client, Timestamp::now())
             .await
             .map_err(to_status)
     }
@@ -40,23 +45,23 @@ impl AuthApi {
     async fn caller(&self, metadata: &MetadataMap, now: Timestamp) -> Result<Principal, Status> {
         convert::caller(&self.core, metadata, now).await
     }
-}
 
-fn client_info<T>(request: &Request<T>) -> ClientInfo {
-    let user_agent = request
-        .metadata()
-        .get("user-agent")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .chars()
-        .take(MAX_USER_AGENT_CHARS)
-        .collect();
-    ClientInfo {
-        user_agent,
-        peer_address: request
-            .remote_addr()
-            .map(|addr| addr.to_string())
-            .unwrap_or_default(),
+    /// Where a login comes from: its `user-agent` and the client's address.
+    fn client_info<T>(&self, request: &Request<T>) -> ClientInfo {
+        let client = client_of(&self.trusted_proxies, request);
+        let user_agent = request
+            .metadata()
+            .get("user-agent")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_USER_AGENT_CHARS)
+            .collect();
+        ClientInfo {
+            user_agent,
+            peer_address: client.shown,
+            address: client.address,
+        }
     }
 }
 
@@ -80,7 +85,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
-        let client = client_info(&request);
+        let client = self.client_info(&request);
         let request = request.into_inner();
         let kind = match pb::CredentialKind::try_from(request.kind) {
             Ok(pb::CredentialKind::Unspecified | pb::CredentialKind::Tokens) => SessionKind::Tokens,
@@ -237,7 +242,7 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let now = Timestamp::now();
         let caller = self.caller(request.metadata(), now).await?;
-        let peer = client_info(&request).peer_address;
+        let client = client_of(&self.trusted_proxies, &request).address;
         let request = request.into_inner();
         let revoked = self
             .core
@@ -245,7 +250,7 @@ impl AuthService for AuthApi {
                 &caller,
                 request.current_password,
                 request.new_password,
-                &peer,
+                client,
                 now,
             )
             .await

@@ -13,7 +13,9 @@
 //! - a possible cross-site request forgery: PERMISSION_DENIED and HTTP 403.
 //!
 //! Both denials carry a `google.rpc.ErrorInfo` (domain `auth.v1`) in the status and a small JSON
-//! body with the same `reason`. When no decision can be made (the database is down) the RPC
+//! body with the same `reason`, and are logged (debug) with the client's address: the request's
+//! source as Envoy reports it when Envoy is a trusted proxy, else Envoy's own
+//! (`client_address.rs`). When no decision can be made (the database is down) the RPC
 //! itself fails, and Envoy applies `failure_mode_allow` / `status_on_error`.
 
 use std::{collections::HashMap, sync::Arc};
@@ -34,19 +36,24 @@ use prost::Message;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{StatusExt, pb};
 
-use super::to_status;
+use super::{client_address::client_of_check, to_status};
 use crate::domain::{
     Timestamp,
+    client_address::TrustedProxies,
     gateway::{Allowed, CsrfFailure, Decision, Denied, Gateway, GatewayRequest},
 };
 
 pub struct ExtAuthzApi {
     gateway: Arc<Gateway>,
+    trusted_proxies: TrustedProxies,
 }
 
 impl ExtAuthzApi {
-    pub fn new(gateway: Arc<Gateway>) -> Self {
-        Self { gateway }
+    pub fn new(gateway: Arc<Gateway>, trusted_proxies: TrustedProxies) -> Self {
+        Self {
+            gateway,
+            trusted_proxies,
+        }
     }
 }
 
@@ -56,9 +63,10 @@ impl Authorization for ExtAuthzApi {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let http = request
-            .into_inner()
-            .attributes
+        let peer = request.remote_addr();
+        let attributes = request.into_inner().attributes;
+        let client = client_of_check(&self.trusted_proxies, peer, attributes.as_ref());
+        let http = attributes
             .and_then(|attributes| attributes.request)
             .and_then(|request| request.http)
             .map(gateway_request)
@@ -71,7 +79,13 @@ impl Authorization for ExtAuthzApi {
         let response = match decision {
             Decision::Allow(allowed) => ok_response(allowed, &http),
             Decision::Deny(denied) => {
-                tracing::debug!(method = %http.method, host = %http.host, ?denied, "ext_authz denied");
+                tracing::debug!(
+                    method = %http.method,
+                    host = %http.host,
+                    client = ?client,
+                    ?denied,
+                    "ext_authz denied"
+                );
                 denied_response(denied)
             }
         };

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod client_address;
 mod convert;
 mod ext_authz;
 pub mod feed_streams;

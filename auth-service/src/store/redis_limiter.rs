@@ -3,8 +3,11 @@
 //! Each decision is one Lua script, so it is atomic across replicas: the throttle is
 //! `INCR` + `PEXPIRE` on a fixed window, and settling a login attempt checks the account's lock,
 //! counts a failure (or clears the count on a success) and sets the lock in the same step. Keys
-//! are `<prefix>:rl:<rpc>:<ip>`, `<prefix>:fail:acct:<sha256>` and `<prefix>:lock:acct:<sha256>`:
-//! Redis holds no email.
+//! are `<prefix>:rl:<rpc>:<network>`, and `<prefix>:{fail,lock}:acct:<sha256>` (account-wide)
+//! with `<prefix>:{fail,lock,known}:acct:<sha256>:net:<network>` (per client network): Redis
+//! holds no email. Every key expires (failure counts 24 h after the last failure, known networks
+//! after 30 days); give Redis a `maxmemory` with `maxmemory-policy volatile-ttl` to bound it
+//! under a flood of random emails, as the in-process limiter bounds itself.
 //!
 //! If Redis is unreachable the limiter falls back to counting in this process, and stays there
 //! for a few seconds before trying Redis again (so an outage does not add a timeout to every
@@ -22,7 +25,7 @@ use redis::aio::ConnectionManager;
 
 use crate::domain::{
     Timestamp,
-    limits::{Attempt, Limiter, LockoutRule, MemoryLimiter, Throttle},
+    limits::{Attempt, AttemptScope, Limiter, LockoutRule, MemoryLimiter, Throttle},
     ports::StoreError,
 };
 
@@ -43,15 +46,22 @@ end
 return {count, left}
 ";
 
-/// KEYS[1]: failure count, KEYS[2]: lock. ARGV: succeeded (1/0), threshold, base ms, max ms,
-/// memory ms. Returns ms of lock left (refused, nothing counted), or 0 (settled).
+/// KEYS: the network's failure count [1] and lock [2], the account's failure count [3] and lock
+/// [4], the network's "known" mark [5]. ARGV: succeeded (1/0), threshold, base ms, max ms,
+/// memory ms, ceiling, known ms. Returns ms of lock left (refused, nothing counted), or 0
+/// (settled). The same steps as `MemoryLimiter::settle_attempt`.
 const SETTLE: &str = r"
-local locked = redis.call('PTTL', KEYS[2])
-if locked > 0 then
-  return locked
+local account_locked = redis.call('PTTL', KEYS[4])
+if account_locked > 0 and redis.call('EXISTS', KEYS[5]) == 0 then
+  return account_locked
+end
+local network_locked = redis.call('PTTL', KEYS[2])
+if network_locked > 0 then
+  return network_locked
 end
 if ARGV[1] == '1' then
   redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[5], '1', 'PX', ARGV[7])
   return 0
 end
 local failures = redis.call('INCR', KEYS[1])
@@ -61,6 +71,15 @@ if failures >= threshold then
   local doublings = math.min(failures - threshold, 30)
   local lock = math.min(tonumber(ARGV[3]) * (2 ^ doublings), tonumber(ARGV[4]))
   redis.call('SET', KEYS[2], '1', 'PX', math.max(1, math.floor(lock)))
+end
+local ceiling = tonumber(ARGV[6])
+if ceiling > 0 then
+  local total = redis.call('INCR', KEYS[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  if total >= ceiling then
+    redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
+    redis.call('DEL', KEYS[3])
+  end
 end
 return 0
 ";
@@ -112,21 +131,27 @@ impl RedisLimiter {
 
     async fn redis_settle(
         &self,
-        account: &str,
+        scope: AttemptScope<'_>,
         succeeded: bool,
         rule: &LockoutRule,
     ) -> Result<u64, StoreError> {
         let mut connection = self.connection.clone();
+        let network = scope.network_counter();
         let locked: i64 = redis::cmd("EVAL")
             .arg(SETTLE)
-            .arg(2)
-            .arg(self.key("fail:", account))
-            .arg(self.key("lock:", account))
+            .arg(5)
+            .arg(self.key("fail:", &network))
+            .arg(self.key("lock:", &network))
+            .arg(self.key("fail:", scope.account))
+            .arg(self.key("lock:", scope.account))
+            .arg(self.key("known:", &network))
             .arg(u8::from(succeeded))
             .arg(rule.threshold)
             .arg(millis(rule.base))
             .arg(millis(rule.max))
             .arg(millis(rule.memory))
+            .arg(rule.ceiling)
+            .arg(millis(rule.known_memory))
             .query_async(&mut connection)
             .await?;
         Ok(u64::try_from(locked).unwrap_or(0))
@@ -158,13 +183,13 @@ impl Limiter for RedisLimiter {
 
     async fn settle_attempt(
         &self,
-        account: &str,
+        scope: AttemptScope<'_>,
         succeeded: bool,
         rule: &LockoutRule,
         now: Timestamp,
     ) -> Attempt {
         if self.use_redis(now) {
-            match self.redis_settle(account, succeeded, rule).await {
+            match self.redis_settle(scope, succeeded, rule).await {
                 Ok(0) => return Attempt::Allowed,
                 Ok(left) => {
                     return Attempt::Locked {
@@ -175,7 +200,7 @@ impl Limiter for RedisLimiter {
             }
         }
         self.fallback
-            .settle_attempt(account, succeeded, rule, now)
+            .settle_attempt(scope, succeeded, rule, now)
             .await
     }
 }

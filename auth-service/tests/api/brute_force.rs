@@ -13,7 +13,7 @@ use auth_service::{
     domain::{
         Timestamp,
         accounts::Email,
-        limits::{Attempt, Limiter, LockoutRule, MemoryLimiter},
+        limits::{Attempt, AttemptScope, Limiter, LockoutRule, MemoryLimiter},
     },
     store::redis_fanout::RedisLink,
 };
@@ -424,6 +424,12 @@ async fn racing_failures_in_redis_lock_after_exactly_the_threshold() -> TestResu
         base: Duration::from_secs(30),
         max: Duration::from_secs(30),
         memory: Duration::from_secs(60),
+        ceiling: 100,
+        known_memory: Duration::from_secs(60),
+    };
+    let scope = AttemptScope {
+        account: "acct:race",
+        network: "192.0.2.1",
     };
     // 20 wrong guesses settle at once: exactly the threshold are counted before the lock.
     let attempts: Vec<_> = (0..20)
@@ -431,7 +437,7 @@ async fn racing_failures_in_redis_lock_after_exactly_the_threshold() -> TestResu
             let limiter = limiter.clone();
             tokio::spawn(async move {
                 limiter
-                    .settle_attempt("acct:race", false, &rule, Timestamp::now())
+                    .settle_attempt(scope, false, &rule, Timestamp::now())
                     .await
             })
         })
@@ -446,7 +452,7 @@ async fn racing_failures_in_redis_lock_after_exactly_the_threshold() -> TestResu
     // And the right password, settled after them, is refused.
     assert!(matches!(
         limiter
-            .settle_attempt("acct:race", true, &rule, Timestamp::now())
+            .settle_attempt(scope, true, &rule, Timestamp::now())
             .await,
         Attempt::Locked { .. }
     ));
@@ -474,28 +480,44 @@ async fn the_memory_and_redis_limiters_agree_on_attempts_settled_out_of_order() 
         base: Duration::from_secs(30),
         max: Duration::from_secs(30),
         memory: Duration::from_secs(60),
+        ceiling: 6,
+        known_memory: Duration::from_secs(60),
     };
     let start = Timestamp::now();
-    // (request time in ms after `start`, right password?, refused as locked?) in settling order.
+    // (network, request time in ms after `start`, right password?, refused as locked?) in
+    // settling order.
     let settled = [
-        (50, false, false),
-        (10, false, false),
-        // A right password that arrived first: in, and the count starts again.
-        (0, true, false),
-        (40, false, false),
-        (20, false, false),
-        // The third failure locks, though two settled failures arrived after it.
-        (30, false, false),
-        (5, true, true),
-        (1, false, true),
-        (60, true, true),
+        // The owner logs in from "d".
+        ("d", 2, true, false),
+        ("a", 50, false, false),
+        ("a", 10, false, false),
+        // A right password that arrived first: in, the network's count starts again, and the
+        // network is known.
+        ("a", 0, true, false),
+        ("a", 40, false, false),
+        ("a", 20, false, false),
+        // The third failure locks the network, though two settled failures arrived after it.
+        ("a", 30, false, false),
+        ("a", 5, true, true),
+        ("a", 1, false, true),
+        ("a", 60, true, true),
+        // Another network is not locked...
+        ("b", 70, false, false),
+        // ...until the account-wide ceiling (6 failures since the start) locks every network
+        // but the known ones: "a" is still held by its own lock, "d" gets in.
+        ("b", 80, true, true),
+        ("c", 90, true, true),
+        ("a", 100, true, true),
+        ("d", 110, true, false),
     ];
-    for (step, (arrival, succeeded, locked)) in settled.into_iter().enumerate() {
+    for (step, (network, arrival, succeeded, locked)) in settled.into_iter().enumerate() {
         let now = start.plus(Duration::from_millis(arrival));
+        let scope = AttemptScope {
+            account: "acct:order",
+            network,
+        };
         for (name, limiter) in [("memory", &memory as &dyn Limiter), ("redis", &redis)] {
-            let attempt = limiter
-                .settle_attempt("acct:order", succeeded, &rule, now)
-                .await;
+            let attempt = limiter.settle_attempt(scope, succeeded, &rule, now).await;
             assert_eq!(
                 matches!(attempt, Attempt::Locked { .. }),
                 locked,

@@ -57,6 +57,7 @@ pub fn http_check(method: &str, headers: &[(&str, &str)]) -> CheckRequest {
                     header_map: None,
                 }),
             }),
+            source: None,
         }),
     }
 }

@@ -48,7 +48,8 @@ enum Run {
     /// Load scenarios against a running service (BENCHMARKS.md); one row per scenario.
     Bench {
         /// The auth service, e.g. http://127.0.0.1:50051 (started with
-        /// AUTH_LOGIN_RATE_PER_ADDRESS=0: every call comes from one address).
+        /// AUTH_LOGIN_RATE_PER_ADDRESS=0 and AUTH_REFRESH_RATE_PER_ADDRESS=0: every call comes
+        /// from one address).
         #[arg(long, default_value = "http://127.0.0.1:50051")]
         target: String,
         /// Scenarios to run, in order (default: all).

@@ -22,6 +22,7 @@ impl Deployment {
         let mut base = AuthReplica::sqlite_settings(data_dir.path());
         // One client address registers and logs in every user: no per-address throttle.
         base.login_rate_per_address = 0;
+        base.refresh_rate_per_address = 0;
         let (Some(postgres), Some(redis)) = (&settings.postgres_url, &settings.redis_url) else {
             return Ok(Self {
                 mode: Mode::Sqlite,

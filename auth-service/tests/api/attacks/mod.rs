@@ -3,8 +3,10 @@
 //! work, no session was created or ended, no key was added). SECURITY.md lists every case with
 //! the requirement it covers (OWASP ASVS 5.0, RFC 8725, RFC 9700, NIST SP 800-63B).
 
+mod addresses;
 mod credentials;
 mod input;
+mod lockout;
 mod login;
 mod password;
 mod sessions;
@@ -13,7 +15,7 @@ mod tokens;
 mod transport;
 
 use auth_api::v1 as pb;
-use tonic::Status;
+use tonic::{Request, Status};
 
 use crate::helpers::{TestApp, with_bearer};
 
@@ -39,4 +41,33 @@ pub async fn stored_session_count(
     let store = app.database.store().await?;
     let epoch = auth_service::domain::Timestamp::from_millis(0);
     Ok(store.list_sessions(user_id, epoch).await?.len())
+}
+
+/// A request as a proxy forwards it: `x-forwarded-for: <forwarded_for>`.
+pub fn forwarded<T>(forwarded_for: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "x-forwarded-for",
+        forwarded_for.parse().expect("an ASCII header value"),
+    );
+    request
+}
+
+/// A login with `password` from `forwarded_for` (see [`forwarded`]), for a token pair.
+pub async fn login_from(
+    app: &TestApp,
+    forwarded_for: &str,
+    email: &str,
+    password: &str,
+) -> Result<pb::LoginResponse, Status> {
+    let request = forwarded(
+        forwarded_for,
+        pb::LoginRequest {
+            email: email.into(),
+            password: password.into(),
+            kind: pb::CredentialKind::Tokens.into(),
+            management: false,
+        },
+    );
+    Ok(app.auth.clone().login(request).await?.into_inner())
 }
