@@ -177,9 +177,11 @@ impl LocalVerifier {
                 // withdrawn) keeps this verdict out of the cache.
                 let generation = self.shared.verified.generation();
                 let verified = Arc::new(self.verify_signature(token, now).await?);
-                self.shared
-                    .verified
-                    .insert_unless_cleared(generation, digest, Arc::clone(&verified));
+                self.shared.verified.insert_unless_cleared(
+                    generation,
+                    digest,
+                    Arc::clone(&verified),
+                );
                 verified
             }
         };
@@ -421,8 +423,7 @@ mod tests {
     /// The server (leeway 5 s) says a revoked session's tokens live until second 1_000; this
     /// verifier tolerates 60 s, so it accepts a token with `exp` 995 until second 1_055.
     #[test]
-    fn a_verifier_with_more_leeway_than_the_server_remembers_revocations_until_its_tokens_expire()
-    {
+    fn a_verifier_with_more_leeway_than_the_server_remembers_revocations_until_its_tokens_expire() {
         let leeway = Duration::from_secs(60);
         let mut revoked = RevokedSet::default();
         revoked.revoke_session("s", session_revocation_kept_until(Some(1_000), leeway));

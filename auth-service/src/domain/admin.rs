@@ -154,7 +154,12 @@ impl AdminCore {
             }
         }
         let stored = format_roles(&unique)?;
-        if !self.core.store.set_user_roles(user_id, &stored, now).await? {
+        if !self
+            .core
+            .store
+            .set_user_roles(user_id, &stored, now)
+            .await?
+        {
             return Err(AuthError::UserNotFound);
         }
         self.core.news.roles_changed(user_id).await;

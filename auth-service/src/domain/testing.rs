@@ -14,11 +14,13 @@ use super::{
     Timestamp,
     model::Revocation,
     ports::{
-        FanoutEvent, LoggedChange, NewSession, RefreshRotation, RevocationNews, RevokeReason, RevokedSession, SessionRecord,
-        SigningKeyRecord, Store, StoreError, UserRecord,
+        FanoutEvent, LoggedChange, NewSession, RefreshRotation, RevocationNews, RevokeReason,
+        RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
     },
     revoker::Revoker,
 };
+
+mod changes;
 
 #[derive(Default)]
 struct Tables {
@@ -31,19 +33,6 @@ struct Tables {
     keys: Vec<SigningKeyRecord>,
     /// The change log, `seq` from 1.
     changes: Vec<LoggedChange>,
-}
-
-impl Tables {
-    fn log(&mut self, event: FanoutEvent) {
-        let seq = i64::try_from(self.changes.len()).unwrap_or(i64::MAX) + 1;
-        self.changes.push(LoggedChange { seq, event });
-    }
-
-    fn log_revoked(&mut self, revoked: &[RevokedSession]) {
-        for session in revoked {
-            self.log(FanoutEvent::Revoked(Revocation::from(session.clone())));
-        }
-    }
 }
 
 #[derive(Default)]
@@ -329,16 +318,11 @@ impl Store for MemoryStore {
     }
 
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<LoggedChange>, StoreError> {
-        let tables = self.tables()?;
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let after = tables.changes.iter().filter(|c| c.seq > after);
-        Ok(after.take(limit).cloned().collect())
+        Ok(self.tables()?.changes_after(after, limit))
     }
 
     async fn changes_among(&self, seqs: &[i64]) -> Result<Vec<LoggedChange>, StoreError> {
-        let tables = self.tables()?;
-        let among = tables.changes.iter().filter(|c| seqs.contains(&c.seq));
-        Ok(among.cloned().collect())
+        Ok(self.tables()?.changes_among(seqs))
     }
 
     async fn last_change_seq(&self) -> Result<i64, StoreError> {

@@ -112,7 +112,11 @@ impl ChangeReader {
         self.skipped.len()
     }
 
-    async fn start(&mut self, store: &(impl ChangeLog + ?Sized), now: Timestamp) -> Result<(), StoreError> {
+    async fn start(
+        &mut self,
+        store: &(impl ChangeLog + ?Sized),
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let last = store.last_seq().await?;
         let from = last.saturating_sub(i64::from(STARTUP_LOOKBACK)).max(0);
         let recent = store.after(from, STARTUP_LOOKBACK).await?;
@@ -165,7 +169,11 @@ mod tests {
         async fn after(&self, after: i64, limit: u32) -> Result<Vec<LoggedChange>, StoreError> {
             let rows = self.0.lock().map(|rows| rows.clone()).unwrap_or_default();
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-            Ok(rows.into_iter().filter(|c| c.seq > after).take(limit).collect())
+            Ok(rows
+                .into_iter()
+                .filter(|c| c.seq > after)
+                .take(limit)
+                .collect())
         }
         async fn among(&self, seqs: &[i64]) -> Result<Vec<LoggedChange>, StoreError> {
             let rows = self.0.lock().map(|rows| rows.clone()).unwrap_or_default();
@@ -200,7 +208,10 @@ mod tests {
         let log = Log::default();
         log.commit(1);
         let mut reader = ChangeReader::new(Duration::from_secs(60));
-        assert!(read(&mut reader, &log, 0).await.is_empty(), "starts at the end");
+        assert!(
+            read(&mut reader, &log, 0).await.is_empty(),
+            "starts at the end"
+        );
         // seq 2 is taken by a slow transaction; 3 commits first.
         log.commit(3);
         assert_eq!(read(&mut reader, &log, 1_000).await, vec![3]);

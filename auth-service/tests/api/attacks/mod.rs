@@ -4,6 +4,7 @@
 //! the requirement it covers (OWASP ASVS 5.0, RFC 8725, RFC 9700, NIST SP 800-63B).
 
 mod login;
+mod news;
 mod password;
 mod sessions;
 mod tokens;
