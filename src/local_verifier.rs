@@ -32,6 +32,25 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 /// How long a revocation of all of a user's sessions is kept: longer than any access token lives.
 const USER_REVOCATION_KEPT: i64 = 24 * 3600;
 
+/// The last second a revoked session must be remembered through, by a verifier that accepts a
+/// token until `exp + leeway`. The server's `tokens_live_until` counts *its* leeway; a verifier
+/// configured with a larger one accepts tokens longer, so it adds its own (over-counting is
+/// harmless: only memory). Without `tokens_live_until`, for ever.
+fn session_revocation_kept_until(tokens_live_until: Option<i64>, leeway: Duration) -> i64 {
+    let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+    tokens_live_until.map_or(i64::MAX, |until| {
+        until.saturating_add(leeway).saturating_add(1)
+    })
+}
+
+/// As [`session_revocation_kept_until`], for a revocation of every session of a user.
+fn user_revocation_kept_until(revoked_before: i64, leeway: Duration) -> i64 {
+    let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+    revoked_before
+        .saturating_add(USER_REVOCATION_KEPT)
+        .saturating_add(leeway)
+}
+
 #[derive(Clone, Debug)]
 pub struct LocalVerifierConfig {
     /// The audience this service accepts tokens for (`aud`).
@@ -142,14 +161,27 @@ impl LocalVerifier {
         }
         let now = unix_now();
         let digest = VerifiedTokens::digest(token);
-        let verified = match self.shared.verified.get(&digest) {
+        // A verdict counts only while the key that signed the token is still published.
+        let cached = self
+            .shared
+            .verified
+            .get(&digest)
+            .filter(|verified| self.shared.key(&verified.kid).is_some());
+        let verified = match cached {
             Some(verified) => {
                 access_token::check_times(&verified.claims, self.shared.rules.leeway, now)?;
                 verified
             }
             None => {
+                // Taken before the key is looked up: a key set replaced meanwhile (a key
+                // withdrawn) keeps this verdict out of the cache.
+                let generation = self.shared.verified.generation();
                 let verified = Arc::new(self.verify_signature(token, now).await?);
-                self.shared.verified.insert(digest, Arc::clone(&verified));
+                self.shared.verified.insert_unless_cleared(
+                    generation,
+                    digest,
+                    Arc::clone(&verified),
+                );
                 verified
             }
         };
@@ -296,9 +328,10 @@ impl Shared {
         let now = unix_now();
         match event.event {
             Some(Event::SessionRevoked(revoked)) => {
-                let until = revoked
-                    .tokens_live_until
-                    .map_or(i64::MAX, |t| t.seconds.saturating_add(1));
+                let until = session_revocation_kept_until(
+                    revoked.tokens_live_until.map(|t| t.seconds),
+                    self.config.leeway,
+                );
                 if let Ok(mut set) = self.revoked.write() {
                     set.revoke_session(&revoked.session_id, until);
                 }
@@ -309,7 +342,7 @@ impl Shared {
                     set.revoke_user(
                         &revoked.user_id,
                         before,
-                        before.saturating_add(USER_REVOCATION_KEPT),
+                        user_revocation_kept_until(before, self.config.leeway),
                     );
                 }
             }
@@ -381,4 +414,27 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server (leeway 5 s) says a revoked session's tokens live until second 1_000; this
+    /// verifier tolerates 60 s, so it accepts a token with `exp` 995 until second 1_055.
+    #[test]
+    fn a_verifier_with_more_leeway_than_the_server_remembers_revocations_until_its_tokens_expire() {
+        let leeway = Duration::from_secs(60);
+        let mut revoked = RevokedSet::default();
+        revoked.revoke_session("s", session_revocation_kept_until(Some(1_000), leeway));
+        revoked.revoke_user("u", 100, user_revocation_kept_until(100, leeway));
+        let last_accepted_second = 995 + 60;
+        revoked.forget_expired(last_accepted_second);
+        assert!(revoked.is_revoked("s", "other", 0));
+        let user_token_accepted_until = 100 + USER_REVOCATION_KEPT + 60;
+        revoked.forget_expired(user_token_accepted_until);
+        assert!(revoked.is_revoked("other", "u", 99));
+        // Without an end from the server, never forgotten.
+        assert_eq!(session_revocation_kept_until(None, leeway), i64::MAX);
+    }
 }

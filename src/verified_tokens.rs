@@ -33,6 +33,8 @@ pub struct VerifiedTokens {
 
 #[derive(Default)]
 struct Entries {
+    /// Bumped by every [`VerifiedTokens::clear`].
+    generation: u64,
     by_digest: HashMap<TokenDigest, Arc<VerifiedToken>>,
     /// Insertion order, for evicting the oldest.
     order: VecDeque<TokenDigest>,
@@ -62,12 +64,33 @@ impl VerifiedTokens {
 
     /// Remembers a token whose signature and claims were just verified.
     pub fn insert(&self, digest: TokenDigest, verified: Arc<VerifiedToken>) {
+        self.insert_unless_cleared(self.generation(), digest, verified);
+    }
+
+    /// Where the cache is in its clears: take it before a verification begins, and hand it to
+    /// [`VerifiedTokens::insert_unless_cleared`] with the verdict.
+    pub fn generation(&self) -> u64 {
+        self.entries.read().map_or(0, |entries| entries.generation)
+    }
+
+    /// Remembers a verdict unless the cache was cleared since `generation` was taken: a clear
+    /// means the keys changed (one may have been withdrawn) while the token was being verified
+    /// against the old ones.
+    pub fn insert_unless_cleared(
+        &self,
+        generation: u64,
+        digest: TokenDigest,
+        verified: Arc<VerifiedToken>,
+    ) {
         if self.capacity == 0 {
             return;
         }
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
+        if entries.generation != generation {
+            return;
+        }
         if entries.by_digest.contains_key(&digest) {
             return;
         }
@@ -84,7 +107,11 @@ impl VerifiedTokens {
     /// Forgets everything (the signing keys changed).
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {
-            *entries = Entries::default();
+            let generation = entries.generation.wrapping_add(1);
+            *entries = Entries {
+                generation,
+                ..Entries::default()
+            };
         }
     }
 
@@ -144,6 +171,18 @@ mod tests {
         assert!(cache.get(&key("c")).is_some());
         cache.clear();
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_verdict_reached_across_a_clear_is_not_remembered() {
+        let cache = VerifiedTokens::new(10);
+        let generation = cache.generation();
+        // The keys are replaced (a key withdrawn) while the token is being verified.
+        cache.clear();
+        cache.insert_unless_cleared(generation, VerifiedTokens::digest("a"), claims(100));
+        assert!(cache.get(&VerifiedTokens::digest("a")).is_none());
+        cache.insert_unless_cleared(cache.generation(), VerifiedTokens::digest("a"), claims(100));
+        assert!(cache.get(&VerifiedTokens::digest("a")).is_some());
     }
 
     #[test]

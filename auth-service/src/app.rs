@@ -80,7 +80,8 @@ impl Components {
         hub = hub.with_live_sessions(sessions.clone());
         let redis = match &settings.redis_url {
             Some(url) => {
-                let link = redis_fanout::RedisLink::open(url.expose())?;
+                let link =
+                    redis_fanout::RedisLink::open(url.expose(), &settings.redis_channel_prefix)?;
                 hub = hub.with_fanout(link.fanout());
                 Some(link)
             }
@@ -208,13 +209,16 @@ impl Application {
             redis.clone(),
             settings.health_check_interval,
         ));
+        // Where the change log ends now: read before anything can be missed (a fan-out message,
+        // a feed's snapshot). Then every replica re-reads it, with Redis or without.
+        revocations.reread_changes(Timestamp::now()).await?;
         if let Some(link) = redis {
             background.push(link.spawn_listener(revocations.clone()));
-            background.push(hub::spawn_reconciler(
-                revocations.clone(),
-                settings.revocation_poll_interval,
-            ));
         }
+        background.push(hub::spawn_reconciler(
+            revocations.clone(),
+            settings.revocation_poll_interval,
+        ));
         // ext_authz: the decision cache follows the revocation feed from here on.
         let (decision_cache, decision_sync) =
             DecisionCache::start(core.clone(), revocations.clone(), Timestamp::now()).await?;

@@ -30,9 +30,10 @@ pub enum LogFormat {
 /// (`engine/session_cache.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SessionCache {
-    /// On where this replica hears of every revocation: with Redis (the fan-out), or with the
-    /// embedded SQLite (one process). Off for PostgreSQL without Redis, where other replicas'
-    /// revocations would only be seen in the database.
+    /// On where this replica hears of every revocation at once: with Redis (the fan-out), or
+    /// with the embedded SQLite (one process). Off for PostgreSQL without Redis, where other
+    /// replicas' revocations are only seen at the next re-read of the database (`On` accepts
+    /// that delay of up to AUTH_REVOCATION_POLL_INTERVAL).
     Auto,
     On,
     Off,
@@ -61,10 +62,21 @@ pub struct Settings {
     #[arg(long, env = "REDIS_URL", global = true)]
     pub redis_url: Option<SecretString>,
 
-    /// With Redis, how often each replica re-reads recent revocations from the database (the
-    /// safety net under pub/sub, which may drop messages while Redis is unreachable).
+    /// How often each replica re-reads the database's change log (revocations, role changes):
+    /// with Redis, the safety net under pub/sub (which may drop messages); without it, how soon
+    /// one replica learns of another's revocations.
     #[arg(long, env = "AUTH_REVOCATION_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
     pub revocation_poll_interval: Duration,
+
+    /// Prefix of the Redis pub/sub channels (`{prefix}:revocations`), for several deployments
+    /// sharing one Redis.
+    #[arg(
+        long,
+        env = "AUTH_REDIS_CHANNEL_PREFIX",
+        default_value = "auth.v1",
+        global = true
+    )]
+    pub redis_channel_prefix: String,
 
     /// Answer `Verify` for recently seen live sessions from memory (see `SessionCache`).
     #[arg(

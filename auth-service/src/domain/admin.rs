@@ -143,12 +143,14 @@ impl AdminCore {
 
     /// Replaces the user's roles (duplicates dropped, order kept). Verify reads roles with the
     /// session (the session cache forgets the user's sessions on every replica before this
-    /// returns), so it sees the change at once; issued access tokens keep their `roles` claim.
+    /// returns, or, for a replica that missed the fan-out, within a poll interval: the store logs
+    /// the change), so it sees the change at once; issued access tokens keep their `roles` claim.
     pub async fn set_roles(
         &self,
         caller: &Principal,
         user_id: &str,
         roles: &[String],
+        now: Timestamp,
     ) -> Result<UserView, AuthError> {
         Self::require_admin(caller)?;
         user_id_argument(user_id)?;
@@ -159,7 +161,12 @@ impl AdminCore {
             }
         }
         let stored = format_roles(&unique)?;
-        if !self.core.store.set_user_roles(user_id, &stored).await? {
+        if !self
+            .core
+            .store
+            .set_user_roles(user_id, &stored, now)
+            .await?
+        {
             return Err(AuthError::UserNotFound);
         }
         self.core.news.roles_changed(user_id).await;

@@ -14,11 +14,13 @@ use super::{
     Timestamp,
     model::Revocation,
     ports::{
-        NewSession, RefreshRotation, RevocationNews, RevokeReason, RevokedSession, SessionRecord,
-        SigningKeyRecord, Store, StoreError, UserRecord,
+        FanoutEvent, LoggedChange, NewSession, RefreshRotation, RevocationNews, RevokeReason,
+        RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
     },
     revoker::Revoker,
 };
+
+mod changes;
 
 #[derive(Default)]
 struct Tables {
@@ -29,6 +31,8 @@ struct Tables {
     /// Every refresh token hash ever issued -> its session.
     refresh_tokens: HashMap<Vec<u8>, String>,
     keys: Vec<SigningKeyRecord>,
+    /// The change log, `seq` from 1.
+    changes: Vec<LoggedChange>,
 }
 
 #[derive(Default)]
@@ -102,10 +106,20 @@ impl Store for MemoryStore {
         Ok(found)
     }
 
-    async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError> {
+    async fn set_user_roles(
+        &self,
+        user_id: &str,
+        roles: &str,
+        _now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let mut tables = self.tables()?;
         let user = tables.users.iter_mut().find(|u| u.id == user_id);
-        Ok(user.map(|user| user.roles = roles.to_owned()).is_some())
+        let found = user.map(|user| user.roles = roles.to_owned()).is_some();
+        if found {
+            let user_id = user_id.to_owned();
+            tables.log(FanoutEvent::RolesChanged { user_id });
+        }
+        Ok(found)
     }
 
     async fn suspend_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError> {
@@ -170,11 +184,13 @@ impl Store for MemoryStore {
             .collect();
         live.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         let keep = usize::try_from(keep).unwrap_or(usize::MAX);
-        Ok(live
+        let revoked: Vec<RevokedSession> = live
             .into_iter()
             .skip(keep)
             .map(|s| revoke(s, now))
-            .collect())
+            .collect();
+        tables.log_revoked(&revoked);
+        Ok(revoked)
     }
 
     async fn find_session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -242,7 +258,9 @@ impl Store for MemoryStore {
             .sessions
             .iter_mut()
             .find(|s| s.id == session_id && s.revoked_at.is_none());
-        Ok(live.map(|session| revoke(session, now)))
+        let revoked = live.map(|session| revoke(session, now));
+        tables.log_revoked(revoked.as_slice());
+        Ok(revoked)
     }
 
     async fn revoke_user_sessions(
@@ -253,15 +271,20 @@ impl Store for MemoryStore {
         now: Timestamp,
     ) -> Result<Vec<RevokedSession>, StoreError> {
         let mut tables = self.tables()?;
-        let revoked = tables
+        let revoked: Vec<RevokedSession> = tables
             .sessions
             .iter_mut()
             .filter(|s| s.user_id == user_id && s.revoked_at.is_none())
             .filter(|s| Some(s.id.as_str()) != keep)
             .map(|s| revoke(s, now))
             .collect();
+        tables.log_revoked(&revoked);
         if keep.is_none() {
             tables.users_revoked_before.insert(user_id.to_owned(), now);
+            tables.log(FanoutEvent::Revoked(Revocation::User {
+                user_id: user_id.to_owned(),
+                revoked_before: now,
+            }));
         }
         Ok(revoked)
     }
@@ -303,6 +326,18 @@ impl Store for MemoryStore {
             .collect();
         users.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
         Ok(users)
+    }
+
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<LoggedChange>, StoreError> {
+        Ok(self.tables()?.changes_after(after, limit))
+    }
+
+    async fn changes_among(&self, seqs: &[i64]) -> Result<Vec<LoggedChange>, StoreError> {
+        Ok(self.tables()?.changes_among(seqs))
+    }
+
+    async fn last_change_seq(&self) -> Result<i64, StoreError> {
+        Ok(self.tables()?.changes.last().map_or(0, |c| c.seq))
     }
 
     async fn list_sessions(

@@ -1,12 +1,19 @@
 //! The revocation hub: where every ended session is announced, so services that verify access
 //! tokens locally learn of it within milliseconds instead of at the token's expiry.
 //!
-//! The database is the record of truth (a revoked session has `revoked_at`); the hub only
-//! spreads the news. Locally it is a broadcast channel that feeds `WatchRevocations` streams;
-//! across replicas an optional [`Fanout`] (Redis pub/sub) carries events between processes.
-//! Pub/sub delivers at most once, so a replica also re-reads recent revocations from the
-//! database after its fan-out reconnects and on a short period while fan-out is configured:
-//! nothing acknowledged is lost, and duplicates are dropped here.
+//! The database is the record of truth (a revoked session has `revoked_at`, and every change is
+//! logged in `session_changes`); the hub only spreads the news. Locally it is a broadcast
+//! channel that feeds `WatchRevocations` streams; across replicas an optional [`Fanout`] (Redis
+//! pub/sub) carries events between processes. Every replica, with Redis or not, re-reads the
+//! change log on a short period ([`spawn_reconciler`], [`super::changes`]): pub/sub delivers at
+//! most once, and without Redis it is the only way news from other replicas arrives. Nothing
+//! acknowledged is lost, and duplicates are dropped here.
+//!
+//! A message from Redis is a hint, never the news itself: whoever can publish on the channel
+//! could have forged it. A hint makes the session cache forget (always safe: the next check
+//! reads the database) and triggers an immediate re-read of the change log; only what the log
+//! holds is delivered to feeds. So a forged event can neither revoke a live session nor, by
+//! taking a real revocation's place in the de-duplication, suppress it.
 
 use std::{
     collections::HashMap,
@@ -20,15 +27,15 @@ use std::{
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::session_cache::LiveSessions;
+use super::{changes::ChangeReader, session_cache::LiveSessions};
 use crate::domain::{
     AuthError, Timestamp,
     model::Revocation,
     ports::{Fanout, FanoutEvent, FanoutListener, RevocationNews, Store},
 };
 
-/// Replicas' clocks and commit delays differ: re-reading from the database always starts this
-/// much before the last event seen, and resuming a feed from a cursor does too.
+/// Replicas' clocks and commit delays differ: resuming a feed from a cursor starts this much
+/// before the cursor (the change log itself is read by sequence, not by time).
 pub const CLOCK_MARGIN: Duration = Duration::from_secs(5);
 const LOCAL_BUFFER: usize = 4096;
 
@@ -55,7 +62,13 @@ pub struct RevocationHub {
     announced: AtomicU64,
     /// Open `WatchRevocations` streams (exported as a metric).
     feed_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where this replica is in the change log; one read at a time.
+    changes: tokio::sync::Mutex<ChangeReader>,
 }
+
+/// How long a skipped change-log number is waited for, beyond the longest a token outlives its
+/// session's revocation.
+const CHANGE_PATIENCE_MARGIN: Duration = Duration::from_secs(60);
 
 /// Counts one open feed stream for as long as it lives.
 pub struct FeedStreamGuard(Arc<std::sync::atomic::AtomicUsize>);
@@ -77,6 +90,9 @@ impl RevocationHub {
             tokens_outlive_revocation_by,
             announced: AtomicU64::new(0),
             feed_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            changes: tokio::sync::Mutex::new(ChangeReader::new(
+                tokens_outlive_revocation_by + CHANGE_PATIENCE_MARGIN,
+            )),
         }
     }
 
@@ -194,40 +210,52 @@ impl RevocationHub {
         Ok(revocations)
     }
 
-    /// Re-reads recent revocations and delivers those not seen yet (after a fan-out gap).
-    pub async fn catch_up(&self, since: Timestamp, now: Timestamp) -> Result<usize, AuthError> {
-        let revocations = self.recorded_since(Some(since), now).await?;
-        let count = revocations.len();
-        for revocation in revocations {
-            self.deliver(revocation);
+    /// Reads the change log from where this replica left it and applies what it holds: delivers
+    /// revocations, and makes the session cache forget users whose roles changed. The first call
+    /// only finds the end of the log: make it before serving. Returns how many changes it read.
+    pub async fn reread_changes(&self, now: Timestamp) -> Result<usize, AuthError> {
+        let mut reader = self.changes.lock().await;
+        let changes = reader.read(self.store.as_ref(), now).await?;
+        let count = changes.len();
+        for change in changes {
+            match change.event {
+                FanoutEvent::Revoked(revocation) => self.deliver(revocation),
+                FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(&user_id),
+            }
         }
         Ok(count)
     }
 }
 
-/// Re-reads recent revocations from the database on a period: the safety net under pub/sub.
-/// Abort the task on shutdown.
+/// Re-reads the change log on a period: the safety net under pub/sub, and without Redis the only
+/// way other replicas' revocations and role changes arrive. Abort the task on shutdown.
 pub fn spawn_reconciler(hub: Arc<RevocationHub>, period: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(period.max(Duration::from_millis(100)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut since = Timestamp::now();
         loop {
             ticker.tick().await;
-            let now = Timestamp::now();
-            match hub.catch_up(since, now).await {
-                Ok(_) => since = now,
-                Err(error) => tracing::warn!(%error, "re-reading revocations failed"),
+            if let Err(error) = hub.reread_changes(Timestamp::now()).await {
+                tracing::warn!(%error, "re-reading the change log failed");
             }
         }
     })
 }
 
+#[async_trait]
 impl FanoutListener for RevocationHub {
-    fn apply(&self, event: FanoutEvent) {
-        match event {
-            FanoutEvent::Revoked(revocation) => self.deliver(revocation),
-            FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(&user_id),
+    /// Hints (see the module comment): the session cache forgets at once, which is always safe;
+    /// then the change log says what really changed, and only that reaches the feeds.
+    async fn apply(&self, events: Vec<FanoutEvent>) {
+        for event in &events {
+            match event {
+                FanoutEvent::Revoked(revocation) => self.live_sessions.forget(revocation),
+                FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(user_id),
+            }
+        }
+        if let Err(error) = self.reread_changes(Timestamp::now()).await {
+            // The next periodic re-read delivers it; the cache has forgotten already.
+            tracing::warn!(%error, "re-reading the change log after a fan-out message failed");
         }
     }
 

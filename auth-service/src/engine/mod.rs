@@ -1,11 +1,13 @@
 //! What makes the rules fast, and the only code beside `domain/time.rs` that may read the clock:
 //! the argon2 hashing threads ([`hashing`]), batched Ed25519 checks ([`signatures`]) and the key
 //! ring ([`keys`]), the session cache ([`session_cache`]), the revocation hub that spreads news to
-//! caches, feeds and other replicas ([`hub`]) and following it ([`feed`]), and the ext_authz revoked set
+//! caches, feeds and other replicas ([`hub`]), reading the change log it re-reads ([`changes`]) and
+//! following it ([`feed`]), and the ext_authz revoked set
 //! ([`decision_cache`]). Each serves the rules through a port of `domain::ports`; none decides
 //! who may do what.
 #![allow(clippy::disallowed_methods)]
 
+pub mod changes;
 pub mod decision_cache;
 pub mod feed;
 pub mod hashing;

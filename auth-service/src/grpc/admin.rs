@@ -117,7 +117,7 @@ impl AdminService for AdminApi {
         let request = request.get_ref();
         let view = self
             .admin
-            .set_roles(&caller, &request.user_id, &request.roles)
+            .set_roles(&caller, &request.user_id, &request.roles, now)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::SetRolesResponse {

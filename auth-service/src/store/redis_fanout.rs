@@ -9,6 +9,12 @@
 //! Redis is down) delayed by up to one poll interval for local verifiers; `Verify` is never
 //! delayed, since it reads the session from the database whenever the cache cannot be trusted.
 //!
+//! Channels are named under a per-deployment prefix (`AUTH_REDIS_CHANNEL_PREFIX`), so several
+//! deployments can share one Redis. A message is only a hint to the receiving replica: it
+//! forgets the sessions named and re-reads the database's change log, and only what the log
+//! holds reaches its feeds (`engine/hub.rs`): a message forged by whoever can publish on Redis
+//! revokes nothing and suppresses nothing.
+//!
 //! Confirmation: `PUBLISH` answers with how many subscribers received the message; each
 //! replica, once it has applied an event, confirms on a second channel. The publisher waits for
 //! that many confirmations (at most [`CONFIRM_TIMEOUT`]) before its RPC answers, so a
@@ -35,9 +41,14 @@ use crate::domain::{
     ports::{Fanout, FanoutEvent, FanoutListener, StoreError},
 };
 
-const CHANNEL: &str = "auth.v1:revocations";
-/// Where replicas confirm the events they applied.
-const CONFIRM_CHANNEL: &str = "auth.v1:revocations:confirm";
+/// The channels under `prefix`: where events are published, and where replicas confirm the
+/// events they applied.
+fn channels(prefix: &str) -> (String, String) {
+    (
+        format!("{prefix}:revocations"),
+        format!("{prefix}:revocations:confirm"),
+    )
+}
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 /// How long a publisher waits for the other replicas to confirm. A replica that takes longer is
 /// stuck or cut off; it re-reads revocations within a poll interval.
@@ -74,9 +85,10 @@ pub struct RedisLink {
 }
 
 impl RedisLink {
-    pub fn open(url: &str) -> Result<Self, StoreError> {
+    /// `channel_prefix` names this deployment's channels (`{prefix}:revocations`).
+    pub fn open(url: &str, channel_prefix: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;
-        let fanout = Arc::new(RedisFanout::connect(&client)?);
+        let fanout = Arc::new(RedisFanout::connect(&client, channel_prefix)?);
         Ok(Self { client, fanout })
     }
 
@@ -104,6 +116,8 @@ impl RedisLink {
 
 struct RedisFanout {
     connection: ConnectionManager,
+    channel: String,
+    confirm_channel: String,
     /// This process, as named in envelopes and confirmations.
     replica: String,
     next_seq: AtomicU64,
@@ -119,7 +133,7 @@ struct Confirmations {
 
 impl RedisFanout {
     /// Does not wait for Redis: the service starts (and serves) while Redis is down.
-    fn connect(client: &redis::Client) -> Result<Self, StoreError> {
+    fn connect(client: &redis::Client, channel_prefix: &str) -> Result<Self, StoreError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)))
@@ -127,8 +141,11 @@ impl RedisFanout {
             .set_max_delay(MAX_RECONNECT_DELAY);
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         let replica = new_id().map_err(|error| StoreError::Other(error.to_string()))?;
+        let (channel, confirm_channel) = channels(channel_prefix);
         Ok(Self {
             connection,
+            channel,
+            confirm_channel,
             replica,
             next_seq: AtomicU64::new(1),
             waiting: Mutex::new(HashMap::new()),
@@ -152,7 +169,7 @@ impl RedisFanout {
         let payload = serde_json::to_string(&Confirmation { to, seq })
             .map_err(|error| StoreError::Other(format!("cannot encode confirmation: {error}")))?;
         let mut connection = self.connection.clone();
-        let _receivers: i64 = connection.publish(CONFIRM_CHANNEL, payload).await?;
+        let _receivers: i64 = connection.publish(&self.confirm_channel, payload).await?;
         Ok(())
     }
 }
@@ -171,7 +188,7 @@ impl Fanout for RedisFanout {
         // Waiting before publishing: a confirmation can arrive before PUBLISH answers.
         let waiting = Waiting::register(&self.waiting, seq);
         let mut connection = self.connection.clone();
-        let published: Result<i64, _> = connection.publish(CHANNEL, payload).await;
+        let published: Result<i64, _> = connection.publish(&self.channel, payload).await;
         match published {
             Ok(receivers) => {
                 let expected = usize::try_from(receivers).unwrap_or(0);
@@ -267,7 +284,9 @@ async fn listen(
     listener: &dyn FanoutListener,
 ) -> Result<(), StoreError> {
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(&[CHANNEL, CONFIRM_CHANNEL]).await?;
+    pubsub
+        .subscribe(&[fanout.channel.as_str(), fanout.confirm_channel.as_str()])
+        .await?;
     tracing::info!("subscribed to revocation fan-out");
     listener.subscribed();
     let mut messages = pubsub.on_message();
@@ -279,7 +298,7 @@ async fn listen(
                 continue;
             }
         };
-        if message.get_channel_name() == CONFIRM_CHANNEL {
+        if message.get_channel_name() == fanout.confirm_channel {
             match serde_json::from_str::<Confirmation>(&payload) {
                 Ok(confirmation) if confirmation.to == fanout.replica => {
                     fanout.confirmed(confirmation.seq);
@@ -291,9 +310,7 @@ async fn listen(
         }
         match serde_json::from_str::<Envelope>(&payload) {
             Ok(envelope) => {
-                for event in envelope.events {
-                    listener.apply(event);
-                }
+                listener.apply(envelope.events).await;
                 // Our own events are applied already; confirming them keeps the count simple.
                 if let Err(error) = fanout.confirm(envelope.from, envelope.seq).await {
                     tracing::warn!(%error, "cannot confirm a fan-out event");

@@ -39,7 +39,7 @@ const COOKIE: &str = "auth_session";
 const OWN_ORIGIN: &str = "https://app.example.com";
 
 /// A `CheckRequest` as Envoy's HTTP filter sends it for `method https://app.example.com/orders`.
-pub fn http_check(method: &str, headers: &[(&str, &str)]) -> CheckRequest {
+pub(crate) fn http_check(method: &str, headers: &[(&str, &str)]) -> CheckRequest {
     CheckRequest {
         attributes: Some(AttributeContext {
             request: Some(AttributeRequest {
@@ -62,7 +62,10 @@ pub fn http_check(method: &str, headers: &[(&str, &str)]) -> CheckRequest {
     }
 }
 
-pub async fn check(app: &TestApp, request: CheckRequest) -> Result<CheckResponse, tonic::Status> {
+pub(crate) async fn check(
+    app: &TestApp,
+    request: CheckRequest,
+) -> Result<CheckResponse, tonic::Status> {
     Ok(AuthorizationClient::new(app.channel.clone())
         .check(request)
         .await?

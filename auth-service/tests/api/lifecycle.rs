@@ -162,6 +162,12 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
         true,
     )
     .await?;
+    // Read as it is written: a full pipe would block the server's logging, and with it the server.
+    let mut stderr = server.child.stderr.take().ok_or("stderr")?;
+    let reader = std::thread::spawn(move || {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).map(|_| logs)
+    });
     let mut auth = AuthServiceClient::new(server.channel.clone());
     let email = unique_email("secrets");
     let new_password = "an entirely new passphrase";
@@ -289,13 +295,7 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
     }
 
     terminate(&server.child)?;
-    let mut logs = String::new();
-    server
-        .child
-        .stderr
-        .take()
-        .ok_or("stderr")?
-        .read_to_string(&mut logs)?;
+    let logs = reader.join().map_err(|_| "the log reader panicked")??;
     server.child.wait()?;
 
     assert!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use auth_api::{VerifyError, v1 as pb};
 use auth_service::config::SecretString;
-use tonic::Code;
+use tonic::{Code, Status};
 
 use crate::helpers::{
     CuttableProxy, TestApp, TestResult, assert_error, local_verifier, postgres_and_redis,
@@ -31,6 +31,39 @@ async fn two_replicas(
     settings.metrics_addr = Some(([127, 0, 0, 1], 0).into());
     let b = TestApp::start(a.database.clone(), settings).await?;
     Ok(Some((a, b)))
+}
+
+/// Two replicas on one fresh PostgreSQL schema and no Redis: only the database connects them.
+async fn two_replicas_without_redis(
+    test: &str,
+    configure: impl Fn(&mut auth_service::config::Settings),
+) -> Result<Option<(TestApp, TestApp)>, Box<dyn std::error::Error + Send + Sync>> {
+    let Some(backend) = crate::helpers::Backend::postgres(test) else {
+        return Ok(None);
+    };
+    let a = TestApp::spawn_with(&backend, &configure).await?;
+    let mut settings = a.settings.clone();
+    configure(&mut settings);
+    let b = TestApp::start(a.database.clone(), settings).await?;
+    Ok(Some((a, b)))
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `limit`.
+async fn within<F, Fut>(limit: Duration, mut check: F) -> TestResult
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, Box<dyn std::error::Error + Send + Sync>>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("not seen within {limit:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn redis_url() -> String {
@@ -234,5 +267,101 @@ async fn a_redis_outage_loses_no_revocation() -> TestResult {
         .await?;
     let error = wait_until_rejected(&verifier, &after.access_token, Duration::from_secs(5)).await?;
     assert!(matches!(error, VerifyError::Revoked), "{error:?}");
+    Ok(())
+}
+
+const POLL: Duration = Duration::from_millis(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_without_redis_see_each_others_revocations_within_the_poll_interval() -> TestResult
+{
+    let Some((a, b)) = two_replicas_without_redis("replicas_no_redis_revocation", |settings| {
+        settings.revocation_poll_interval = POLL;
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    let (_, tokens) = a.user_with_tokens(&unique_email("no-redis")).await?;
+    // B's revocation feed (WatchRevocations) and B's ext_authz both allow the token first.
+    let verifier = local_verifier(&b, "api", |_| {}).await?;
+    verifier.verify_token(&tokens.access_token).await?;
+    let bearer = format!("Bearer {}", tokens.access_token);
+    let gateway = || {
+        crate::ext_authz::check(
+            &b,
+            crate::ext_authz::http_check("GET", &[("authorization", bearer.as_str())]),
+        )
+    };
+    let allowed = |response: &auth_api::envoy::service::auth::v3::CheckResponse| {
+        response.status.as_ref().map(|status| status.code) == Some(0)
+    };
+    assert!(allowed(&gateway().await?));
+
+    a.auth
+        .clone()
+        .logout(pb::LogoutRequest {
+            token: tokens.refresh_token.clone(),
+        })
+        .await?;
+    let error = wait_until_rejected(&verifier, &tokens.access_token, POLL * 4).await?;
+    assert!(matches!(error, VerifyError::Revoked), "{error:?}");
+    within(POLL * 4, || async { Ok(!allowed(&gateway().await?)) }).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_suspensions_reach_a_caching_replica_without_redis_within_the_poll_interval()
+-> TestResult {
+    // B remembers sessions for a minute: only the database re-read can tell it within the test.
+    let Some((a, b)) = two_replicas_without_redis("replicas_no_redis_roles", |settings| {
+        settings.revocation_poll_interval = POLL;
+        settings.session_cache = auth_service::config::SessionCache::On;
+        settings.session_cache_ttl = Duration::from_secs(60);
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    let admin = crate::admin::admin(&a).await?;
+    let (login, tokens) = a.user_with_tokens(&unique_email("no-redis-roles")).await?;
+    let roles_on_b = || async {
+        let principal = b.verify(&tokens.access_token).await?.principal;
+        Ok::<_, Status>(principal.map(|principal| principal.roles))
+    };
+    assert_eq!(roles_on_b().await?, Some(Vec::new()));
+    assert_eq!(roles_on_b().await?, Some(Vec::new())); // now from B's memory
+
+    crate::admin::client(&a)
+        .set_roles(with_bearer(
+            &admin.access_token,
+            pb::SetRolesRequest {
+                user_id: login.user_id.clone(),
+                roles: vec!["billing".into()],
+            },
+        )?)
+        .await?;
+    within(POLL * 4, || async {
+        Ok(roles_on_b().await? == Some(vec!["billing".to_owned()]))
+    })
+    .await?;
+
+    crate::admin::client(&a)
+        .suspend_user(with_bearer(
+            &admin.access_token,
+            pb::SuspendUserRequest {
+                user_id: login.user_id.clone(),
+            },
+        )?)
+        .await?;
+    within(POLL * 4, || async {
+        Ok(b.verify(&tokens.access_token).await.is_err())
+    })
+    .await?;
+    assert_error(
+        b.verify(&tokens.access_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
     Ok(())
 }

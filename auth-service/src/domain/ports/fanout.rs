@@ -27,10 +27,12 @@ pub trait Fanout: Send + Sync + 'static {
 }
 
 /// The receive side of a fan-out: what hears the other replicas' events (the revocation hub).
+#[async_trait]
 pub trait FanoutListener: Send + Sync + 'static {
-    /// Applies an event another replica published; the fan-out confirms it once this returns,
-    /// so it must have taken effect by then.
-    fn apply(&self, event: FanoutEvent);
+    /// Applies events another replica published; the fan-out confirms them once this returns,
+    /// so they must have taken effect by then. Anyone who can publish on the fan-out could have
+    /// sent them: they are hints, to be checked against the store before anything is revoked.
+    async fn apply(&self, events: Vec<FanoutEvent>);
     /// From now on every event published elsewhere reaches [`FanoutListener::apply`].
     fn subscribed(&self);
     /// Events may be missed until the next [`FanoutListener::subscribed`].

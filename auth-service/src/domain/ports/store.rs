@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 
+use super::FanoutEvent;
 use crate::domain::{
     AuthError, Timestamp,
     model::{Revocation, SessionKind},
@@ -144,6 +145,17 @@ impl RevokeReason {
     }
 }
 
+/// A change that makes remembered sessions or tokens stale, as the write that made it logged it
+/// (in its own transaction): what replicas re-read, by `seq`, to learn of changes they may not
+/// have heard of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedChange {
+    /// Assigned by the database at insert; increasing, but not necessarily in commit order
+    /// (PostgreSQL), and with holes where an insert was rolled back.
+    pub seq: i64,
+    pub event: FanoutEvent,
+}
+
 #[derive(Clone)]
 pub struct SigningKeyRecord {
     pub kid: String,
@@ -182,8 +194,14 @@ pub trait Store: Send + Sync + 'static {
         expected: &str,
         password_hash: &str,
     ) -> Result<bool, StoreError>;
-    /// Replaces the user's space-separated roles; false if there is no such user.
-    async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError>;
+    /// Replaces the user's space-separated roles and logs the change; false if there is no such
+    /// user.
+    async fn set_user_roles(
+        &self,
+        user_id: &str,
+        roles: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Marks the user suspended from `now` (keeping an earlier suspension's instant); false if
     /// there is no such user. Does not touch sessions: see `revoke_user_sessions`.
     async fn suspend_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError>;
@@ -238,6 +256,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         since: Timestamp,
     ) -> Result<Vec<(String, Timestamp)>, StoreError>;
+    /// Changes logged with a `seq` above `after`, lowest first, at most `limit`. Every revoking
+    /// write above (and `set_user_roles`) logs its changes in the same transaction.
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<LoggedChange>, StoreError>;
+    /// The changes logged under any of `seqs` (those that exist by now), lowest first.
+    async fn changes_among(&self, seqs: &[i64]) -> Result<Vec<LoggedChange>, StoreError>;
+    /// The highest `seq` logged so far (0 for none).
+    async fn last_change_seq(&self) -> Result<i64, StoreError>;
     /// Unrevoked sessions whose absolute expiry is after `now`, newest first.
     async fn list_sessions(
         &self,

@@ -6,8 +6,10 @@
 //! This module holds the statements, one per `Store` method; `rows` holds what they read back
 //! (column lists and row decoders).
 
+mod changes;
 mod rows;
 
+pub(crate) use changes::change_log;
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
 
 macro_rules! impl_sql_store {
@@ -17,14 +19,15 @@ macro_rules! impl_sql_store {
 
         use crate::domain::{
             Timestamp,
-            model::SessionKind,
+            model::{Revocation, SessionKind},
             ports::{
-                NewSession, RefreshRotation, RevokeReason, RevokedSession, SessionRecord,
+                FanoutEvent, LoggedChange, NewSession, RefreshRotation, RevokeReason, RevokedSession, SessionRecord,
                 SigningKeyRecord, Store, StoreError, UserRecord,
             },
         };
 
         $crate::store::sql::decode_rows!($row);
+        $crate::store::sql::change_log!($row);
 
         #[async_trait]
         impl Store for $store {
@@ -70,13 +73,19 @@ macro_rules! impl_sql_store {
                 Ok(result.rows_affected() == 1)
             }
 
-            async fn set_user_roles(&self, user_id: &str, roles: &str) -> Result<bool, StoreError> {
+            async fn set_user_roles(&self, user_id: &str, roles: &str, now: Timestamp) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
                 let result = sqlx::query("UPDATE users SET roles = $2 WHERE id = $1")
                     .bind(user_id)
                     .bind(roles)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(result.rows_affected() == 1)
+                if result.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                log_change(&mut *tx, "roles", user_id, None, now).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn suspend_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError> {
@@ -131,6 +140,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn evict_sessions_beyond(&self, user_id: &str, keep: u32, now: Timestamp) -> Result<Vec<RevokedSession>, StoreError> {
+                let mut tx = self.pool.begin().await?;
                 let rows = sqlx::query(
                     "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
                      WHERE user_id = $1 AND revoked_at IS NULL AND id NOT IN ( \
@@ -142,9 +152,14 @@ macro_rules! impl_sql_store {
                 .bind(i64::from(keep))
                 .bind(now.millis())
                 .bind(RevokeReason::Evicted.as_str())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
-                Ok(rows.iter().map(revoked_from_row).collect::<Result<_, _>>()?)
+                let revoked: Vec<RevokedSession> = rows.iter().map(revoked_from_row).collect::<Result<_, _>>()?;
+                for session in &revoked {
+                    log_change(&mut *tx, "session", &session.user_id, Some(&session.session_id), session.revoked_at).await?;
+                }
+                tx.commit().await?;
+                Ok(revoked)
             }
 
             async fn find_session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -208,6 +223,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn revoke_session(&self, session_id: &str, reason: RevokeReason, now: Timestamp) -> Result<Option<RevokedSession>, StoreError> {
+                let mut tx = self.pool.begin().await?;
                 let row = sqlx::query(
                     "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL \
                      RETURNING id, user_id, revoked_at",
@@ -215,9 +231,14 @@ macro_rules! impl_sql_store {
                 .bind(session_id)
                 .bind(now.millis())
                 .bind(reason.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(row.as_ref().map(revoked_from_row).transpose()?)
+                let Some(revoked) = row.as_ref().map(revoked_from_row).transpose()? else {
+                    return Ok(None);
+                };
+                log_change(&mut *tx, "session", &revoked.user_id, Some(&revoked.session_id), revoked.revoked_at).await?;
+                tx.commit().await?;
+                Ok(Some(revoked))
             }
 
             async fn revoke_user_sessions(
@@ -239,15 +260,20 @@ macro_rules! impl_sql_store {
                 .bind(keep.unwrap_or_default())
                 .fetch_all(&mut *tx)
                 .await?;
+                let revoked: Vec<RevokedSession> = rows.iter().map(revoked_from_row).collect::<Result<_, _>>()?;
+                for session in &revoked {
+                    log_change(&mut *tx, "session", &session.user_id, Some(&session.session_id), session.revoked_at).await?;
+                }
                 if keep.is_none() {
                     sqlx::query("UPDATE users SET sessions_revoked_before = $2 WHERE id = $1")
                         .bind(user_id)
                         .bind(now.millis())
                         .execute(&mut *tx)
                         .await?;
+                    log_change(&mut *tx, "user", user_id, None, now).await?;
                 }
                 tx.commit().await?;
-                Ok(rows.iter().map(revoked_from_row).collect::<Result<_, _>>()?)
+                Ok(revoked)
             }
 
             async fn count_live_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -284,6 +310,18 @@ macro_rules! impl_sql_store {
                     .map(|row| Ok((row.try_get("id")?, Timestamp::from_millis(row.try_get("sessions_revoked_before")?))))
                     .collect::<Result<_, sqlx::Error>>()
                     .map_err(StoreError::from)
+            }
+
+            async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<LoggedChange>, StoreError> {
+                read_changes_after(&self.pool, after, limit).await
+            }
+
+            async fn changes_among(&self, seqs: &[i64]) -> Result<Vec<LoggedChange>, StoreError> {
+                read_changes_among(&self.pool, seqs).await
+            }
+
+            async fn last_change_seq(&self) -> Result<i64, StoreError> {
+                read_last_change_seq(&self.pool).await
             }
 
             async fn list_sessions(&self, user_id: &str, now: Timestamp) -> Result<Vec<SessionRecord>, StoreError> {

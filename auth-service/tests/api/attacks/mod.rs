@@ -8,6 +8,7 @@ mod credentials;
 mod input;
 mod lockout;
 mod login;
+mod news;
 mod password;
 mod sessions;
 mod streams;
