@@ -38,6 +38,8 @@ pub enum FeedEvent {
     Revoked(Revocation),
     /// The key set changed; carries the new JWKS.
     KeysChanged(String),
+    /// A signing key was revoked as compromised; carries its `kid`.
+    KeyRevoked(String),
 }
 
 pub struct RevocationHub {
@@ -268,5 +270,9 @@ impl RevocationNews for RevocationHub {
 
     fn keys_changed(&self, jwks_json: String) {
         let _ = self.local.send(FeedEvent::KeysChanged(jwks_json));
+    }
+
+    fn signing_key_revoked(&self, kid: String) {
+        let _ = self.local.send(FeedEvent::KeyRevoked(kid));
     }
 }

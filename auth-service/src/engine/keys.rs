@@ -1,10 +1,9 @@
-//! Ed25519 signing keys: generation, the in-memory key ring, rotation and the published JWKS.
+//! Ed25519 signing keys of a running service: [`KeyManager`] loads the ring (`key_ring.rs` holds
+//! its rules), reloads it when another process rotates, rotates, revokes a compromised key, and
+//! erases the private half of every key whose tokens have all expired.
 //!
-//! Lifecycle of a key (all instants stored with it): created -> published in the JWKS ->
-//! `activates_at`, from when it signs -> `retires_at`, when its successor activates -> `drop_after`,
-//! once every token it signed has expired, when it leaves the JWKS. Rotation publishes the
-//! successor `activation_delay` before it signs anything, so verifiers that cache the JWKS know it
-//! before they meet a token signed with it.
+//! Rotation publishes the successor `activation_delay` before it signs anything, so verifiers
+//! that cache the JWKS know it before they meet a token signed with it.
 //!
 //! [`KeyManager`] is the domain's [`SigningKeys`]: it signs with the ring, and checks signatures
 //! of first-seen tokens through the batching [`SignatureChecks`].
@@ -13,152 +12,18 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use auth_api::access_token::{self, AccessClaims};
-use aws_lc_rs::{
-    digest,
-    rand::SystemRandom,
-    signature::{Ed25519KeyPair, KeyPair},
-};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::EncodingKey;
 use tokio::sync::{Mutex, RwLock};
 
-use super::signatures::{CheckCounts, PublicKey, SignatureChecks};
+pub use super::key_ring::{KeyRing, LoadedKey, generate_key};
+use super::signatures::{CheckCounts, SignatureChecks};
 use crate::domain::{
     AuthError, Timestamp,
-    ports::{SigningKeyRecord, SigningKeys, Store},
+    ports::{KeyRotation, KeyRotationOutcome, SigningKeys, Store, StoreError},
 };
 
 /// How often an unknown `kid` may trigger a reload from the store: a flood of forged `kid`s must
 /// not become a flood of database queries.
 const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A key ready to sign or verify.
-pub struct LoadedKey {
-    pub kid: String,
-    encoding: EncodingKey,
-    pub public: Arc<PublicKey>,
-    public_x: String,
-    activates_at: Timestamp,
-    retires_at: Option<Timestamp>,
-    drop_after: Option<Timestamp>,
-}
-
-/// The keys known at one moment. Immutable: a reload builds a new ring.
-pub struct KeyRing {
-    keys: Vec<LoadedKey>,
-}
-
-impl KeyRing {
-    pub fn from_records(records: &[SigningKeyRecord]) -> Result<Self, AuthError> {
-        let keys = records
-            .iter()
-            .map(|record| {
-                let public_key = Ed25519KeyPair::from_pkcs8(&record.private_pkcs8)
-                    .map_err(|_| {
-                        AuthError::Internal(format!("signing key {} is corrupt", record.kid))
-                    })?
-                    .public_key()
-                    .as_ref()
-                    .to_vec();
-                let public = PublicKey::from_bytes(&public_key).ok_or_else(|| {
-                    AuthError::Internal(format!("signing key {} is corrupt", record.kid))
-                })?;
-                Ok(LoadedKey {
-                    kid: record.kid.clone(),
-                    encoding: EncodingKey::from_ed_der(&record.private_pkcs8),
-                    public: Arc::new(public),
-                    public_x: URL_SAFE_NO_PAD.encode(&public_key),
-                    activates_at: record.activates_at,
-                    retires_at: record.retires_at,
-                    drop_after: record.drop_after,
-                })
-            })
-            .collect::<Result<Vec<_>, AuthError>>()?;
-        Ok(Self { keys })
-    }
-
-    /// The key to sign with now: the most recently activated one.
-    pub fn signing_key(&self, now: Timestamp) -> Result<(&str, &EncodingKey), AuthError> {
-        self.keys
-            .iter()
-            .filter(|key| key.activates_at <= now)
-            .max_by_key(|key| key.activates_at)
-            .map(|key| (key.kid.as_str(), &key.encoding))
-            .ok_or_else(|| AuthError::Internal("no active signing key".into()))
-    }
-
-    /// The public key for `kid`, if it may still verify tokens.
-    pub fn verification_key(&self, kid: &str, now: Timestamp) -> Option<&Arc<PublicKey>> {
-        self.keys
-            .iter()
-            .find(|key| key.kid == kid && key.is_published(now))
-            .map(|key| &key.public)
-    }
-
-    /// RFC 7517 JSON Web Key Set of every published key (RFC 8037 `OKP` / `Ed25519`).
-    pub fn jwks_json(&self, now: Timestamp) -> String {
-        let keys: Vec<serde_json::Value> = self
-            .keys
-            .iter()
-            .filter(|key| key.is_published(now))
-            .map(|key| {
-                serde_json::json!({
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": key.public_x,
-                    "kid": key.kid,
-                    "alg": "EdDSA",
-                    "use": "sig",
-                })
-            })
-            .collect();
-        serde_json::json!({ "keys": keys }).to_string()
-    }
-
-    /// When the current signing key was activated.
-    pub fn newest_activation(&self) -> Option<Timestamp> {
-        self.keys.iter().map(|key| key.activates_at).max()
-    }
-}
-
-impl LoadedKey {
-    fn is_published(&self, now: Timestamp) -> bool {
-        self.drop_after.is_none_or(|drop_after| now < drop_after)
-    }
-
-    pub fn retires_at(&self) -> Option<Timestamp> {
-        self.retires_at
-    }
-}
-
-/// A new Ed25519 key that starts signing at `activates_at`.
-pub fn generate_key(
-    now: Timestamp,
-    activates_at: Timestamp,
-) -> Result<SigningKeyRecord, AuthError> {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-        .map_err(|_| AuthError::Internal("key generation failed".into()))?;
-    let public_key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| AuthError::Internal("generated key is unreadable".into()))?
-        .public_key()
-        .as_ref()
-        .to_vec();
-    Ok(SigningKeyRecord {
-        kid: key_id(&public_key),
-        private_pkcs8: pkcs8.as_ref().to_vec(),
-        created_at: now,
-        activates_at,
-        retires_at: None,
-        drop_after: None,
-    })
-}
-
-/// A short key id derived from the public key (the first 48 bits of its SHA-256): short because
-/// it travels in every token header, unique enough for the handful of keys alive at once.
-fn key_id(public_key: &[u8]) -> String {
-    let digest = digest::digest(&digest::SHA256, public_key);
-    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..6])
-}
 
 /// Owns the key ring of a running service: loads it from the store, reloads it when another
 /// process rotates, and rotates.
@@ -171,14 +36,19 @@ pub struct KeyManager {
 }
 
 impl KeyManager {
-    /// Loads the keys, generating the first one if the store has none.
+    /// Loads the keys (erasing expired private halves), generating one that signs at once if
+    /// none can.
     pub async fn start(store: Arc<dyn Store>, now: Timestamp) -> Result<Self, AuthError> {
-        let mut records = store.list_signing_keys().await?;
-        if records.is_empty() {
-            store.insert_signing_key(&generate_key(now, now)?).await?;
-            records = store.list_signing_keys().await?;
+        store.erase_expired_signing_keys(now).await?;
+        let mut ring = KeyRing::from_records(&store.list_signing_keys().await?)?;
+        if ring.signing_key(now).is_err() {
+            match store.insert_signing_key(&generate_key(now, now)?).await {
+                // Another replica starting at the same instant inserted one first: use it.
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(error) => return Err(error.into()),
+            }
+            ring = KeyRing::from_records(&store.list_signing_keys().await?)?;
         }
-        let ring = KeyRing::from_records(&records)?;
         Ok(Self {
             store,
             ring: RwLock::new(Arc::new(ring)),
@@ -198,7 +68,16 @@ impl KeyManager {
         self.ring.read().await.clone()
     }
 
+    /// Re-reads the keys, first erasing the private half of every key whose tokens have all
+    /// expired (and so leaving the JWKS).
     pub async fn reload(&self) -> Result<(), AuthError> {
+        let erased = self
+            .store
+            .erase_expired_signing_keys(Timestamp::now())
+            .await?;
+        if erased > 0 {
+            tracing::info!(erased, "private halves of expired signing keys erased");
+        }
         let ring = KeyRing::from_records(&self.store.list_signing_keys().await?)?;
         *self.ring.write().await = Arc::new(ring);
         Ok(())
@@ -217,7 +96,8 @@ impl KeyManager {
     }
 
     /// Publishes a new key that signs from `now + activation_delay`; the current keys stop
-    /// signing then and leave the JWKS once the last token they signed has expired.
+    /// signing then and leave the JWKS once the last token they signed has expired. A key still
+    /// waiting from an earlier rotation is superseded: it never signs.
     pub async fn rotate(
         &self,
         now: Timestamp,
@@ -225,12 +105,39 @@ impl KeyManager {
         token_lifetime: Duration,
     ) -> Result<String, AuthError> {
         let successor = generate_key(now, now.plus(activation_delay))?;
-        let drop_after = successor.activates_at.plus(token_lifetime);
-        self.store
-            .rotate_signing_key(&successor, successor.activates_at, drop_after)
-            .await?;
+        let rotation = KeyRotation {
+            successor: &successor,
+            now,
+            drop_after: successor.activates_at.plus(token_lifetime),
+            revoke: None,
+        };
+        self.store.rotate_signing_key(&rotation).await?;
         self.reload().await?;
         Ok(successor.kid)
+    }
+
+    /// Distrusts `kid` at once (out of the JWKS, its tokens refused, its private half erased)
+    /// and makes a new key sign from `now`. `None` if it was revoked before (nothing changes).
+    pub async fn revoke(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        token_lifetime: Duration,
+    ) -> Result<Option<String>, AuthError> {
+        let successor = generate_key(now, now)?;
+        let rotation = KeyRotation {
+            successor: &successor,
+            now,
+            drop_after: now.plus(token_lifetime),
+            revoke: Some(kid),
+        };
+        let outcome = self.store.rotate_signing_key(&rotation).await?;
+        self.reload().await?;
+        match outcome {
+            KeyRotationOutcome::Rotated => Ok(Some(successor.kid)),
+            KeyRotationOutcome::AlreadyRevoked => Ok(None),
+            KeyRotationOutcome::UnknownKid => Err(AuthError::SigningKeyNotFound),
+        }
     }
 }
 
@@ -260,6 +167,9 @@ impl SigningKeys for KeyManager {
             ring = self.ring().await;
         }
         let Some(key) = ring.verification_key(kid, now) else {
+            if ring.is_revoked(kid) {
+                return Err(AuthError::SigningKeyRevoked);
+            }
             return Ok(false);
         };
         Ok(self.signatures.verify(signing_input, signature, key).await)
@@ -276,6 +186,19 @@ impl SigningKeys for KeyManager {
         token_lifetime: Duration,
     ) -> Result<String, AuthError> {
         KeyManager::rotate(self, now, activation_delay, token_lifetime).await
+    }
+
+    async fn revoke(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        token_lifetime: Duration,
+    ) -> Result<Option<String>, AuthError> {
+        KeyManager::revoke(self, kid, now, token_lifetime).await
+    }
+
+    async fn revoked_kids(&self) -> Vec<String> {
+        self.ring().await.revoked_kids()
     }
 }
 
@@ -325,29 +248,4 @@ mod tests {
     }
 
     const MINUTE: Duration = Duration::from_secs(60);
-
-    #[test]
-    fn the_newest_active_key_signs_and_a_future_key_is_published_early() -> Result<(), AuthError> {
-        let now = Timestamp::from_millis(1_000_000);
-        let mut old = generate_key(now.minus(MINUTE), now.minus(MINUTE))?;
-        let next = generate_key(now, now.plus(MINUTE))?;
-        old.retires_at = Some(next.activates_at);
-        old.drop_after = Some(next.activates_at.plus(MINUTE * 15));
-        let ring = KeyRing::from_records(&[old.clone(), next.clone()])?;
-
-        assert_eq!(ring.signing_key(now)?.0, old.kid);
-        assert_eq!(ring.signing_key(now.plus(MINUTE))?.0, next.kid);
-        let jwks: serde_json::Value = serde_json::from_str(&ring.jwks_json(now))
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
-        assert!(
-            !ring.jwks_json(now).contains("\"d\""),
-            "private key material in the JWKS"
-        );
-
-        let later = now.plus(MINUTE * 17);
-        assert!(ring.verification_key(&old.kid, later).is_none());
-        assert!(ring.verification_key(&next.kid, later).is_some());
-        Ok(())
-    }
 }

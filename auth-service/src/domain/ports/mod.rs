@@ -12,6 +12,6 @@ pub use machinery::{
     SigningKeys,
 };
 pub use store::{
-    NewSession, RefreshRotation, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord,
-    Store, StoreError, UserRecord,
+    KeyRotation, KeyRotationOutcome, NewSession, RefreshRotation, RevokeReason, RevokedSession,
+    SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
 };

@@ -3,6 +3,7 @@
 //! work, no session was created or ended, no key was added). SECURITY.md lists every case with
 //! the requirement it covers (OWASP ASVS 5.0, RFC 8725, RFC 9700, NIST SP 800-63B).
 
+mod keys;
 mod login;
 mod password;
 mod sessions;
