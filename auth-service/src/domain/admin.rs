@@ -306,7 +306,7 @@ impl AdminCore {
             .revoke(kid, now, policy.access_token_ttl + policy.leeway)
             .await?;
         // Even when it was revoked before: a feed that missed the first announcement hears it.
-        self.core.news.signing_key_revoked(kid.to_owned());
+        self.core.news.signing_key_revoked(kid.to_owned()).await;
         self.core.news.keys_changed(self.core.jwks_json(now).await);
         tracing::warn!(%kid, successor = ?successor_kid, admin = %caller.user_id,
             "signing key revoked as compromised by an administrator");

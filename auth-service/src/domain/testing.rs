@@ -396,7 +396,7 @@ impl RevocationNews for RecordingNews {
     async fn roles_changed(&self, _user_id: &str) {}
 
     fn keys_changed(&self, _jwks_json: String) {}
-    fn signing_key_revoked(&self, _kid: String) {}
+    async fn signing_key_revoked(&self, _kid: String) {}
 }
 
 /// A store, the news it announces to, and the revoker between them.

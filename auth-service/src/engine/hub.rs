@@ -20,7 +20,7 @@ use std::{
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::session_cache::LiveSessions;
+use super::{keys::KeyManager, session_cache::LiveSessions};
 use crate::domain::{
     AuthError, Timestamp,
     model::Revocation,
@@ -49,6 +49,8 @@ pub struct RevocationHub {
     /// Told of every revocation before anyone else, so `Verify` never answers from memory for a
     /// session that has ended.
     live_sessions: Arc<LiveSessions>,
+    /// Told when another replica revoked a signing key.
+    keys: Option<Arc<KeyManager>>,
     /// Recently delivered events (key -> when), so re-reads and echoes are delivered once.
     delivered: Mutex<HashMap<String, Timestamp>>,
     /// How long an access token can outlive its session's revocation (its TTL plus leeway).
@@ -75,6 +77,7 @@ impl RevocationHub {
             local: broadcast::channel(LOCAL_BUFFER).0,
             fanout: None,
             live_sessions: Arc::new(LiveSessions::off()),
+            keys: None,
             delivered: Mutex::new(HashMap::new()),
             tokens_outlive_revocation_by,
             announced: AtomicU64::new(0),
@@ -91,6 +94,31 @@ impl RevocationHub {
     pub fn with_live_sessions(mut self, live_sessions: Arc<LiveSessions>) -> Self {
         self.live_sessions = live_sessions;
         self
+    }
+
+    /// Makes `keys` distrust a key another replica revoked, at once.
+    pub fn with_keys(mut self, keys: Arc<KeyManager>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Another replica revoked `kid`: refuse its tokens from now (before confirming), tell the
+    /// local feeds, and re-read the keys so that the successor is published here too.
+    fn key_revoked_elsewhere(&self, kid: String) {
+        if let Some(keys) = &self.keys {
+            keys.distrust(&kid);
+            let (keys, local) = (keys.clone(), self.local.clone());
+            tokio::spawn(async move {
+                match keys.reload().await {
+                    Ok(()) => {
+                        let jwks = keys.ring().await.jwks_json(Timestamp::now());
+                        let _ = local.send(FeedEvent::KeysChanged(jwks));
+                    }
+                    Err(error) => tracing::warn!(%error, "re-reading the signing keys failed"),
+                }
+            });
+        }
+        let _ = self.local.send(FeedEvent::KeyRevoked(kid));
     }
 
     pub fn live_sessions(&self) -> &Arc<LiveSessions> {
@@ -230,6 +258,7 @@ impl FanoutListener for RevocationHub {
         match event {
             FanoutEvent::Revoked(revocation) => self.deliver(revocation),
             FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(&user_id),
+            FanoutEvent::SigningKeyRevoked { kid } => self.key_revoked_elsewhere(kid),
         }
     }
 
@@ -272,7 +301,9 @@ impl RevocationNews for RevocationHub {
         let _ = self.local.send(FeedEvent::KeysChanged(jwks_json));
     }
 
-    fn signing_key_revoked(&self, kid: String) {
-        let _ = self.local.send(FeedEvent::KeyRevoked(kid));
+    async fn signing_key_revoked(&self, kid: String) {
+        let _ = self.local.send(FeedEvent::KeyRevoked(kid.clone()));
+        self.publish(&[FanoutEvent::SigningKeyRevoked { kid }])
+            .await;
     }
 }

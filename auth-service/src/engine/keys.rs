@@ -8,7 +8,7 @@
 //! [`KeyManager`] is the domain's [`SigningKeys`]: it signs with the ring, and checks signatures
 //! of first-seen tokens through the batching [`SignatureChecks`].
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use auth_api::access_token::{self, AccessClaims};
@@ -33,6 +33,8 @@ pub struct KeyManager {
     last_reload: Mutex<Option<std::time::Instant>>,
     /// Ed25519 checks of first-seen access tokens, batched when they arrive together.
     signatures: Arc<SignatureChecks>,
+    /// Keys another replica revoked, refused before the ring is re-read.
+    distrusted: std::sync::RwLock<HashSet<String>>,
 }
 
 impl KeyManager {
@@ -56,6 +58,7 @@ impl KeyManager {
             signatures: SignatureChecks::new(
                 std::thread::available_parallelism().map_or(1, |threads| threads.get()),
             ),
+            distrusted: std::sync::RwLock::new(HashSet::new()),
         })
     }
 
@@ -81,6 +84,20 @@ impl KeyManager {
         let ring = KeyRing::from_records(&self.store.list_signing_keys().await?)?;
         *self.ring.write().await = Arc::new(ring);
         Ok(())
+    }
+
+    /// Refuses `kid` from now on (another replica revoked it), before the ring is re-read.
+    pub fn distrust(&self, kid: &str) {
+        if let Ok(mut distrusted) = self.distrusted.write() {
+            distrusted.insert(kid.to_owned());
+        }
+    }
+
+    fn is_distrusted(&self, kid: &str) -> bool {
+        // A poisoned lock means a panic mid-update: refuse rather than guess.
+        self.distrusted
+            .read()
+            .map_or(true, |distrusted| distrusted.contains(kid))
     }
 
     /// Reloads after meeting an unknown `kid`, at most once per interval.
@@ -144,14 +161,25 @@ impl KeyManager {
 #[async_trait]
 impl SigningKeys for KeyManager {
     async fn sign(&self, claims: &AccessClaims, now: Timestamp) -> Result<String, AuthError> {
-        let ring = self.ring().await;
+        let mut ring = self.ring().await;
+        if ring
+            .signing_key(now)
+            .is_ok_and(|(kid, _)| self.is_distrusted(kid))
+        {
+            // Revoked by another replica: its successor is in the store already.
+            self.reload().await?;
+            ring = self.ring().await;
+        }
         let (kid, key) = ring.signing_key(now)?;
+        if self.is_distrusted(kid) {
+            return Err(AuthError::Internal("the signing key was revoked".into()));
+        }
         access_token::sign(claims, kid, key)
             .map_err(|error| AuthError::Internal(format!("signing failed: {error}")))
     }
 
     async fn trusts(&self, kid: &str, now: Timestamp) -> bool {
-        self.ring().await.verification_key(kid, now).is_some()
+        !self.is_distrusted(kid) && self.ring().await.verification_key(kid, now).is_some()
     }
 
     async fn check_signature(
@@ -161,6 +189,9 @@ impl SigningKeys for KeyManager {
         signature: &[u8; 64],
         now: Timestamp,
     ) -> Result<bool, AuthError> {
+        if self.is_distrusted(kid) {
+            return Err(AuthError::SigningKeyRevoked);
+        }
         let mut ring = self.ring().await;
         // A kid we do not know may be a key another replica just rotated in.
         if ring.verification_key(kid, now).is_none() && self.reload_for_unknown_kid().await? {

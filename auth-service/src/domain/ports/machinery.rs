@@ -126,9 +126,10 @@ pub trait RevocationNews: Send + Sync {
     async fn roles_changed(&self, user_id: &str);
     /// The key set changed: feeds carry the new JWKS.
     fn keys_changed(&self, jwks_json: String);
-    /// A signing key was revoked as compromised: feeds tell local verifiers to refuse its tokens
-    /// at once, whatever JWKS they hold.
-    fn signing_key_revoked(&self, kid: String);
+    /// A signing key was revoked as compromised: this replica's feeds tell local verifiers to
+    /// refuse its tokens at once, whatever JWKS they hold; the other replicas distrust it and
+    /// re-read their keys (confirmed like a revocation).
+    async fn signing_key_revoked(&self, kid: String);
 }
 
 /// The gateway's check of an access token of our own audience against the revoked set, without

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use auth_api::{VerifyError, v1 as pb};
+use auth_api::{
+    VerifyError,
+    v1::{self as pb, revocation_event::Event},
+};
 use tonic::{Code, Status};
 
 use crate::{
@@ -18,6 +21,7 @@ on_both_backends!(
     a_slow_rotation_asked_for_first_never_signs_after_a_faster_one_asked_for_later,
     a_revoked_key_is_distrusted_at_once_by_verify_and_local_verifiers,
     a_retired_private_key_is_erased_once_its_last_token_has_expired,
+    the_offline_keys_revoke_command_is_picked_up_by_a_running_server,
 );
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -137,6 +141,13 @@ async fn a_revoked_key_is_distrusted_at_once_by_verify_and_local_verifiers(
     app.verify(&before.access_token).await?;
     verifier.verify_token(&before.access_token).await?;
 
+    let mut feed = app
+        .keys
+        .clone()
+        .watch_revocations(pb::WatchRevocationsRequest::default())
+        .await?
+        .into_inner();
+
     let revoked = revoke(&app, &admin, &compromised).await?;
     assert!(revoked.newly_revoked);
     assert_ne!(revoked.successor_kid, compromised);
@@ -150,6 +161,17 @@ async fn a_revoked_key_is_distrusted_at_once_by_verify_and_local_verifiers(
     let refused =
         wait_until_rejected(&verifier, &before.access_token, Duration::from_secs(2)).await?;
     assert!(matches!(refused, VerifyError::Invalid), "{refused:?}");
+
+    // The feed said so, live, and says so in every later snapshot (a verifier must refuse the
+    // key even if a replica that has not reloaded yet still lists it in its JWKS).
+    assert!(announces_revoked(&mut feed, &compromised).await?);
+    let mut later_feed = app
+        .keys
+        .clone()
+        .watch_revocations(pb::WatchRevocationsRequest::default())
+        .await?
+        .into_inner();
+    assert!(announces_revoked(&mut later_feed, &compromised).await?);
 
     // A new key signs at once, and its tokens are accepted everywhere.
     let (_, after) = app.user_with_tokens(&unique_email("after")).await?;
@@ -184,6 +206,21 @@ async fn a_revoked_key_is_distrusted_at_once_by_verify_and_local_verifiers(
         "INVALID_ARGUMENT",
     );
     Ok(())
+}
+
+/// Whether `feed` carries `SigningKeyRevoked { kid }` within two seconds.
+async fn announces_revoked(
+    feed: &mut tonic::Streaming<pb::RevocationEvent>,
+    kid: &str,
+) -> Result<bool, BoxError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(message) = tokio::time::timeout_at(deadline, feed.message()).await {
+        let Some(event) = message? else { break };
+        if matches!(&event.event, Some(Event::SigningKeyRevoked(revoked)) if revoked.kid == kid) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 async fn a_retired_private_key_is_erased_once_its_last_token_has_expired(
@@ -228,5 +265,48 @@ async fn a_retired_private_key_is_erased_once_its_last_token_has_expired(
     assert!(private_of(new.clone()).await?.is_some());
     let (_, fresh) = app.user_with_tokens(&unique_email("still-signing")).await?;
     assert_eq!(kid_of(&fresh.access_token)?, new);
+    Ok(())
+}
+
+async fn the_offline_keys_revoke_command_is_picked_up_by_a_running_server(
+    backend: Backend,
+) -> TestResult {
+    // `auth-service keys revoke KID` against the database, while a server runs on it.
+    let app = TestApp::spawn(&backend).await?;
+    let (_, before) = app.user_with_tokens(&unique_email("offline")).await?;
+    let compromised = kid_of(&before.access_token)?;
+    let command = auth_service::config::KeysCommand::Revoke {
+        kid: compromised.clone(),
+    };
+    let said = auth_service::commands::keys(&app.settings, command).await?;
+    assert!(
+        said.starts_with(&format!("revoked key {compromised}; key ")),
+        "{said}"
+    );
+
+    // The server re-reads its keys every second in tests (AUTH_KEY_RELOAD_INTERVAL).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while app.verify(&before.access_token).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "still trusted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_error(
+        app.verify(&before.access_token).await,
+        Code::Unauthenticated,
+        "SIGNING_KEY_REVOKED",
+    );
+    assert!(!jwks_kids(&app).await?.contains(&compromised));
+    let (_, after) = app.user_with_tokens(&unique_email("offline-after")).await?;
+    assert_ne!(kid_of(&after.access_token)?, compromised);
+    app.verify(&after.access_token).await?;
+
+    let unknown = auth_service::config::KeysCommand::Revoke {
+        kid: "AAAAAAAA".into(),
+    };
+    assert!(
+        auth_service::commands::keys(&app.settings, unknown)
+            .await
+            .is_err()
+    );
     Ok(())
 }
