@@ -121,16 +121,38 @@ impl KeyManager {
         activation_delay: Duration,
         token_lifetime: Duration,
     ) -> Result<String, AuthError> {
-        let successor = generate_key(now, now.plus(activation_delay))?;
-        let rotation = KeyRotation {
-            successor: &successor,
-            now,
-            drop_after: successor.activates_at.plus(token_lifetime),
-            revoke: None,
-        };
-        self.store.rotate_signing_key(&rotation).await?;
+        let activates_at = now.plus(activation_delay);
+        let (kid, _) = self
+            .write_rotation(now, activates_at, activates_at.plus(token_lifetime), None)
+            .await?;
         self.reload().await?;
-        Ok(successor.kid)
+        Ok(kid)
+    }
+
+    /// Generates the successor and writes the rotation; once more with a fresh key if a racing
+    /// rotation took the same `seq` (or, once in 2^48, the same kid).
+    async fn write_rotation(
+        &self,
+        now: Timestamp,
+        activates_at: Timestamp,
+        drop_after: Timestamp,
+        revoke: Option<&str>,
+    ) -> Result<(String, KeyRotationOutcome), AuthError> {
+        let mut attempts = 0;
+        loop {
+            let successor = generate_key(now, activates_at)?;
+            let rotation = KeyRotation {
+                successor: &successor,
+                now,
+                drop_after,
+                revoke,
+            };
+            match self.store.rotate_signing_key(&rotation).await {
+                Ok(outcome) => return Ok((successor.kid, outcome)),
+                Err(StoreError::Conflict) if attempts == 0 => attempts += 1,
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Distrusts `kid` at once (out of the JWKS, its tokens refused, its private half erased)
@@ -141,17 +163,12 @@ impl KeyManager {
         now: Timestamp,
         token_lifetime: Duration,
     ) -> Result<Option<String>, AuthError> {
-        let successor = generate_key(now, now)?;
-        let rotation = KeyRotation {
-            successor: &successor,
-            now,
-            drop_after: now.plus(token_lifetime),
-            revoke: Some(kid),
-        };
-        let outcome = self.store.rotate_signing_key(&rotation).await?;
+        let (successor, outcome) = self
+            .write_rotation(now, now, now.plus(token_lifetime), Some(kid))
+            .await?;
         self.reload().await?;
         match outcome {
-            KeyRotationOutcome::Rotated => Ok(Some(successor.kid)),
+            KeyRotationOutcome::Rotated => Ok(Some(successor)),
             KeyRotationOutcome::AlreadyRevoked => Ok(None),
             KeyRotationOutcome::UnknownKid => Err(AuthError::SigningKeyNotFound),
         }
