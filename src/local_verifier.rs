@@ -8,7 +8,7 @@
 //! configured otherwise): an unknown revocation must never let a token through.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, RwLock, Weak},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -102,6 +102,8 @@ struct Shared {
     rules: TokenRules,
     client: KeyServiceClient<Channel>,
     keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
+    /// Keys revoked as compromised (`SigningKeyRevoked`): refused even if a JWKS lists them.
+    revoked_keys: RwLock<HashSet<String>>,
     verified: VerifiedTokens,
     /// What the feed has revoked, for as long as it matters.
     revoked: RwLock<RevokedSet>,
@@ -131,6 +133,7 @@ impl LocalVerifier {
             rules,
             client: KeyServiceClient::new(channel),
             keys: RwLock::new(HashMap::new()),
+            revoked_keys: RwLock::new(HashSet::new()),
             verified,
             revoked: RwLock::new(RevokedSet::default()),
             live: watch::channel(false).0,
@@ -186,6 +189,10 @@ impl LocalVerifier {
             }
         };
         let claims = &verified.claims;
+        // Checked on every call: a token verified before its key was revoked is refused too.
+        if self.shared.key_is_revoked(&verified.kid) {
+            return Err(VerifyError::Invalid);
+        }
         if self.shared.is_revoked(&claims.sid, &claims.sub, claims.iat) {
             return Err(VerifyError::Revoked);
         }
@@ -247,6 +254,25 @@ impl Shared {
         self.keys.read().ok()?.get(kid).cloned()
     }
 
+    fn key_is_revoked(&self, kid: &str) -> bool {
+        self.revoked_keys
+            .read()
+            .map(|revoked| revoked.contains(kid))
+            // A poisoned lock means a panic mid-update: refuse rather than guess.
+            .unwrap_or(true)
+    }
+
+    /// Refuses `kid` from now on, whatever JWKS arrives later.
+    fn revoke_key(&self, kid: String) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.remove(&kid);
+        }
+        if let Ok(mut revoked) = self.revoked_keys.write() {
+            revoked.insert(kid);
+        }
+        self.verified.clear();
+    }
+
     fn may_refetch_jwks(&self) -> bool {
         let Ok(mut last) = self.last_jwks_fetch.lock() else {
             return false;
@@ -279,6 +305,8 @@ impl Shared {
             .into_iter()
             .flatten()
             .filter_map(access_token::decoding_key_from_jwk)
+            // A replica that has not reloaded yet may still list a revoked key.
+            .filter(|(kid, _)| !self.key_is_revoked(kid))
             .map(|(kid, key)| (kid, Arc::new(key)))
             .collect();
         if let Ok(mut current) = self.keys.write() {
@@ -347,6 +375,7 @@ impl Shared {
                 }
             }
             Some(Event::KeysChanged(keys)) => self.replace_keys(&keys.jwks_json),
+            Some(Event::SigningKeyRevoked(revoked)) => self.revoke_key(revoked.kid),
             Some(Event::SnapshotComplete(_)) => self.set_live(true),
             Some(Event::Heartbeat(_)) => self.forget_expired(now),
             None => {}

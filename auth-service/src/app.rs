@@ -69,7 +69,8 @@ impl Components {
         let store = store::connect(database_url, &settings.data_dir).await?;
         let keys = Arc::new(KeyManager::start(store.clone(), Timestamp::now()).await?);
         let hasher = Arc::new(PasswordHasher::new(settings.hashing()).await?);
-        let mut hub = RevocationHub::new(store.clone(), settings.tokens_outlive_revocation_by());
+        let mut hub = RevocationHub::new(store.clone(), settings.tokens_outlive_revocation_by())
+            .with_keys(keys.clone());
         let sessions = Arc::new(if settings.session_cache_on() {
             // With Redis, trusted only once the fan-out subscription is up (store/redis_fanout.rs).
             let trusted = settings.redis_url.is_none();

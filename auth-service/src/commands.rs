@@ -1,5 +1,5 @@
 //! The administrative subcommands of the binary, run against the same database settings as the
-//! server: `user create` (the first admin) and `keys rotate`.
+//! server: `user create` (the first admin), `keys rotate` and `keys revoke`.
 
 use std::io::BufRead;
 
@@ -46,6 +46,23 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<String, S
                 "published key {kid}; it signs new tokens in {}",
                 humantime::format_duration(delay)
             ))
+        }
+        KeysCommand::Revoke { kid } => {
+            let components = Components::open(settings).await?;
+            let successor = components
+                .keys
+                .revoke(
+                    &kid,
+                    Timestamp::now(),
+                    settings.access_token_ttl + settings.token_leeway,
+                )
+                .await?;
+            Ok(match successor {
+                Some(successor) => {
+                    format!("revoked key {kid}; key {successor} signs new tokens from now")
+                }
+                None => format!("key {kid} was already revoked"),
+            })
         }
     }
 }

@@ -144,6 +144,13 @@ pub enum KeysCommand {
         #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
         activate_in: Option<Duration>,
     },
+    /// Distrust a compromised signing key at once: out of the JWKS, its tokens refused
+    /// everywhere, and a new key signing from now.
+    Revoke {
+        /// The key id (a `kid` of the JWKS, or of a token's header).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[cfg(test)]

@@ -206,6 +206,9 @@ impl Admin {
             Command::Keys {
                 command: KeysCommand::Rotate { activate_in },
             } => self.rotate(activate_in).await,
+            Command::Keys {
+                command: KeysCommand::Revoke { kid },
+            } => self.revoke_key(kid).await,
             // Handled before any token is loaded (`run`).
             Command::Login { .. } => Err(Failure::Usage("login needs no token".into())),
         }
@@ -379,6 +382,29 @@ impl Admin {
             ),
             json,
         })
+    }
+
+    async fn revoke_key(&self, kid: String) -> Result<Rendered, Failure> {
+        let revoked = self
+            .client
+            .clone()
+            .revoke_signing_key(self.request(pb::RevokeSigningKeyRequest { kid: kid.clone() }))
+            .await?
+            .into_inner();
+        let text = if revoked.newly_revoked {
+            format!(
+                "revoked key {kid}; key {} signs new tokens from now",
+                revoked.successor_kid
+            )
+        } else {
+            format!("key {kid} was already revoked")
+        };
+        let json = json!({
+            "kid": kid,
+            "newlyRevoked": revoked.newly_revoked,
+            "successorKid": revoked.successor_kid,
+        });
+        Ok(Rendered { text, json })
     }
 }
 

@@ -57,4 +57,12 @@ pub enum KeysCommand {
         #[arg(long, value_parser = humantime::parse_duration)]
         activate_in: Option<Duration>,
     },
+    /// Distrust a compromised signing key at once: it leaves the JWKS, its tokens are refused,
+    /// and a new key signs from now. Running servers pick it up at their next key reload (use
+    /// `authctl keys revoke` against a running server to reach its revocation feed at once).
+    Revoke {
+        /// The key id (a `kid` of the JWKS, or of a token's header).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }

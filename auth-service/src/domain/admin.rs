@@ -1,5 +1,6 @@
 //! The administration use cases behind `AdminService`: create accounts, look them up, set their
-//! roles, suspend and reactivate them, list and end anyone's sessions, rotate the signing key.
+//! roles, suspend and reactivate them, list and end anyone's sessions, rotate the signing key or
+//! revoke a compromised one.
 //! Every method takes the verified caller and refuses anyone without the `admin` role before it
 //! looks at its arguments. Suspension is the [`super::revoker::Revoker`]'s (its module comment
 //! says why the mark comes before the revocation).
@@ -53,6 +54,13 @@ pub enum UserLookup<'a> {
 pub struct RotatedKey {
     pub kid: String,
     pub activates_at: Timestamp,
+}
+
+/// A signing key revoked as compromised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedKey {
+    /// The key that signs from now on; `None` if the key was revoked before (nothing changed).
+    pub successor_kid: Option<String>,
 }
 
 pub struct AdminCore {
@@ -283,6 +291,36 @@ impl AdminCore {
             kid,
             activates_at: now.plus(delay),
         })
+    }
+
+    /// Distrusts a compromised signing key at once: it leaves the JWKS, tokens it signed are
+    /// refused by `Verify` here and, through the revocation feed, by every local verifier, and a
+    /// new key signs from `now`. Other replicas stop trusting it at their next key reload, or
+    /// sooner when a token with an unknown kid makes them reload.
+    pub async fn revoke_signing_key(
+        &self,
+        caller: &Principal,
+        kid: &str,
+        now: Timestamp,
+    ) -> Result<RevokedKey, AuthError> {
+        Self::require_admin(caller)?;
+        if !is_identifier(kid) {
+            return Err(AuthError::InvalidArgument(
+                "kid must be a key id from the JWKS",
+            ));
+        }
+        let policy = self.core.policy();
+        let successor_kid = self
+            .core
+            .keys
+            .revoke(kid, now, policy.access_token_ttl + policy.leeway)
+            .await?;
+        // Even when it was revoked before: a feed that missed the first announcement hears it.
+        self.core.news.signing_key_revoked(kid.to_owned()).await;
+        self.core.news.keys_changed(self.core.jwks_json(now).await);
+        tracing::warn!(%kid, successor = ?successor_kid, admin = %caller.user_id,
+            "signing key revoked as compromised by an administrator");
+        Ok(RevokedKey { successor_kid })
     }
 }
 

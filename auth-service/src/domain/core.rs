@@ -99,6 +99,11 @@ impl AuthCore {
         self.keys.jwks_json(now).await
     }
 
+    /// Every signing key revoked as compromised.
+    pub async fn revoked_signing_keys(&self) -> Vec<String> {
+        self.keys.revoked_kids().await
+    }
+
     /// Signs an access token for the session in `grant`: for its session's own audience (the
     /// apps', or the management audience for a management session) with the access token
     /// lifetime, or for `exchange_audience` with the (shorter) exchange lifetime.

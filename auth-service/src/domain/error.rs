@@ -23,6 +23,12 @@ pub enum AuthError {
     TokenInvalid,
     #[error("the token has expired")]
     TokenExpired,
+    /// The token names a signing key an administrator revoked as compromised.
+    #[error("the token's signing key has been revoked")]
+    SigningKeyRevoked,
+    /// Only returned to administrators.
+    #[error("no such signing key")]
+    SigningKeyNotFound,
     #[error("the session has been revoked")]
     SessionRevoked,
     #[error("the session has expired")]

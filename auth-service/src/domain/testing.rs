@@ -14,7 +14,8 @@ use super::{
     Timestamp,
     model::Revocation,
     ports::{
-        FanoutEvent, LoggedChange, NewSession, RefreshRotation, RevocationNews, RevokeReason,
+        FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, RefreshRotation,
+        RevocationNews, RevokeReason,
         RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
     },
     revoker::Revoker,
@@ -361,23 +362,54 @@ impl Store for MemoryStore {
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
-        self.tables()?.keys.push(key.clone());
+        let mut tables = self.tables()?;
+        let seq = tables.keys.iter().map(|k| k.seq).max().unwrap_or(0) + 1;
+        tables.keys.push(SigningKeyRecord { seq, ..key.clone() });
         Ok(())
     }
 
     async fn rotate_signing_key(
         &self,
-        successor: &SigningKeyRecord,
-        retire_at: Timestamp,
-        drop_after: Timestamp,
-    ) -> Result<(), StoreError> {
+        rotation: &KeyRotation<'_>,
+    ) -> Result<KeyRotationOutcome, StoreError> {
+        let now = rotation.now;
         let mut tables = self.tables()?;
-        for key in tables.keys.iter_mut().filter(|k| k.retires_at.is_none()) {
-            key.retires_at = Some(retire_at);
-            key.drop_after = Some(drop_after);
+        if let Some(kid) = rotation.revoke {
+            let Some(key) = tables.keys.iter_mut().find(|k| k.kid == kid) else {
+                return Ok(KeyRotationOutcome::UnknownKid);
+            };
+            if key.revoked_at.replace(now).is_some() {
+                return Ok(KeyRotationOutcome::AlreadyRevoked);
+            }
+            (key.private_pkcs8, key.drop_after) = (None, Some(now));
         }
-        tables.keys.push(successor.clone());
-        Ok(())
+        // As the SQL does: pending keys are superseded, unretired ones retire with the successor.
+        for key in tables.keys.iter_mut().filter(|k| k.private_pkcs8.is_some()) {
+            if key.activates_at > now {
+                (key.private_pkcs8, key.retires_at) = (None, Some(key.activates_at));
+                key.drop_after = Some(now);
+            } else if key.revoked_at.is_none() && key.retires_at.is_none_or(|at| at > now) {
+                key.retires_at = Some(rotation.successor.activates_at);
+                key.drop_after = Some(rotation.drop_after);
+            }
+        }
+        let seq = tables.keys.iter().map(|k| k.seq).max().unwrap_or(0) + 1;
+        tables.keys.push(SigningKeyRecord {
+            seq,
+            ..rotation.successor.clone()
+        });
+        Ok(KeyRotationOutcome::Rotated)
+    }
+
+    async fn erase_expired_signing_keys(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut erased = 0;
+        for key in self.tables()?.keys.iter_mut() {
+            if key.private_pkcs8.is_some() && key.drop_after.is_some_and(|at| at < now) {
+                key.private_pkcs8 = None;
+                erased += 1;
+            }
+        }
+        Ok(erased)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -411,6 +443,7 @@ impl RevocationNews for RecordingNews {
     async fn roles_changed(&self, _user_id: &str) {}
 
     fn keys_changed(&self, _jwks_json: String) {}
+    async fn signing_key_revoked(&self, _kid: String) {}
 }
 
 /// A store, the news it announces to, and the revoker between them.

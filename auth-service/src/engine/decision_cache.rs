@@ -128,7 +128,8 @@ impl DecisionCache {
         loop {
             match feed.try_next() {
                 Pending::Event(FeedEvent::Revoked(revocation)) => announced.push(revocation),
-                Pending::Event(FeedEvent::KeysChanged(_)) => {}
+                // Checks use the key ring itself, which already distrusts a revoked key.
+                Pending::Event(FeedEvent::KeysChanged(_) | FeedEvent::KeyRevoked(_)) => {}
                 Pending::FellBehind => {
                     tracing::warn!("decision cache fell behind the revocation feed; re-reading");
                     let cursor = feed.cursor();

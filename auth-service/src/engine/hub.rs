@@ -27,7 +27,7 @@ use std::{
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::{changes::ChangeReader, session_cache::LiveSessions};
+use super::{changes::ChangeReader, keys::KeyManager, session_cache::LiveSessions};
 use crate::domain::{
     AuthError, Timestamp,
     model::Revocation,
@@ -45,6 +45,8 @@ pub enum FeedEvent {
     Revoked(Revocation),
     /// The key set changed; carries the new JWKS.
     KeysChanged(String),
+    /// A signing key was revoked as compromised; carries its `kid`.
+    KeyRevoked(String),
 }
 
 pub struct RevocationHub {
@@ -54,6 +56,8 @@ pub struct RevocationHub {
     /// Told of every revocation before anyone else, so `Verify` never answers from memory for a
     /// session that has ended.
     live_sessions: Arc<LiveSessions>,
+    /// Told when another replica revoked a signing key.
+    keys: Option<Arc<KeyManager>>,
     /// Recently delivered events (key -> when), so re-reads and echoes are delivered once.
     delivered: Mutex<HashMap<String, Timestamp>>,
     /// How long an access token can outlive its session's revocation (its TTL plus leeway).
@@ -86,6 +90,7 @@ impl RevocationHub {
             local: broadcast::channel(LOCAL_BUFFER).0,
             fanout: None,
             live_sessions: Arc::new(LiveSessions::off()),
+            keys: None,
             delivered: Mutex::new(HashMap::new()),
             tokens_outlive_revocation_by,
             announced: AtomicU64::new(0),
@@ -105,6 +110,31 @@ impl RevocationHub {
     pub fn with_live_sessions(mut self, live_sessions: Arc<LiveSessions>) -> Self {
         self.live_sessions = live_sessions;
         self
+    }
+
+    /// Makes `keys` distrust a key another replica revoked, at once.
+    pub fn with_keys(mut self, keys: Arc<KeyManager>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Another replica revoked `kid`: refuse its tokens from now (before confirming), tell the
+    /// local feeds, and re-read the keys so that the successor is published here too.
+    /// Another replica says it revoked signing key `kid`: a hint, like every fan-out message.
+    /// The keys are re-read before the message is confirmed, and the feeds hear of it only if
+    /// the store holds the key as revoked, so a message forged on Redis distrusts nothing.
+    async fn key_revoked_elsewhere(&self, kid: String) {
+        let Some(keys) = &self.keys else { return };
+        if let Err(error) = keys.reload().await {
+            tracing::warn!(%error, "re-reading the signing keys failed");
+            return;
+        }
+        let ring = keys.ring().await;
+        if ring.revoked_kids().contains(&kid) {
+            let jwks = ring.jwks_json(Timestamp::now());
+            let _ = self.local.send(FeedEvent::KeyRevoked(kid));
+            let _ = self.local.send(FeedEvent::KeysChanged(jwks));
+        }
     }
 
     pub fn live_sessions(&self) -> &Arc<LiveSessions> {
@@ -221,6 +251,8 @@ impl RevocationHub {
             match change.event {
                 FanoutEvent::Revoked(revocation) => self.deliver(revocation),
                 FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(&user_id),
+                // Key revocations are read from the key table, not the change log.
+                FanoutEvent::SigningKeyRevoked { kid } => self.key_revoked_elsewhere(kid).await,
             }
         }
         Ok(count)
@@ -245,13 +277,19 @@ pub fn spawn_reconciler(hub: Arc<RevocationHub>, period: Duration) -> tokio::tas
 #[async_trait]
 impl FanoutListener for RevocationHub {
     /// Hints (see the module comment): the session cache forgets at once, which is always safe;
-    /// then the change log says what really changed, and only that reaches the feeds.
+    /// then the store says what really changed (the change log, the key table), and only that
+    /// reaches the feeds.
     async fn apply(&self, events: Vec<FanoutEvent>) {
-        for event in &events {
+        let mut revoked_keys = Vec::new();
+        for event in events {
             match event {
-                FanoutEvent::Revoked(revocation) => self.live_sessions.forget(revocation),
-                FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(user_id),
+                FanoutEvent::Revoked(revocation) => self.live_sessions.forget(&revocation),
+                FanoutEvent::RolesChanged { user_id } => self.live_sessions.forget_user(&user_id),
+                FanoutEvent::SigningKeyRevoked { kid } => revoked_keys.push(kid),
             }
+        }
+        for kid in revoked_keys {
+            self.key_revoked_elsewhere(kid).await;
         }
         if let Err(error) = self.reread_changes(Timestamp::now()).await {
             // The next periodic re-read delivers it; the cache has forgotten already.
@@ -296,5 +334,11 @@ impl RevocationNews for RevocationHub {
 
     fn keys_changed(&self, jwks_json: String) {
         let _ = self.local.send(FeedEvent::KeysChanged(jwks_json));
+    }
+
+    async fn signing_key_revoked(&self, kid: String) {
+        let _ = self.local.send(FeedEvent::KeyRevoked(kid.clone()));
+        self.publish(&[FanoutEvent::SigningKeyRevoked { kid }])
+            .await;
     }
 }

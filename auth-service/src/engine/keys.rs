@@ -1,164 +1,29 @@
-//! Ed25519 signing keys: generation, the in-memory key ring, rotation and the published JWKS.
+//! Ed25519 signing keys of a running service: [`KeyManager`] loads the ring (`key_ring.rs` holds
+//! its rules), reloads it when another process rotates, rotates, revokes a compromised key, and
+//! erases the private half of every key whose tokens have all expired.
 //!
-//! Lifecycle of a key (all instants stored with it): created -> published in the JWKS ->
-//! `activates_at`, from when it signs -> `retires_at`, when its successor activates -> `drop_after`,
-//! once every token it signed has expired, when it leaves the JWKS. Rotation publishes the
-//! successor `activation_delay` before it signs anything, so verifiers that cache the JWKS know it
-//! before they meet a token signed with it.
+//! Rotation publishes the successor `activation_delay` before it signs anything, so verifiers
+//! that cache the JWKS know it before they meet a token signed with it.
 //!
 //! [`KeyManager`] is the domain's [`SigningKeys`]: it signs with the ring, and checks signatures
 //! of first-seen tokens through the batching [`SignatureChecks`].
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use auth_api::access_token::{self, AccessClaims};
-use aws_lc_rs::{
-    digest,
-    rand::SystemRandom,
-    signature::{Ed25519KeyPair, KeyPair},
-};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::EncodingKey;
 use tokio::sync::{Mutex, RwLock};
 
-use super::signatures::{CheckCounts, PublicKey, SignatureChecks};
+pub use super::key_ring::{KeyRing, LoadedKey, generate_key};
+use super::signatures::{CheckCounts, SignatureChecks};
 use crate::domain::{
     AuthError, Timestamp,
-    ports::{SigningKeyRecord, SigningKeys, Store},
+    ports::{KeyRotation, KeyRotationOutcome, SigningKeys, Store, StoreError},
 };
 
 /// How often an unknown `kid` may trigger a reload from the store: a flood of forged `kid`s must
 /// not become a flood of database queries.
 const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A key ready to sign or verify.
-pub struct LoadedKey {
-    pub kid: String,
-    encoding: EncodingKey,
-    pub public: Arc<PublicKey>,
-    public_x: String,
-    activates_at: Timestamp,
-    retires_at: Option<Timestamp>,
-    drop_after: Option<Timestamp>,
-}
-
-/// The keys known at one moment. Immutable: a reload builds a new ring.
-pub struct KeyRing {
-    keys: Vec<LoadedKey>,
-}
-
-impl KeyRing {
-    pub fn from_records(records: &[SigningKeyRecord]) -> Result<Self, AuthError> {
-        let keys = records
-            .iter()
-            .map(|record| {
-                let public_key = Ed25519KeyPair::from_pkcs8(&record.private_pkcs8)
-                    .map_err(|_| {
-                        AuthError::Internal(format!("signing key {} is corrupt", record.kid))
-                    })?
-                    .public_key()
-                    .as_ref()
-                    .to_vec();
-                let public = PublicKey::from_bytes(&public_key).ok_or_else(|| {
-                    AuthError::Internal(format!("signing key {} is corrupt", record.kid))
-                })?;
-                Ok(LoadedKey {
-                    kid: record.kid.clone(),
-                    encoding: EncodingKey::from_ed_der(&record.private_pkcs8),
-                    public: Arc::new(public),
-                    public_x: URL_SAFE_NO_PAD.encode(&public_key),
-                    activates_at: record.activates_at,
-                    retires_at: record.retires_at,
-                    drop_after: record.drop_after,
-                })
-            })
-            .collect::<Result<Vec<_>, AuthError>>()?;
-        Ok(Self { keys })
-    }
-
-    /// The key to sign with now: the most recently activated one.
-    pub fn signing_key(&self, now: Timestamp) -> Result<(&str, &EncodingKey), AuthError> {
-        self.keys
-            .iter()
-            .filter(|key| key.activates_at <= now)
-            .max_by_key(|key| key.activates_at)
-            .map(|key| (key.kid.as_str(), &key.encoding))
-            .ok_or_else(|| AuthError::Internal("no active signing key".into()))
-    }
-
-    /// The public key for `kid`, if it may still verify tokens.
-    pub fn verification_key(&self, kid: &str, now: Timestamp) -> Option<&Arc<PublicKey>> {
-        self.keys
-            .iter()
-            .find(|key| key.kid == kid && key.is_published(now))
-            .map(|key| &key.public)
-    }
-
-    /// RFC 7517 JSON Web Key Set of every published key (RFC 8037 `OKP` / `Ed25519`).
-    pub fn jwks_json(&self, now: Timestamp) -> String {
-        let keys: Vec<serde_json::Value> = self
-            .keys
-            .iter()
-            .filter(|key| key.is_published(now))
-            .map(|key| {
-                serde_json::json!({
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": key.public_x,
-                    "kid": key.kid,
-                    "alg": "EdDSA",
-                    "use": "sig",
-                })
-            })
-            .collect();
-        serde_json::json!({ "keys": keys }).to_string()
-    }
-
-    /// When the current signing key was activated.
-    pub fn newest_activation(&self) -> Option<Timestamp> {
-        self.keys.iter().map(|key| key.activates_at).max()
-    }
-}
-
-impl LoadedKey {
-    fn is_published(&self, now: Timestamp) -> bool {
-        self.drop_after.is_none_or(|drop_after| now < drop_after)
-    }
-
-    pub fn retires_at(&self) -> Option<Timestamp> {
-        self.retires_at
-    }
-}
-
-/// A new Ed25519 key that starts signing at `activates_at`.
-pub fn generate_key(
-    now: Timestamp,
-    activates_at: Timestamp,
-) -> Result<SigningKeyRecord, AuthError> {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-        .map_err(|_| AuthError::Internal("key generation failed".into()))?;
-    let public_key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| AuthError::Internal("generated key is unreadable".into()))?
-        .public_key()
-        .as_ref()
-        .to_vec();
-    Ok(SigningKeyRecord {
-        kid: key_id(&public_key),
-        private_pkcs8: pkcs8.as_ref().to_vec(),
-        created_at: now,
-        activates_at,
-        retires_at: None,
-        drop_after: None,
-    })
-}
-
-/// A short key id derived from the public key (the first 48 bits of its SHA-256): short because
-/// it travels in every token header, unique enough for the handful of keys alive at once.
-fn key_id(public_key: &[u8]) -> String {
-    let digest = digest::digest(&digest::SHA256, public_key);
-    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..6])
-}
 
 /// Owns the key ring of a running service: loads it from the store, reloads it when another
 /// process rotates, and rotates.
@@ -168,17 +33,24 @@ pub struct KeyManager {
     last_reload: Mutex<Option<std::time::Instant>>,
     /// Ed25519 checks of first-seen access tokens, batched when they arrive together.
     signatures: Arc<SignatureChecks>,
+    /// Keys another replica revoked, refused before the ring is re-read.
+    distrusted: std::sync::RwLock<HashSet<String>>,
 }
 
 impl KeyManager {
-    /// Loads the keys, generating the first one if the store has none.
+    /// Loads the keys (erasing expired private halves), generating one that signs at once if
+    /// none can.
     pub async fn start(store: Arc<dyn Store>, now: Timestamp) -> Result<Self, AuthError> {
-        let mut records = store.list_signing_keys().await?;
-        if records.is_empty() {
-            store.insert_signing_key(&generate_key(now, now)?).await?;
-            records = store.list_signing_keys().await?;
+        store.erase_expired_signing_keys(now).await?;
+        let mut ring = KeyRing::from_records(&store.list_signing_keys().await?)?;
+        if ring.signing_key(now).is_err() {
+            match store.insert_signing_key(&generate_key(now, now)?).await {
+                // Another replica starting at the same instant inserted one first: use it.
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(error) => return Err(error.into()),
+            }
+            ring = KeyRing::from_records(&store.list_signing_keys().await?)?;
         }
-        let ring = KeyRing::from_records(&records)?;
         Ok(Self {
             store,
             ring: RwLock::new(Arc::new(ring)),
@@ -186,6 +58,7 @@ impl KeyManager {
             signatures: SignatureChecks::new(
                 std::thread::available_parallelism().map_or(1, |threads| threads.get()),
             ),
+            distrusted: std::sync::RwLock::new(HashSet::new()),
         })
     }
 
@@ -198,10 +71,33 @@ impl KeyManager {
         self.ring.read().await.clone()
     }
 
+    /// Re-reads the keys, first erasing the private half of every key whose tokens have all
+    /// expired (and so leaving the JWKS).
     pub async fn reload(&self) -> Result<(), AuthError> {
+        let erased = self
+            .store
+            .erase_expired_signing_keys(Timestamp::now())
+            .await?;
+        if erased > 0 {
+            tracing::info!(erased, "private halves of expired signing keys erased");
+        }
         let ring = KeyRing::from_records(&self.store.list_signing_keys().await?)?;
         *self.ring.write().await = Arc::new(ring);
         Ok(())
+    }
+
+    /// Refuses `kid` from now on (another replica revoked it), before the ring is re-read.
+    pub fn distrust(&self, kid: &str) {
+        if let Ok(mut distrusted) = self.distrusted.write() {
+            distrusted.insert(kid.to_owned());
+        }
+    }
+
+    fn is_distrusted(&self, kid: &str) -> bool {
+        // A poisoned lock means a panic mid-update: refuse rather than guess.
+        self.distrusted
+            .read()
+            .map_or(true, |distrusted| distrusted.contains(kid))
     }
 
     /// Reloads after meeting an unknown `kid`, at most once per interval.
@@ -217,34 +113,90 @@ impl KeyManager {
     }
 
     /// Publishes a new key that signs from `now + activation_delay`; the current keys stop
-    /// signing then and leave the JWKS once the last token they signed has expired.
+    /// signing then and leave the JWKS once the last token they signed has expired. A key still
+    /// waiting from an earlier rotation is superseded: it never signs.
     pub async fn rotate(
         &self,
         now: Timestamp,
         activation_delay: Duration,
         token_lifetime: Duration,
     ) -> Result<String, AuthError> {
-        let successor = generate_key(now, now.plus(activation_delay))?;
-        let drop_after = successor.activates_at.plus(token_lifetime);
-        self.store
-            .rotate_signing_key(&successor, successor.activates_at, drop_after)
+        let activates_at = now.plus(activation_delay);
+        let (kid, _) = self
+            .write_rotation(now, activates_at, activates_at.plus(token_lifetime), None)
             .await?;
         self.reload().await?;
-        Ok(successor.kid)
+        Ok(kid)
+    }
+
+    /// Generates the successor and writes the rotation; once more with a fresh key if a racing
+    /// rotation took the same `seq` (or, once in 2^48, the same kid).
+    async fn write_rotation(
+        &self,
+        now: Timestamp,
+        activates_at: Timestamp,
+        drop_after: Timestamp,
+        revoke: Option<&str>,
+    ) -> Result<(String, KeyRotationOutcome), AuthError> {
+        let mut attempts = 0;
+        loop {
+            let successor = generate_key(now, activates_at)?;
+            let rotation = KeyRotation {
+                successor: &successor,
+                now,
+                drop_after,
+                revoke,
+            };
+            match self.store.rotate_signing_key(&rotation).await {
+                Ok(outcome) => return Ok((successor.kid, outcome)),
+                Err(StoreError::Conflict) if attempts == 0 => attempts += 1,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Distrusts `kid` at once (out of the JWKS, its tokens refused, its private half erased)
+    /// and makes a new key sign from `now`. `None` if it was revoked before (nothing changes).
+    pub async fn revoke(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        token_lifetime: Duration,
+    ) -> Result<Option<String>, AuthError> {
+        let (successor, outcome) = self
+            .write_rotation(now, now, now.plus(token_lifetime), Some(kid))
+            .await?;
+        self.reload().await?;
+        match outcome {
+            KeyRotationOutcome::Rotated => Ok(Some(successor)),
+            KeyRotationOutcome::AlreadyRevoked => Ok(None),
+            KeyRotationOutcome::UnknownKid => Err(AuthError::SigningKeyNotFound),
+        }
     }
 }
 
 #[async_trait]
 impl SigningKeys for KeyManager {
     async fn sign(&self, claims: &AccessClaims, now: Timestamp) -> Result<String, AuthError> {
-        let ring = self.ring().await;
+        let mut ring = self.ring().await;
+        if ring
+            .signing_key(now)
+            .is_ok_and(|(kid, _)| self.is_distrusted(kid))
+        {
+            // Revoked by another replica: its successor is in the store already.
+            self.reload().await?;
+            ring = self.ring().await;
+        }
         let (kid, key) = ring.signing_key(now)?;
+        if self.is_distrusted(kid) {
+            return Err(AuthError::Internal("the signing key was revoked".into()));
+        }
         access_token::sign(claims, kid, key)
             .map_err(|error| AuthError::Internal(format!("signing failed: {error}")))
     }
 
     async fn trusts(&self, kid: &str, now: Timestamp) -> bool {
-        self.ring().await.verification_key(kid, now).is_some()
+        !self.is_distrusted(kid) && self.ring().await.verification_key(kid, now).is_some()
     }
 
     async fn check_signature(
@@ -254,12 +206,18 @@ impl SigningKeys for KeyManager {
         signature: &[u8; 64],
         now: Timestamp,
     ) -> Result<bool, AuthError> {
+        if self.is_distrusted(kid) {
+            return Err(AuthError::SigningKeyRevoked);
+        }
         let mut ring = self.ring().await;
         // A kid we do not know may be a key another replica just rotated in.
         if ring.verification_key(kid, now).is_none() && self.reload_for_unknown_kid().await? {
             ring = self.ring().await;
         }
         let Some(key) = ring.verification_key(kid, now) else {
+            if ring.is_revoked(kid) {
+                return Err(AuthError::SigningKeyRevoked);
+            }
             return Ok(false);
         };
         Ok(self.signatures.verify(signing_input, signature, key).await)
@@ -276,6 +234,19 @@ impl SigningKeys for KeyManager {
         token_lifetime: Duration,
     ) -> Result<String, AuthError> {
         KeyManager::rotate(self, now, activation_delay, token_lifetime).await
+    }
+
+    async fn revoke(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        token_lifetime: Duration,
+    ) -> Result<Option<String>, AuthError> {
+        KeyManager::revoke(self, kid, now, token_lifetime).await
+    }
+
+    async fn revoked_kids(&self) -> Vec<String> {
+        self.ring().await.revoked_kids()
     }
 }
 
@@ -326,29 +297,4 @@ mod tests {
     }
 
     const MINUTE: Duration = Duration::from_secs(60);
-
-    #[test]
-    fn the_newest_active_key_signs_and_a_future_key_is_published_early() -> Result<(), AuthError> {
-        let now = Timestamp::from_millis(1_000_000);
-        let mut old = generate_key(now.minus(MINUTE), now.minus(MINUTE))?;
-        let next = generate_key(now, now.plus(MINUTE))?;
-        old.retires_at = Some(next.activates_at);
-        old.drop_after = Some(next.activates_at.plus(MINUTE * 15));
-        let ring = KeyRing::from_records(&[old.clone(), next.clone()])?;
-
-        assert_eq!(ring.signing_key(now)?.0, old.kid);
-        assert_eq!(ring.signing_key(now.plus(MINUTE))?.0, next.kid);
-        let jwks: serde_json::Value = serde_json::from_str(&ring.jwks_json(now))
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
-        assert!(
-            !ring.jwks_json(now).contains("\"d\""),
-            "private key material in the JWKS"
-        );
-
-        let later = now.plus(MINUTE * 17);
-        assert!(ring.verification_key(&old.kid, later).is_none());
-        assert!(ring.verification_key(&next.kid, later).is_some());
-        Ok(())
-    }
 }

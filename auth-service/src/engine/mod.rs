@@ -12,6 +12,7 @@ pub mod decision_cache;
 pub mod feed;
 pub mod hashing;
 pub mod hub;
+pub mod key_ring;
 pub mod keys;
 pub mod session_cache;
 pub mod signatures;

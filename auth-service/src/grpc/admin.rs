@@ -219,6 +219,23 @@ impl AdminService for AdminApi {
             activates_at: convert::timestamp(rotated.activates_at),
         }))
     }
+
+    async fn revoke_signing_key(
+        &self,
+        request: Request<pb::RevokeSigningKeyRequest>,
+    ) -> Result<Response<pb::RevokeSigningKeyResponse>, Status> {
+        let now = Timestamp::now();
+        let caller = self.caller(&request, now).await?;
+        let revoked = self
+            .admin
+            .revoke_signing_key(&caller, &request.get_ref().kid, now)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RevokeSigningKeyResponse {
+            newly_revoked: revoked.successor_kid.is_some(),
+            successor_kid: revoked.successor_kid.unwrap_or_default(),
+        }))
+    }
 }
 
 #[cfg(test)]

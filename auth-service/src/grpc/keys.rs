@@ -122,6 +122,7 @@ impl KeyService for KeyApi {
             .await
             .map_err(to_status)?;
         let jwks = self.core.jwks_json(now).await;
+        let revoked_kids = self.core.revoked_signing_keys().await;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let hub = self.revocations.clone();
         let heartbeat_interval = self.heartbeat_interval.max(Duration::from_millis(100));
@@ -138,6 +139,12 @@ impl KeyService for KeyApi {
             };
             let mut opening: Vec<_> = snapshot.iter().map(revoked).collect();
             let cursor = live.cursor().unwrap_or(horizon);
+            opening.extend(revoked_kids.into_iter().map(|kid| {
+                event(
+                    cursor,
+                    Event::SigningKeyRevoked(pb::SigningKeyRevoked { kid }),
+                )
+            }));
             opening.push(event(
                 cursor,
                 Event::KeysChanged(pb::KeysChanged { jwks_json: jwks }),
@@ -165,6 +172,12 @@ impl KeyService for KeyApi {
                                     live.cursor().unwrap_or(horizon),
                                     Event::KeysChanged(pb::KeysChanged {
                                         jwks_json: jwks_json.clone(),
+                                    }),
+                                ),
+                                FeedEvent::KeyRevoked(kid) => event(
+                                    live.cursor().unwrap_or(horizon),
+                                    Event::SigningKeyRevoked(pb::SigningKeyRevoked {
+                                        kid: kid.clone(),
                                     }),
                                 ),
                             })

@@ -22,6 +22,8 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::MissingCredential => (Code::Unauthenticated, "CREDENTIAL_MISSING"),
         AuthError::TokenInvalid => (Code::Unauthenticated, "TOKEN_INVALID"),
         AuthError::TokenExpired => (Code::Unauthenticated, "TOKEN_EXPIRED"),
+        AuthError::SigningKeyRevoked => (Code::Unauthenticated, "SIGNING_KEY_REVOKED"),
+        AuthError::SigningKeyNotFound => (Code::NotFound, "SIGNING_KEY_NOT_FOUND"),
         AuthError::SessionRevoked => (Code::Unauthenticated, "SESSION_REVOKED"),
         AuthError::SessionExpired => (Code::Unauthenticated, "SESSION_EXPIRED"),
         AuthError::RefreshTokenReused => (Code::Unauthenticated, "REFRESH_TOKEN_REUSED"),

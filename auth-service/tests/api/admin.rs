@@ -766,11 +766,24 @@ async fn every_admin_rpc_refuses_a_caller_without_the_admin_role(backend: Backen
                     .await
                     .map(drop),
             ),
+            (
+                "RevokeSigningKey",
+                admin
+                    .revoke_signing_key(request(
+                        token,
+                        pb::RevokeSigningKeyRequest {
+                            // The key that signs right now: refusing matters.
+                            kid: kid_of(&token_pair(victim)?.access_token)?,
+                        },
+                    )?)
+                    .await
+                    .map(drop),
+            ),
         ])
     }
 
     let denied = every_rpc(&app, Some(&user.access_token), &victim).await?;
-    assert_eq!(denied.len(), 9);
+    assert_eq!(denied.len(), 10);
     for (rpc, result) in denied {
         let status = result.err().ok_or(format!("{rpc} accepted a non-admin"))?;
         assert_error::<()>(Err(status), Code::PermissionDenied, "PERMISSION_DENIED");
@@ -786,7 +799,7 @@ async fn every_admin_rpc_refuses_a_caller_without_the_admin_role(backend: Backen
         assert_error::<()>(Err(status), Code::Unauthenticated, "TOKEN_INVALID");
     }
 
-    // Nothing happened: the victim is intact and unsuspended, and no key was rotated.
+    // Nothing happened: the victim is intact and unsuspended, and no key was rotated or revoked.
     let principal = app
         .verify(&victim_tokens.access_token)
         .await?

@@ -363,6 +363,30 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
             .as_str()
             .is_some_and(|at| at.ends_with('Z'))
     );
+    // Revoking (here the key just published): out of the JWKS, a successor signs from now.
+    let revoked = json(
+        &authctl(
+            &app,
+            token(&admin.access_token),
+            &["--json", "keys", "revoke", &kid],
+            "",
+        )
+        .await?,
+    )?;
+    assert_eq!(revoked["newlyRevoked"], true);
+    let successor = revoked["successorKid"].as_str().ok_or("successorKid")?;
+    let kids = jwks_kids(&app).await?;
+    assert!(!kids.contains(&kid) && kids.contains(&successor.to_owned()));
+    let again = stdout(
+        &authctl(
+            &app,
+            token(&admin.access_token),
+            &["keys", "revoke", &kid],
+            "",
+        )
+        .await?,
+    )?;
+    assert_eq!(again.trim(), format!("key {kid} was already revoked"));
 
     // A refusal: the reason and message on stderr, a non-zero exit, nothing on stdout.
     let (_, user_tokens) = app.user_with_tokens(&unique_email("plain")).await?;

@@ -24,6 +24,8 @@ const BINARY: &str = env!("CARGO_BIN_EXE_auth-service");
 struct Running {
     child: Child,
     channel: Channel,
+    /// Reads the captured stderr as it comes: a server whose log pipe is full blocks mid-call.
+    logs: Option<std::thread::JoinHandle<std::io::Result<String>>>,
 }
 
 async fn start(
@@ -45,11 +47,21 @@ async fn start(
     if capture_logs {
         command.stderr(Stdio::piped());
     }
-    let child = command.spawn()?;
+    let mut child = command.spawn()?;
+    let logs = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut logs = String::new();
+            stderr.read_to_string(&mut logs).map(|_| logs)
+        })
+    });
     let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}"))?;
     for _ in 0..300 {
         if let Ok(channel) = endpoint.connect().await {
-            return Ok(Running { child, channel });
+            return Ok(Running {
+                child,
+                channel,
+                logs,
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

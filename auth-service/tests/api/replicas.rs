@@ -365,3 +365,60 @@ async fn roles_and_suspensions_reach_a_caching_replica_without_redis_within_the_
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_revoked_through_one_replica_is_refused_by_the_other_at_once() -> TestResult {
+    let Some((backend, _)) = postgres_and_redis("replicas_key_revoked") else {
+        return Ok(());
+    };
+    // Neither replica re-reads its keys on a period: only the fan-out can tell B.
+    let configure = |settings: &mut auth_service::config::Settings| {
+        settings.redis_url = Some(SecretString::new(redis_url()));
+        settings.key_reload_interval = Duration::from_secs(3600);
+    };
+    let a = TestApp::spawn_with(&backend, configure).await?;
+    let mut settings = a.settings.clone();
+    configure(&mut settings);
+    let b = TestApp::start(a.database.clone(), settings).await?;
+    let admin = crate::admin::admin(&a).await?;
+    let (_, tokens) = a.user_with_tokens(&unique_email("key-elsewhere")).await?;
+    let kid_of = |token: &str| jsonwebtoken::decode_header(token).map(|header| header.kid);
+    let compromised = kid_of(&tokens.access_token)?.ok_or("kid")?;
+    b.verify(&tokens.access_token).await?;
+    let verifier = local_verifier(&b, "api", |_| {}).await?;
+    verifier.verify_token(&tokens.access_token).await?;
+
+    let request = with_bearer(
+        &admin.session_token,
+        pb::RevokeSigningKeyRequest {
+            kid: compromised.clone(),
+        },
+    )?;
+    let revoked = crate::admin::client(&a)
+        .revoke_signing_key(request)
+        .await?
+        .into_inner();
+    // Confirmed before the call answered: B refuses from its next call.
+    assert_error(
+        b.verify(&tokens.access_token).await,
+        Code::Unauthenticated,
+        "SIGNING_KEY_REVOKED",
+    );
+    let error =
+        wait_until_rejected(&verifier, &tokens.access_token, Duration::from_secs(2)).await?;
+    assert!(matches!(error, VerifyError::Invalid), "{error:?}");
+
+    // B signs with the successor at once, and its local verifier learns the new key.
+    let (_, fresh) = b.user_with_tokens(&unique_email("after-revoke")).await?;
+    assert_eq!(kid_of(&fresh.access_token)?, Some(revoked.successor_kid));
+    b.verify(&fresh.access_token).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Err(error) = verifier.verify_token(&fresh.access_token).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B's local verifier refuses the successor's tokens: {error:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

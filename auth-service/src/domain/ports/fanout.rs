@@ -16,6 +16,10 @@ pub enum FanoutEvent {
     RolesChanged {
         user_id: String,
     },
+    /// A signing key was revoked as compromised: distrust it now, and re-read the keys.
+    SigningKeyRevoked {
+        kid: String,
+    },
 }
 
 /// Carries events to the other replicas.

@@ -59,13 +59,26 @@ pub trait SigningKeys: Send + Sync {
     /// The public keys, as a JWKS document.
     async fn jwks_json(&self, now: Timestamp) -> String;
     /// Publishes a new key that signs from `now + activation_delay`; the others retire then and
-    /// leave the JWKS `token_lifetime` later. Returns its `kid`.
+    /// leave the JWKS `token_lifetime` later. A key still waiting from an earlier rotation never
+    /// signs: the last rotation asked for wins. Returns its `kid`.
     async fn rotate(
         &self,
         now: Timestamp,
         activation_delay: std::time::Duration,
         token_lifetime: std::time::Duration,
     ) -> Result<String, AuthError>;
+    /// Distrusts a compromised key at once: out of the JWKS, tokens it signed refused
+    /// (`SigningKeyRevoked`), its private half erased, and a new key signing from `now` (the
+    /// others leave the JWKS `token_lifetime` later). Returns the new key's `kid`, or `None` if
+    /// `kid` was revoked before (nothing changes); `SigningKeyNotFound` if it is unknown.
+    async fn revoke(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        token_lifetime: std::time::Duration,
+    ) -> Result<Option<String>, AuthError>;
+    /// Every key revoked as compromised (the revocation feed's snapshot carries them).
+    async fn revoked_kids(&self) -> Vec<String>;
 }
 
 /// What `Verify` needs of a live session (its rules are in `domain/session.rs`).
@@ -118,6 +131,10 @@ pub trait RevocationNews: Send + Sync {
     async fn roles_changed(&self, user_id: &str);
     /// The key set changed: feeds carry the new JWKS.
     fn keys_changed(&self, jwks_json: String);
+    /// A signing key was revoked as compromised: this replica's feeds tell local verifiers to
+    /// refuse its tokens at once, whatever JWKS they hold; the other replicas distrust it and
+    /// re-read their keys (confirmed like a revocation).
+    async fn signing_key_revoked(&self, kid: String);
 }
 
 /// The gateway's check of an access token of our own audience against the revoked set, without

@@ -12,6 +12,6 @@ pub use machinery::{
     SigningKeys,
 };
 pub use store::{
-    LoggedChange, NewSession, RefreshRotation, RevokeReason, RevokedSession, SessionRecord,
-    SigningKeyRecord, Store, StoreError, UserRecord,
+    KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, RefreshRotation, RevokeReason,
+    RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
 };

@@ -159,21 +159,53 @@ pub struct LoggedChange {
 #[derive(Clone)]
 pub struct SigningKeyRecord {
     pub kid: String,
-    /// PKCS#8 document of the Ed25519 key pair.
-    pub private_pkcs8: Vec<u8>,
+    /// PKCS#8 document of the Ed25519 key pair; `None` once erased (every token it signed has
+    /// expired, it was revoked, or a later rotation superseded it before it signed). A key
+    /// without it never signs and is never published.
+    pub private_pkcs8: Option<Vec<u8>>,
     pub created_at: Timestamp,
     pub activates_at: Timestamp,
     pub retires_at: Option<Timestamp>,
     pub drop_after: Option<Timestamp>,
+    /// Rotation order, assigned by the store on insert (one past every key before it): of two
+    /// keys, the higher `seq` was asked for later and wins.
+    pub seq: i64,
+    /// Set when an administrator revoked the key as compromised.
+    pub revoked_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKeyRecord")
             .field("kid", &self.kid)
+            .field("seq", &self.seq)
             .field("activates_at", &self.activates_at)
+            .field("revoked_at", &self.revoked_at)
+            .field("erased", &self.private_pkcs8.is_none())
             .finish_non_exhaustive()
     }
+}
+
+/// A rotation, written atomically by [`Store::rotate_signing_key`].
+pub struct KeyRotation<'a> {
+    /// The new key (its `seq` is assigned by the store).
+    pub successor: &'a SigningKeyRecord,
+    pub now: Timestamp,
+    /// When the keys it replaces leave the JWKS: the successor's activation plus the longest
+    /// token lifetime.
+    pub drop_after: Timestamp,
+    /// A compromised key to revoke in the same write.
+    pub revoke: Option<&'a str>,
+}
+
+/// What [`Store::rotate_signing_key`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRotationOutcome {
+    Rotated,
+    /// `revoke` named no key: nothing was written.
+    UnknownKid,
+    /// `revoke` named a key revoked before: nothing was written.
+    AlreadyRevoked,
 }
 
 #[async_trait]
@@ -272,14 +304,17 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
-    /// Adds `successor` and schedules every other unretired key to retire at `retire_at` and to
-    /// leave the JWKS at `drop_after`, atomically.
+    /// Atomically: revokes `rotation.revoke` (erasing its private half, out of the JWKS now) if
+    /// given; supersedes every key still waiting to activate (erased, never signs: the last
+    /// rotation asked for wins); schedules every other unretired key to retire when the
+    /// successor activates and to leave the JWKS at `drop_after`; adds the successor.
     async fn rotate_signing_key(
         &self,
-        successor: &SigningKeyRecord,
-        retire_at: Timestamp,
-        drop_after: Timestamp,
-    ) -> Result<(), StoreError>;
+        rotation: &KeyRotation<'_>,
+    ) -> Result<KeyRotationOutcome, StoreError>;
+    /// Erases the private half of every key whose `drop_after` is before `now` (every token it
+    /// signed has expired); returns how many.
+    async fn erase_expired_signing_keys(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// Cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;

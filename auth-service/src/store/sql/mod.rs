@@ -7,9 +7,11 @@
 //! (column lists and row decoders).
 
 mod changes;
+mod keys;
 mod rows;
 
 pub(crate) use changes::change_log;
+pub(crate) use keys::key_statements;
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
 
 macro_rules! impl_sql_store {
@@ -21,13 +23,14 @@ macro_rules! impl_sql_store {
             Timestamp,
             model::{Revocation, SessionKind},
             ports::{
-                FanoutEvent, LoggedChange, NewSession, RefreshRotation, RevokeReason, RevokedSession, SessionRecord,
-                SigningKeyRecord, Store, StoreError, UserRecord,
+                FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, RefreshRotation,
+                RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
             },
         };
 
         $crate::store::sql::decode_rows!($row);
         $crate::store::sql::change_log!($row);
+        $crate::store::sql::key_statements!($row);
 
         #[async_trait]
         impl Store for $store {
@@ -338,34 +341,19 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT kid, private_key, created_at, activates_at, retires_at, drop_after \
-                     FROM signing_keys ORDER BY activates_at, kid",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
+                list_keys(&self.pool).await
             }
 
             async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
                 insert_key(&self.pool, key).await
             }
 
-            async fn rotate_signing_key(
-                &self,
-                successor: &SigningKeyRecord,
-                retire_at: Timestamp,
-                drop_after: Timestamp,
-            ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("UPDATE signing_keys SET retires_at = $1, drop_after = $2 WHERE retires_at IS NULL")
-                    .bind(retire_at.millis())
-                    .bind(drop_after.millis())
-                    .execute(&mut *tx)
-                    .await?;
-                insert_key(&mut *tx, successor).await?;
-                tx.commit().await?;
-                Ok(())
+            async fn rotate_signing_key(&self, rotation: &KeyRotation<'_>) -> Result<KeyRotationOutcome, StoreError> {
+                rotate_keys(&self.pool, rotation).await
+            }
+
+            async fn erase_expired_signing_keys(&self, now: Timestamp) -> Result<u64, StoreError> {
+                erase_keys(&self.pool, now).await
             }
 
             async fn ping(&self) -> Result<(), StoreError> {
@@ -374,24 +362,6 @@ macro_rules! impl_sql_store {
             }
         }
 
-        async fn insert_key<'e, E>(executor: E, key: &SigningKeyRecord) -> Result<(), StoreError>
-        where
-            E: sqlx::Executor<'e, Database = <$row as sqlx::Row>::Database>,
-        {
-            sqlx::query(
-                "INSERT INTO signing_keys (kid, private_key, created_at, activates_at, retires_at, drop_after) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&key.kid)
-            .bind(&key.private_pkcs8)
-            .bind(key.created_at.millis())
-            .bind(key.activates_at.millis())
-            .bind(key.retires_at.map(Timestamp::millis))
-            .bind(key.drop_after.map(Timestamp::millis))
-            .execute(executor)
-            .await?;
-            Ok(())
-        }
     };
 }
 

@@ -88,6 +88,10 @@ macro_rules! decode_rows {
                 drop_after: row
                     .try_get::<Option<i64>, _>("drop_after")?
                     .map(Timestamp::from_millis),
+                seq: row.try_get("seq")?,
+                revoked_at: row
+                    .try_get::<Option<i64>, _>("revoked_at")?
+                    .map(Timestamp::from_millis),
             })
         }
     };

@@ -6,6 +6,7 @@
 mod addresses;
 mod credentials;
 mod input;
+mod keys;
 mod lockout;
 mod login;
 mod news;

@@ -388,7 +388,9 @@ async fn logout_with_a_forged_token_ends_nothing(backend: Backend) -> TestResult
         auth_service::domain::Timestamp::now(),
     )?;
     let (signed_part, _) = tokens.access_token.rsplit_once('.').expect("a compact JWS");
-    let key = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&stranger.private_pkcs8)?;
+    let key = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(
+        stranger.private_pkcs8.as_deref().expect("a fresh key"),
+    )?;
     let forged = {
         use base64::Engine;
         let signature = key.sign(signed_part.as_bytes());

@@ -107,7 +107,10 @@ impl Forgery {
         let record = keys.last().expect("a signing key");
         Ok(Self {
             kid: record.kid.clone(),
-            real_pkcs8: record.private_pkcs8.clone(),
+            real_pkcs8: record
+                .private_pkcs8
+                .clone()
+                .expect("the signing key's private half"),
             keys_before: keys.len(),
             app,
             victim,
@@ -400,14 +403,22 @@ async fn unknown_kid_with_a_strangers_key_is_refused(backend: Backend) -> TestRe
     let f = Forgery::new(&backend).await?;
     let stranger = generate_key(Timestamp::now(), Timestamp::now())?;
     let header = f.header_with("kid", json!(stranger.kid));
-    let token = sign_ed25519(&header, &f.claims(), &stranger.private_pkcs8);
+    let token = sign_ed25519(
+        &header,
+        &f.claims(),
+        stranger.private_pkcs8.as_deref().expect("a fresh key"),
+    );
     f.refused(&token, INVALID.0, INVALID.1).await
 }
 
 async fn our_kid_with_a_strangers_key_is_refused(backend: Backend) -> TestResult {
     let f = Forgery::new(&backend).await?;
     let stranger = generate_key(Timestamp::now(), Timestamp::now())?;
-    let token = sign_ed25519(&f.header(), &f.claims(), &stranger.private_pkcs8);
+    let token = sign_ed25519(
+        &f.header(),
+        &f.claims(),
+        stranger.private_pkcs8.as_deref().expect("a fresh key"),
+    );
     f.refused(&token, INVALID.0, INVALID.1).await
 }
 
@@ -417,10 +428,11 @@ fn strangers_jwk_and_token(
     field: &str,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let stranger = generate_key(Timestamp::now(), Timestamp::now())?;
-    let public = Ed25519KeyPair::from_pkcs8(&stranger.private_pkcs8)?
-        .public_key()
-        .as_ref()
-        .to_vec();
+    let public =
+        Ed25519KeyPair::from_pkcs8(stranger.private_pkcs8.as_deref().expect("a fresh key"))?
+            .public_key()
+            .as_ref()
+            .to_vec();
     let jwk =
         json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(public), "kid": f.kid});
     let value = match field {
@@ -430,7 +442,7 @@ fn strangers_jwk_and_token(
     Ok(sign_ed25519(
         &f.header_with(field, value),
         &f.claims(),
-        &stranger.private_pkcs8,
+        stranger.private_pkcs8.as_deref().expect("a fresh key"),
     ))
 }
 
