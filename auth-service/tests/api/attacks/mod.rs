@@ -37,3 +37,18 @@ pub async fn stored_session_count(
     let epoch = auth_service::domain::Timestamp::from_millis(0);
     Ok(store.list_sessions(user_id, epoch).await?.len())
 }
+
+/// The ids of the live sessions of the user behind the management credential `manager`, newest
+/// first, without the management session it belongs to: the sessions an attack could touch.
+pub async fn other_session_ids(app: &TestApp, manager: &str) -> Result<Vec<String>, Status> {
+    let request = with_bearer(manager, pb::ListSessionsRequest::default())
+        .map_err(|error| Status::internal(error.to_string()))?;
+    let sessions = app.auth.clone().list_sessions(request).await?;
+    Ok(sessions
+        .into_inner()
+        .sessions
+        .into_iter()
+        .filter(|session| !session.current)
+        .map(|session| session.session_id)
+        .collect())
+}
