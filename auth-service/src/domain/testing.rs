@@ -15,8 +15,8 @@ use super::{
     model::Revocation,
     ports::{
         FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, RefreshRotation,
-        RevocationNews, RevokeReason,
-        RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+        RevocationNews, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store,
+        StoreError, UserRecord,
     },
     revoker::Revoker,
 };

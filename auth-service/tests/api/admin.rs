@@ -33,7 +33,7 @@ on_both_backends!(
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An account with the `admin` role (made as `auth-service user create --role admin` does) and
-/// its credentials.
+/// the credentials of two management sessions of it: only those may call AdminService.
 pub struct Admin {
     pub user_id: String,
     pub access_token: String,
@@ -47,8 +47,8 @@ pub async fn admin(app: &TestApp) -> Result<Admin, BoxError> {
         .core
         .create_user(&email, PASSWORD.into(), &["admin".into()], Timestamp::now())
         .await?;
-    let tokens = token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
-    let session = session_token(&app.login(&email, CredentialKind::Session).await?)?;
+    let tokens = token_pair(&app.login_management(&email, CredentialKind::Tokens).await?)?;
+    let session = app.manager_token(&email).await?;
     Ok(Admin {
         user_id,
         access_token: tokens.access_token,
@@ -633,7 +633,9 @@ async fn rotating_the_key_publishes_a_new_kid_in_the_jwks(backend: Backend) -> T
 async fn every_admin_rpc_refuses_a_caller_without_the_admin_role(backend: Backend) -> TestResult {
     let app = TestApp::spawn(&backend).await?;
     let (victim, victim_tokens) = app.user_with_tokens(&unique_email("victim")).await?;
-    let (_, user) = app.user_with_tokens(&unique_email("mallory")).await?;
+    let mallory = unique_email("mallory");
+    let (_, user) = app.user_with_tokens(&mallory).await?;
+    let user_manager = app.manager_token(&mallory).await?;
     let kids_before = jwks_kids(&app).await?;
 
     // Each RPC once with `token` (None: no authorization header at all).
@@ -782,11 +784,20 @@ async fn every_admin_rpc_refuses_a_caller_without_the_admin_role(backend: Backen
         ])
     }
 
-    let denied = every_rpc(&app, Some(&user.access_token), &victim).await?;
+    let denied = every_rpc(&app, Some(&user_manager), &victim).await?;
     assert_eq!(denied.len(), 10);
     for (rpc, result) in denied {
         let status = result.err().ok_or(format!("{rpc} accepted a non-admin"))?;
         assert_error::<()>(Err(status), Code::PermissionDenied, "PERMISSION_DENIED");
+    }
+    // An app session's credential is refused before its roles are looked at.
+    for (rpc, result) in every_rpc(&app, Some(&user.access_token), &victim).await? {
+        let status = result.err().ok_or(format!("{rpc} accepted an app token"))?;
+        assert_error::<()>(
+            Err(status),
+            Code::PermissionDenied,
+            "MANAGEMENT_CREDENTIAL_REQUIRED",
+        );
     }
     for (rpc, result) in every_rpc(&app, None, &victim).await? {
         let status = result.err().ok_or(format!("{rpc} accepted no token"))?;

@@ -145,7 +145,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
 
     let created = authctl(
         &app,
-        token(&admin.access_token),
+        token(&admin.session_token),
         &["user", "create", "--email", &email, "--role", "billing"],
         &format!("{PASSWORD}\nignored\n"),
     )
@@ -159,7 +159,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let user = json(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["--json", "user", "get", &email],
             "",
         )
@@ -172,7 +172,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let shown = stdout(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["user", "get", &user_id],
             "",
         )
@@ -190,7 +190,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let table = stdout(
         &authctl(
             &app,
-            token(&admin.session_token),
+            token(&admin.access_token),
             &["sessions", "list", &email],
             "",
         )
@@ -209,7 +209,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let listed = json(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["sessions", "list", &user_id, "--json"],
             "",
         )
@@ -228,7 +228,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let roles = json(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &[
                 "--json",
                 "user",
@@ -254,7 +254,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let suspended = stdout(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["user", "suspend", &email],
             "",
         )
@@ -277,7 +277,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let user = json(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["--json", "user", "get", &user_id],
             "",
         )
@@ -287,7 +287,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     stdout(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["user", "reactivate", &user_id],
             "",
         )
@@ -298,7 +298,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let empty_then_one = stdout(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["sessions", "list", &user_id],
             "",
         )
@@ -314,7 +314,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     stdout(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["sessions", "revoke", &session_id],
             "",
         )
@@ -329,7 +329,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let revoked = json(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["--json", "sessions", "revoke-all", &email],
             "",
         )
@@ -339,7 +339,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let none = stdout(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["sessions", "list", &email],
             "",
         )
@@ -350,7 +350,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let rotated = json(
         &authctl(
             &app,
-            token(&admin.access_token),
+            token(&admin.session_token),
             &["--json", "keys", "rotate", "--activate-in", "5m"],
             "",
         )
@@ -389,14 +389,10 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     assert_eq!(again.trim(), format!("key {kid} was already revoked"));
 
     // A refusal: the reason and message on stderr, a non-zero exit, nothing on stdout.
-    let (_, user_tokens) = app.user_with_tokens(&unique_email("plain")).await?;
-    let denied = authctl(
-        &app,
-        token(&user_tokens.access_token),
-        &["user", "get", &user_id],
-        "",
-    )
-    .await?;
+    let plain = unique_email("plain");
+    let (_, user_tokens) = app.user_with_tokens(&plain).await?;
+    let user_manager = app.manager_token(&plain).await?;
+    let denied = authctl(&app, token(&user_manager), &["user", "get", &user_id], "").await?;
     assert_eq!(denied.status.code(), Some(1));
     assert!(denied.stdout.is_empty());
     let stderr = String::from_utf8(denied.stderr)?;
@@ -406,7 +402,7 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     );
     let denied = authctl(
         &app,
-        token(&user_tokens.access_token),
+        token(&user_manager),
         &["--json", "keys", "rotate"],
         "",
     )
@@ -415,9 +411,22 @@ async fn authctl_manages_accounts_and_sessions_with_a_token_from_the_environment
     let error: Value = serde_json::from_slice(&denied.stderr)?;
     assert_eq!(error["error"]["reason"], "PERMISSION_DENIED");
     assert_eq!(error["error"]["code"], "PERMISSION_DENIED");
+    // An app session's token is no management credential, whoever holds it.
+    let denied = authctl(
+        &app,
+        token(&user_tokens.access_token),
+        &["--json", "user", "get", &user_id],
+        "",
+    )
+    .await?;
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(denied.stdout.is_empty());
+    let error: Value = serde_json::from_slice(&denied.stderr)?;
+    assert_eq!(error["error"]["reason"], "MANAGEMENT_CREDENTIAL_REQUIRED");
+    assert_eq!(error["error"]["code"], "PERMISSION_DENIED");
     let missing = authctl(
         &app,
-        token(&admin.access_token),
+        token(&admin.session_token),
         &["user", "get", "nobody@example.com"],
         "",
     )
@@ -432,7 +441,7 @@ async fn authctl_reads_its_token_from_a_file(backend: Backend) -> TestResult {
     let admin = admin(&app).await?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("token");
-    std::fs::write(&path, format!("{}\n", admin.access_token))?;
+    std::fs::write(&path, format!("{}\n", admin.session_token))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -467,7 +476,7 @@ async fn authctl_reads_its_token_from_a_file(backend: Backend) -> TestResult {
     let bogus_path = bogus.display().to_string();
     let flag_wins = authctl(
         &app,
-        Auth::Env(&admin.access_token),
+        Auth::Env(&admin.session_token),
         &["--token-file", &bogus_path, "user", "get", &email],
         "",
     )
@@ -480,7 +489,7 @@ async fn authctl_reads_its_token_from_a_file(backend: Backend) -> TestResult {
     assert!(String::from_utf8(flag_wins.stderr)?.contains("TOKEN_INVALID"));
     let env_wins = authctl(
         &app,
-        Auth::EnvOverFileEnv(&admin.access_token, &bogus),
+        Auth::EnvOverFileEnv(&admin.session_token, &bogus),
         &["user", "get", &email],
         "",
     )

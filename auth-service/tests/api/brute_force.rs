@@ -256,9 +256,10 @@ async fn common_passwords_are_refused_at_register_and_change_password(
     register(PASSWORD).await?;
 
     let email = unique_email("changer");
-    let (_, tokens) = app.user_with_tokens(&email).await?;
+    app.register(&email).await?;
+    let manager = app.manager_token(&email).await?;
     let request = with_bearer(
-        &tokens.access_token,
+        &manager,
         pb::ChangePasswordRequest {
             current_password: PASSWORD.into(),
             new_password: "password1234".into(),

@@ -56,7 +56,8 @@ async fn a_login_abandoned_by_its_deadline_creates_no_session(backend: Backend) 
     // Hashes already running finish on the blocking pool; nothing may be written after them.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let tokens = token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
+    // A management session, so that it may list them.
+    let tokens = token_pair(&app.login_management(&email, CredentialKind::Tokens).await?)?;
     let sessions = app
         .auth
         .clone()

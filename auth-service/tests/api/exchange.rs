@@ -21,6 +21,17 @@ on_both_backends!(
     logout_with_an_exchanged_token_ends_its_session,
 );
 
+/// A server that may mint exchanged tokens for `payments` (AUTH_EXCHANGE_AUDIENCES lists none
+/// by default).
+async fn spawn_with_payments(
+    backend: &Backend,
+) -> Result<TestApp, Box<dyn std::error::Error + Send + Sync>> {
+    TestApp::spawn_with(backend, |settings| {
+        settings.exchange_audiences = vec!["payments".into()]
+    })
+    .await
+}
+
 async fn exchange(
     app: &TestApp,
     subject: &str,
@@ -48,7 +59,7 @@ async fn verify_for(
 async fn an_exchanged_token_is_for_one_audience_and_tied_to_the_same_session(
     backend: Backend,
 ) -> TestResult {
-    let app = TestApp::spawn(&backend).await?;
+    let app = spawn_with_payments(&backend).await?;
     let email = unique_email("exchange");
     app.register(&email).await?;
     let login = app.login(&email, CredentialKind::Session).await?;
@@ -80,7 +91,7 @@ async fn an_exchanged_token_is_for_one_audience_and_tied_to_the_same_session(
 }
 
 async fn revoking_the_session_kills_its_exchanged_tokens(backend: Backend) -> TestResult {
-    let app = TestApp::spawn(&backend).await?;
+    let app = spawn_with_payments(&backend).await?;
     let (_, tokens) = app.user_with_tokens(&unique_email("exkill")).await?;
     let exchanged = exchange(&app, &tokens.access_token, "payments")
         .await?
@@ -110,10 +121,7 @@ async fn revoking_the_session_kills_its_exchanged_tokens(backend: Backend) -> Te
 }
 
 async fn exchange_refuses_bad_subjects_and_unlisted_audiences(backend: Backend) -> TestResult {
-    let app = TestApp::spawn_with(&backend, |settings| {
-        settings.exchange_audiences = vec!["payments".into()]
-    })
-    .await?;
+    let app = spawn_with_payments(&backend).await?;
     let (_, tokens) = app.user_with_tokens(&unique_email("exbad")).await?;
     assert_error(
         exchange(&app, &tokens.access_token, "").await,
@@ -148,7 +156,7 @@ async fn exchange_refuses_bad_subjects_and_unlisted_audiences(backend: Backend) 
 }
 
 async fn logout_with_an_exchanged_token_ends_its_session(backend: Backend) -> TestResult {
-    let app = TestApp::spawn(&backend).await?;
+    let app = spawn_with_payments(&backend).await?;
     let email = unique_email("exlogout");
     app.register(&email).await?;
     let session = session_token(&app.login(&email, CredentialKind::Session).await?)?;

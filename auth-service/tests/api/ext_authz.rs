@@ -209,8 +209,32 @@ async fn a_bearer_access_token_is_allowed_and_the_upstream_learns_who_it_is(
     assert_eq!(upstream["x-user-id"], login.user_id);
     assert_eq!(upstream["x-session-id"], login.session_id);
     assert_eq!(upstream["x-user-roles"], "billing,support");
-    // The access token goes upstream as it came.
-    assert!(!upstream.contains_key("authorization"));
+    // The upstream gets a token minted for it, never the client's own: a different, valid
+    // access token of the same user and session, short-lived.
+    let minted = upstream["authorization"]
+        .strip_prefix("Bearer ")
+        .expect("a bearer token");
+    assert_ne!(minted, tokens.access_token);
+    assert!(
+        upstream
+            .values()
+            .all(|value| !value.contains(&tokens.access_token))
+    );
+    let principal = app.verify(minted).await?.principal.ok_or("principal")?;
+    assert_eq!(
+        (principal.user_id.as_str(), principal.session_id.as_str()),
+        (login.user_id.as_str(), login.session_id.as_str())
+    );
+    assert_eq!(principal.roles, ["billing", "support"]);
+    let claims = claims_of(minted);
+    assert_eq!(claims["aud"], "api");
+    assert_eq!(claims["sid"], login.session_id.as_str());
+    assert_ne!(claims["jti"], claims_of(&tokens.access_token)["jti"]);
+    let lifetime = claims["exp"].as_i64().ok_or("exp")? - claims["iat"].as_i64().ok_or("iat")?;
+    assert!(
+        lifetime <= 5 * 60,
+        "minted tokens are short-lived: {lifetime} s"
+    );
 
     // A user without roles: the header is removed, not left to the client.
     let (plain_login, plain) = app.user_with_tokens(&unique_email("gw-plain")).await?;
@@ -418,6 +442,7 @@ async fn revoking_all_of_a_users_sessions_denies_every_token_already_allowed(
     let email = unique_email("gw-all");
     let (_, first) = app.user_with_tokens(&email).await?;
     let second = crate::helpers::token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
+    let manager = app.manager_token(&email).await?;
     for token in [&first.access_token, &second.access_token] {
         allowed(
             &check(
@@ -430,7 +455,7 @@ async fn revoking_all_of_a_users_sessions_denies_every_token_already_allowed(
     app.auth
         .clone()
         .revoke_all_sessions(with_bearer(
-            &first.access_token,
+            &manager,
             pb::RevokeAllSessionsRequest::default(),
         )?)
         .await?;
@@ -675,5 +700,10 @@ async fn a_bearer_request_never_forwards_the_session_cookie_upstream(
     );
     assert_eq!(upstream["cookie"], "theme=dark");
     assert!(upstream.values().all(|value| !value.contains(&session)));
+    assert!(
+        upstream
+            .values()
+            .all(|value| !value.contains(&tokens.access_token))
+    );
     Ok(())
 }

@@ -407,7 +407,7 @@ pub fn postgres_and_redis(test: &str) -> Option<(Backend, String)> {
     Some((backend, test_server_url("TEST_REDIS_URL", test)?))
 }
 
-pub use binary::{Listening, start_listening};
+pub use binary::start_listening;
 pub use proxy::CuttableProxy;
 
 /// `host:port` of a `redis://host:port[/db]` URL.

@@ -170,16 +170,15 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
     let database = TestDatabase::create(&backend).await?;
     let mut server = start(
         &database,
-        &[("RUST_LOG", "debug"), ("AUTH_LOG_FORMAT", "json")],
+        &[
+            ("RUST_LOG", "debug"),
+            ("AUTH_LOG_FORMAT", "json"),
+            ("AUTH_EXCHANGE_AUDIENCES", "payments"),
+        ],
         true,
     )
     .await?;
-    // Read as it is written: a full pipe would block the server's logging, and with it the server.
-    let mut stderr = server.child.stderr.take().ok_or("stderr")?;
-    let reader = std::thread::spawn(move || {
-        let mut logs = String::new();
-        stderr.read_to_string(&mut logs).map(|_| logs)
-    });
+    // `start` reads the log as it is written: a full pipe would block the server.
     let mut auth = AuthServiceClient::new(server.channel.clone());
     let email = unique_email("secrets");
     let new_password = "an entirely new passphrase";
@@ -222,6 +221,17 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
             .await?
             .into_inner(),
     )?;
+    let manager = token_pair(
+        &auth
+            .login(pb::LoginRequest {
+                email: email.clone(),
+                password: PASSWORD.into(),
+                kind: 0,
+                management: true,
+            })
+            .await?
+            .into_inner(),
+    )?;
     auth.verify(pb::VerifyRequest {
         token: tokens.access_token.clone(),
         audience: String::new(),
@@ -248,13 +258,30 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
         .await?
         .into_inner()
         .access_token;
+    let manager_rotated = auth
+        .refresh(pb::RefreshRequest {
+            refresh_token: manager.refresh_token.clone(),
+        })
+        .await?
+        .into_inner()
+        .tokens
+        .ok_or("tokens")?;
     auth.list_sessions(with_bearer(
-        &rotated.access_token,
+        &manager_rotated.access_token,
         pb::ListSessionsRequest::default(),
     )?)
     .await?;
+    // Refused (an app's token), then done with the management session's.
+    assert!(
+        auth.list_sessions(with_bearer(
+            &rotated.access_token,
+            pb::ListSessionsRequest::default(),
+        )?)
+        .await
+        .is_err()
+    );
     auth.change_password(with_bearer(
-        &rotated.access_token,
+        &manager_rotated.access_token,
         pb::ChangePasswordRequest {
             current_password: PASSWORD.into(),
             new_password: new_password.into(),
@@ -270,12 +297,18 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
         token: rotated.access_token.clone(),
     })
     .await?;
+    auth.logout(pb::LogoutRequest {
+        token: manager_rotated.access_token.clone(),
+    })
+    .await?;
     // Stored as SHA-256: every session is revoked by now, so the hashes are computed here rather
     // than read from live sessions.
     let opaque = [
         tokens.refresh_token.clone(),
         rotated.refresh_token.clone(),
         session.clone(),
+        manager.refresh_token.clone(),
+        manager_rotated.refresh_token.clone(),
     ];
     secrets.extend([
         tokens.access_token,
@@ -284,6 +317,10 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
         rotated.refresh_token,
         session,
         exchanged,
+        manager.access_token,
+        manager.refresh_token,
+        manager_rotated.access_token,
+        manager_rotated.refresh_token,
     ]);
 
     // What the database holds is secret too: password hashes and token hashes.
@@ -307,7 +344,12 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
     }
 
     terminate(&server.child)?;
-    let logs = reader.join().map_err(|_| "the log reader panicked")??;
+    let logs = server
+        .logs
+        .take()
+        .ok_or("stderr was not captured")?
+        .join()
+        .map_err(|_| "the log reader panicked")??;
     server.child.wait()?;
 
     assert!(

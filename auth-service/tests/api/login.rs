@@ -135,16 +135,28 @@ async fn the_access_token_is_a_compact_eddsa_at_jwt_with_exactly_the_documented_
         .collect();
     assert_eq!(
         names,
-        BTreeSet::from(["iss", "sub", "aud", "sid", "iat", "exp", "jti", "roles"])
+        BTreeSet::from([
+            "iss",
+            "sub",
+            "aud",
+            "sid",
+            "iat",
+            "exp",
+            "jti",
+            "roles",
+            "auth_time"
+        ])
     );
     assert_eq!(claims["sub"], login.user_id.as_str());
     assert_eq!(claims["sid"], login.session_id.as_str());
     assert_eq!(claims["iss"], "auth");
     assert_eq!(claims["aud"], "api");
+    // The login's time (OpenID Connect Core 1.0 section 2): here, this very login.
+    assert_eq!(claims["auth_time"], claims["iat"]);
     // 96-bit ids, a 72-bit jti and a 48-bit kid keep the token compact: an Ed25519 signature
-    // alone is 86 characters.
+    // alone is 86 characters, and `auth_time` costs about 30 more.
     assert!(
-        tokens.access_token.len() <= 350,
+        tokens.access_token.len() <= 385,
         "{} bytes",
         tokens.access_token.len()
     );
@@ -158,23 +170,36 @@ async fn the_per_user_session_cap_ends_the_oldest_session(backend: Backend) -> T
     let second = token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
     app.verify(&first.access_token).await?;
 
-    let third = token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
+    let third_login = app.login(&email, CredentialKind::Tokens).await?;
+    let third = token_pair(&third_login)?;
     assert_error(
         app.verify(&first.access_token).await,
         Code::Unauthenticated,
         "SESSION_REVOKED",
     );
     app.verify(&second.access_token).await?;
+    // A management session counts too: it ends the oldest one left.
+    let manager = app.login_management(&email, CredentialKind::Tokens).await?;
+    assert_error(
+        app.verify(&second.access_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    app.verify(&third.access_token).await?;
     let sessions = app
         .auth
         .clone()
         .list_sessions(with_bearer(
-            &third.access_token,
+            &token_pair(&manager)?.access_token,
             pb::ListSessionsRequest::default(),
         )?)
         .await?
         .into_inner()
         .sessions;
-    assert_eq!(sessions.len(), 2);
+    let ids: Vec<&str> = sessions.iter().map(|s| s.session_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [manager.session_id.as_str(), third_login.session_id.as_str()]
+    );
     Ok(())
 }

@@ -3,7 +3,7 @@ use tonic::Code;
 
 use crate::helpers::{
     Backend, PASSWORD, TestApp, TestResult, assert_error, on_both_backends, session_token,
-    unique_email, with_bearer,
+    token_pair, unique_email, with_bearer,
 };
 
 on_both_backends!(
@@ -18,28 +18,49 @@ async fn changing_the_password_ends_the_other_sessions_and_retires_the_old_passw
 ) -> TestResult {
     let app = TestApp::spawn(&backend).await?;
     let email = unique_email("change");
-    let (_, current) = app.user_with_tokens(&email).await?;
+    let (_, app_tokens) = app.user_with_tokens(&email).await?;
     let elsewhere = session_token(&app.login(&email, CredentialKind::Session).await?)?;
-
-    let response = app
-        .auth
-        .clone()
-        .change_password(with_bearer(
-            &current.access_token,
+    let current = token_pair(&app.login_management(&email, CredentialKind::Tokens).await?)?;
+    let change = |bearer: &str| {
+        let request = with_bearer(
+            bearer,
             pb::ChangePasswordRequest {
                 current_password: PASSWORD.into(),
                 new_password: NEW_PASSWORD.into(),
             },
+        );
+        let mut client = app.auth.clone();
+        async move { client.change_password(request.expect("request")).await }
+    };
+
+    // An app's credential cannot change the password, even with the right current one.
+    assert_error(
+        change(&app_tokens.access_token).await,
+        Code::PermissionDenied,
+        "MANAGEMENT_CREDENTIAL_REQUIRED",
+    );
+    let response = change(&current.access_token).await?.into_inner();
+    assert_eq!(response.revoked_count, 2);
+    for token in [&app_tokens.access_token, &elsewhere] {
+        assert_error(
+            app.verify(token).await,
+            Code::Unauthenticated,
+            "SESSION_REVOKED",
+        );
+    }
+    // The session the change was made with is kept.
+    let left = app
+        .auth
+        .clone()
+        .list_sessions(with_bearer(
+            &current.access_token,
+            pb::ListSessionsRequest::default(),
         )?)
         .await?
-        .into_inner();
-    assert_eq!(response.revoked_count, 1);
-    assert_error(
-        app.verify(&elsewhere).await,
-        Code::Unauthenticated,
-        "SESSION_REVOKED",
-    );
-    app.verify(&current.access_token).await?;
+        .into_inner()
+        .sessions;
+    assert_eq!(left.len(), 1);
+    assert!(left[0].current);
 
     assert_error(
         app.login(&email, CredentialKind::Tokens).await,
@@ -63,10 +84,11 @@ async fn changing_the_password_requires_the_current_one_and_a_valid_new_one(
 ) -> TestResult {
     let app = TestApp::spawn(&backend).await?;
     let email = unique_email("guard");
-    let (_, tokens) = app.user_with_tokens(&email).await?;
+    app.register(&email).await?;
+    let manager = app.manager_token(&email).await?;
     let change = |current: &str, new: &str| {
         let request = with_bearer(
-            &tokens.access_token,
+            &manager,
             pb::ChangePasswordRequest {
                 current_password: current.into(),
                 new_password: new.into(),

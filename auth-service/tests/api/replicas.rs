@@ -119,7 +119,24 @@ async fn ending_all_of_a_users_sessions_through_one_replica_fails_verify_on_the_
         return Ok(());
     };
     let email = unique_email("replica-all");
-    let (_, current) = a.user_with_tokens(&email).await?;
+    a.register(&email).await?;
+    let current = session_token(
+        &a.login_management(&email, pb::CredentialKind::Session)
+            .await?,
+    )?;
+    let listed_on_b = || {
+        let request = with_bearer(&current, pb::ListSessionsRequest::default());
+        let mut client = b.auth.clone();
+        async move {
+            Ok::<_, tonic::Status>(
+                client
+                    .list_sessions(request.expect("request"))
+                    .await?
+                    .into_inner()
+                    .sessions,
+            )
+        }
+    };
     let mut others = Vec::new();
     for _ in 0..4 {
         let login = a.login(&email, pb::CredentialKind::Tokens).await?;
@@ -131,16 +148,18 @@ async fn ending_all_of_a_users_sessions_through_one_replica_fails_verify_on_the_
         .map(|pair| pair.access_token.clone())
         .collect();
     credentials.push(session);
-    for credential in credentials.iter().chain([&current.access_token]) {
+    for credential in &credentials {
         b.verify(credential).await?;
     }
+    // B knows the management session too (it is the caller below).
+    assert_eq!(listed_on_b().await?.len(), 6);
     // Keeping the caller's session: no user-wide event, one revocation per session, announced
     // together.
     let revoked = a
         .auth
         .clone()
         .revoke_all_sessions(with_bearer(
-            &current.access_token,
+            &current,
             pb::RevokeAllSessionsRequest {
                 user_id: String::new(),
                 keep_current: true,
@@ -156,7 +175,8 @@ async fn ending_all_of_a_users_sessions_through_one_replica_fails_verify_on_the_
             "SESSION_REVOKED",
         );
     }
-    b.verify(&current.access_token).await?;
+    let kept = listed_on_b().await?;
+    assert!(kept.len() == 1 && kept[0].current, "{kept:?}");
     Ok(())
 }
 

@@ -204,13 +204,14 @@ async fn a_local_verifier_rejects_every_token_of_a_user_whose_sessions_were_all_
     let email = unique_email("all");
     let (_, first) = app.user_with_tokens(&email).await?;
     let second = token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
+    let manager = app.manager_token(&email).await?;
     let verifier = local_verifier(&app, "api", |_| {}).await?;
     verifier.verify_token(&second.access_token).await?;
 
     app.auth
         .clone()
         .revoke_all_sessions(with_bearer(
-            &first.access_token,
+            &manager,
             pb::RevokeAllSessionsRequest::default(),
         )?)
         .await?;

@@ -28,12 +28,15 @@ async fn list_sessions_shows_the_callers_live_sessions_and_marks_the_current_one
             token: ended.access_token,
         })
         .await?;
+    // Only a management session's credential lists them; the apps' sessions are listed with it.
+    let manager_login = app.login_management(&email, CredentialKind::Tokens).await?;
+    let manager = token_pair(&manager_login)?;
 
     let sessions = app
         .auth
         .clone()
         .list_sessions(with_bearer(
-            &first.access_token,
+            &manager.access_token,
             pb::ListSessionsRequest::default(),
         )?)
         .await?
@@ -43,15 +46,17 @@ async fn list_sessions_shows_the_callers_live_sessions_and_marks_the_current_one
     assert_eq!(
         ids,
         [
+            manager_login.session_id.as_str(),
             second_login.session_id.as_str(),
             first_login.session_id.as_str()
         ],
         "newest first, ended ones left out"
     );
     let current: Vec<bool> = sessions.iter().map(|s| s.current).collect();
-    assert_eq!(current, [false, true]);
-    assert_eq!(sessions[0].kind(), CredentialKind::Session);
-    assert_eq!(sessions[1].kind(), CredentialKind::Tokens);
+    assert_eq!(current, [true, false, false]);
+    assert_eq!(sessions[0].kind(), CredentialKind::Tokens);
+    assert_eq!(sessions[1].kind(), CredentialKind::Session);
+    assert_eq!(sessions[2].kind(), CredentialKind::Tokens);
     for session in &sessions {
         assert!(
             session.user_agent.starts_with("api-tests/1.0"),
@@ -67,12 +72,15 @@ async fn list_sessions_shows_the_callers_live_sessions_and_marks_the_current_one
         );
     }
 
-    // A session token identifies the caller too.
+    // A management session token identifies the caller too.
+    let by_session_login = app
+        .login_management(&email, CredentialKind::Session)
+        .await?;
     let by_session = app
         .auth
         .clone()
         .list_sessions(with_bearer(
-            &session_token(&second_login)?,
+            &session_token(&by_session_login)?,
             pb::ListSessionsRequest::default(),
         )?)
         .await?
@@ -81,15 +89,35 @@ async fn list_sessions_shows_the_callers_live_sessions_and_marks_the_current_one
     assert!(
         by_session
             .iter()
-            .any(|s| s.current && s.session_id == second_login.session_id)
+            .any(|s| s.current && s.session_id == by_session_login.session_id)
     );
+    assert_eq!(by_session.iter().filter(|s| s.current).count(), 1);
+
+    // The credentials the apps hold list nothing, however live their session.
+    for app_credential in [first.access_token.clone(), session_token(&second_login)?] {
+        let refused = app
+            .auth
+            .clone()
+            .list_sessions(with_bearer(
+                &app_credential,
+                pb::ListSessionsRequest::default(),
+            )?)
+            .await;
+        assert_error(
+            refused,
+            Code::PermissionDenied,
+            "MANAGEMENT_CREDENTIAL_REQUIRED",
+        );
+    }
     Ok(())
 }
 
 async fn a_user_may_revoke_their_own_session_but_not_another_users(backend: Backend) -> TestResult {
     let app = TestApp::spawn(&backend).await?;
     let (alice_login, alice) = app.user_with_tokens(&unique_email("alice")).await?;
-    let (mallory_login, mallory) = app.user_with_tokens(&unique_email("mallory")).await?;
+    let mallory_email = unique_email("mallory");
+    let (mallory_login, mallory) = app.user_with_tokens(&mallory_email).await?;
+    let mallory_manager = app.manager_token(&mallory_email).await?;
 
     let revoke = |caller: &str, session_id: &str| {
         let request = with_bearer(
@@ -102,7 +130,7 @@ async fn a_user_may_revoke_their_own_session_but_not_another_users(backend: Back
         async move { client.revoke_session(request.expect("request")).await }
     };
     assert_error(
-        revoke(&mallory.access_token, &alice_login.session_id).await,
+        revoke(&mallory_manager, &alice_login.session_id).await,
         Code::PermissionDenied,
         "PERMISSION_DENIED",
     );
@@ -111,7 +139,7 @@ async fn a_user_may_revoke_their_own_session_but_not_another_users(backend: Back
         .auth
         .clone()
         .list_sessions(with_bearer(
-            &mallory.access_token,
+            &mallory_manager,
             pb::ListSessionsRequest {
                 user_id: alice_login.user_id.clone(),
             },
@@ -119,12 +147,19 @@ async fn a_user_may_revoke_their_own_session_but_not_another_users(backend: Back
         .await;
     assert_error(listing, Code::PermissionDenied, "PERMISSION_DENIED");
     assert_error(
-        revoke(&mallory.access_token, "no-such-session").await,
+        revoke(&mallory_manager, "no-such-session").await,
         Code::NotFound,
         "SESSION_NOT_FOUND",
     );
+    // Her app session's token cannot end even its own session this way (Logout can).
+    assert_error(
+        revoke(&mallory.access_token, &mallory_login.session_id).await,
+        Code::PermissionDenied,
+        "MANAGEMENT_CREDENTIAL_REQUIRED",
+    );
+    app.verify(&mallory.access_token).await?;
 
-    revoke(&mallory.access_token, &mallory_login.session_id).await?;
+    revoke(&mallory_manager, &mallory_login.session_id).await?;
     assert_error(
         app.verify(&mallory.access_token).await,
         Code::Unauthenticated,
@@ -146,11 +181,44 @@ async fn an_admin_may_list_and_revoke_anyones_sessions(backend: Backend) -> Test
             auth_service::domain::Timestamp::now(),
         )
         .await?;
-    let admin = token_pair(&app.login(&admin_email, CredentialKind::Tokens).await?)?;
-    let verified = app.verify(&admin.access_token).await?;
+    let admin_app = token_pair(&app.login(&admin_email, CredentialKind::Tokens).await?)?;
+    let verified = app.verify(&admin_app.access_token).await?;
     assert_eq!(verified.principal.expect("principal").roles, ["admin"]);
+    let admin = token_pair(
+        &app.login_management(&admin_email, CredentialKind::Tokens)
+            .await?,
+    )?;
+    let own_sessions = |bearer: &str| {
+        let request = with_bearer(bearer, pb::ListSessionsRequest::default());
+        let mut client = app.auth.clone();
+        async move {
+            Ok::<_, tonic::Status>(
+                client
+                    .list_sessions(request.expect("request"))
+                    .await?
+                    .into_inner()
+                    .sessions,
+            )
+        }
+    };
 
     let (user_login, user) = app.user_with_tokens(&unique_email("user")).await?;
+    // The admin role does not make an app credential a management one.
+    let refused = app
+        .auth
+        .clone()
+        .list_sessions(with_bearer(
+            &admin_app.access_token,
+            pb::ListSessionsRequest {
+                user_id: user_login.user_id.clone(),
+            },
+        )?)
+        .await;
+    assert_error(
+        refused,
+        Code::PermissionDenied,
+        "MANAGEMENT_CREDENTIAL_REQUIRED",
+    );
     let sessions = app
         .auth
         .clone()
@@ -200,16 +268,33 @@ async fn an_admin_may_list_and_revoke_anyones_sessions(backend: Backend) -> Test
         Code::Unauthenticated,
         "SESSION_REVOKED",
     );
-    app.verify(&admin.access_token).await?;
+    // The admin's own sessions are untouched.
+    app.verify(&admin_app.access_token).await?;
+    assert_eq!(own_sessions(&admin.access_token).await?.len(), 2);
     Ok(())
 }
 
 async fn revoke_all_sessions_can_keep_the_current_one(backend: Backend) -> TestResult {
     let app = TestApp::spawn(&backend).await?;
     let email = unique_email("all");
-    let (_, current) = app.user_with_tokens(&email).await?;
+    let (_, first) = app.user_with_tokens(&email).await?;
     let other = token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
     let third = session_token(&app.login(&email, CredentialKind::Session).await?)?;
+    let current_login = app.login_management(&email, CredentialKind::Tokens).await?;
+    let current = token_pair(&current_login)?;
+    let list = |bearer: &str| {
+        let request = with_bearer(bearer, pb::ListSessionsRequest::default());
+        let mut client = app.auth.clone();
+        async move {
+            Ok::<_, tonic::Status>(
+                client
+                    .list_sessions(request.expect("request"))
+                    .await?
+                    .into_inner()
+                    .sessions,
+            )
+        }
+    };
 
     let revoked = app
         .auth
@@ -223,18 +308,18 @@ async fn revoke_all_sessions_can_keep_the_current_one(backend: Backend) -> TestR
         )?)
         .await?
         .into_inner();
-    assert_eq!(revoked.revoked_count, 2);
-    app.verify(&current.access_token).await?;
-    assert_error(
-        app.verify(&other.access_token).await,
-        Code::Unauthenticated,
-        "SESSION_REVOKED",
-    );
-    assert_error(
-        app.verify(&third).await,
-        Code::Unauthenticated,
-        "SESSION_REVOKED",
-    );
+    assert_eq!(revoked.revoked_count, 3);
+    for token in [&first.access_token, &other.access_token, &third] {
+        assert_error(
+            app.verify(token).await,
+            Code::Unauthenticated,
+            "SESSION_REVOKED",
+        );
+    }
+    // Only the session the call was made with is left, and it still works.
+    let left = list(&current.access_token).await?;
+    assert_eq!(left.len(), 1);
+    assert!(left[0].current && left[0].session_id == current_login.session_id);
 
     app.auth
         .clone()
@@ -244,7 +329,7 @@ async fn revoke_all_sessions_can_keep_the_current_one(backend: Backend) -> TestR
         )?)
         .await?;
     assert_error(
-        app.verify(&current.access_token).await,
+        list(&current.access_token).await,
         Code::Unauthenticated,
         "SESSION_REVOKED",
     );

@@ -73,3 +73,18 @@ pub async fn login_from(
     );
     Ok(app.auth.clone().login(request).await?.into_inner())
 }
+
+/// The ids of the live sessions of the user behind the management credential `manager`, newest
+/// first, without the management session it belongs to: the sessions an attack could touch.
+pub async fn other_session_ids(app: &TestApp, manager: &str) -> Result<Vec<String>, Status> {
+    let request = with_bearer(manager, pb::ListSessionsRequest::default())
+        .map_err(|error| Status::internal(error.to_string()))?;
+    let sessions = app.auth.clone().list_sessions(request).await?;
+    Ok(sessions
+        .into_inner()
+        .sessions
+        .into_iter()
+        .filter(|session| !session.current)
+        .map(|session| session.session_id)
+        .collect())
+}

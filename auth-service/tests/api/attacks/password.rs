@@ -7,6 +7,7 @@ use std::time::Duration;
 use auth_api::v1 as pb;
 use tonic::{Code, Status};
 
+use super::live_session_ids;
 use crate::helpers::{
     Backend, PASSWORD, TestApp, TestResult, assert_error, on_both_backends, token_pair,
     unique_email, with_bearer,
@@ -43,7 +44,16 @@ async fn a_stolen_token_cannot_guess_the_password_past_the_lockout(backend: Back
     .await?;
     let email = unique_email("oracle");
     let (_, victims) = app.user_with_tokens(&email).await?;
-    let stolen = token_pair(&app.login(&email, pb::CredentialKind::Tokens).await?)?;
+    // An app's token cannot even try: only a management session's may change the password.
+    assert_error(
+        change_password(&app, &victims.access_token, "guess by an app").await,
+        Code::PermissionDenied,
+        "MANAGEMENT_CREDENTIAL_REQUIRED",
+    );
+    let stolen = token_pair(
+        &app.login_management(&email, pb::CredentialKind::Tokens)
+            .await?,
+    )?;
 
     for guess in 0..3 {
         assert_error(
@@ -75,20 +85,23 @@ async fn password_change_guesses_count_against_the_address_budget(backend: Backe
     })
     .await?;
     // One login from this address: one of the three password checks a minute.
-    let (_, tokens) = app.user_with_tokens(&unique_email("budget")).await?;
+    let email = unique_email("budget");
+    app.register(&email).await?;
+    let manager = app.manager_token(&email).await?;
     for guess in 0..2 {
         assert_error(
-            change_password(&app, &tokens.access_token, &format!("guess {guess} wrong")).await,
+            change_password(&app, &manager, &format!("guess {guess} wrong")).await,
             Code::Unauthenticated,
             "INVALID_CREDENTIALS",
         );
     }
     assert_error(
-        change_password(&app, &tokens.access_token, PASSWORD).await,
+        change_password(&app, &manager, PASSWORD).await,
         Code::ResourceExhausted,
         "RATE_LIMITED",
     );
-    app.verify(&tokens.access_token).await?;
+    // Refused, not ended: the session is still live.
+    assert_eq!(live_session_ids(&app, &manager).await?.len(), 1);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use auth_api::v1::{self as pb, CredentialKind};
 use tonic::Code;
 
-use super::{live_session_ids, stored_session_count};
+use super::{live_session_ids, other_session_ids, stored_session_count};
 use crate::helpers::{
     Backend, PASSWORD, TestApp, TestResult, assert_error, on_both_backends, session_token,
     token_pair, unique_email, with_bearer,
@@ -161,7 +161,9 @@ async fn a_refresh_token_replayed_on_another_replica_revokes_the_session(
 
 async fn an_unknown_refresh_token_is_refused_and_revokes_nothing(backend: Backend) -> TestResult {
     let app = TestApp::spawn(&backend).await?;
-    let (login, tokens) = app.user_with_tokens(&unique_email("guess")).await?;
+    let email = unique_email("guess");
+    let (login, tokens) = app.user_with_tokens(&email).await?;
+    let manager = app.manager_token(&email).await?;
     let guessed = auth_service::domain::opaque_token::OpaqueToken::generate()?.text;
     for token in [guessed.as_str(), &"A".repeat(43), &"_".repeat(43)] {
         assert_error(
@@ -170,10 +172,7 @@ async fn an_unknown_refresh_token_is_refused_and_revokes_nothing(backend: Backen
             "TOKEN_INVALID",
         );
     }
-    assert_eq!(
-        live_session_ids(&app, &tokens.access_token).await?,
-        [login.session_id]
-    );
+    assert_eq!(other_session_ids(&app, &manager).await?, [login.session_id]);
     app.refresh(&tokens.refresh_token).await?;
     Ok(())
 }
@@ -268,15 +267,25 @@ async fn revoking_one_session_kills_its_tokens_and_spares_the_others(
     let email = unique_email("one");
     let (stolen_login, stolen) = app.user_with_tokens(&email).await?;
     let kept = token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
-    app.auth
-        .clone()
-        .revoke_session(with_bearer(
-            &kept.access_token,
+    let manager = app.manager_token(&email).await?;
+    let revoke = |bearer: &str| {
+        let request = with_bearer(
+            bearer,
             pb::RevokeSessionRequest {
                 session_id: stolen_login.session_id.clone(),
             },
-        )?)
-        .await?;
+        );
+        let mut client = app.auth.clone();
+        async move { client.revoke_session(request.expect("request")).await }
+    };
+    // The other app session's token is no management credential: nothing ends.
+    assert_error(
+        revoke(&kept.access_token).await,
+        Code::PermissionDenied,
+        "MANAGEMENT_CREDENTIAL_REQUIRED",
+    );
+    app.verify(&stolen.access_token).await?;
+    revoke(&manager).await?;
     assert_error(
         app.verify(&stolen.access_token).await,
         Code::Unauthenticated,
@@ -288,8 +297,8 @@ async fn revoking_one_session_kills_its_tokens_and_spares_the_others(
         "SESSION_REVOKED",
     );
     app.verify(&kept.access_token).await?;
-    let kept = app.refresh(&kept.refresh_token).await?;
-    let live = live_session_ids(&app, &kept.access_token).await?;
+    app.refresh(&kept.refresh_token).await?;
+    let live = other_session_ids(&app, &manager).await?;
     assert!(!live.contains(&stolen_login.session_id));
     assert_eq!(live.len(), 1);
     Ok(())
@@ -302,20 +311,22 @@ async fn revoke_all_kills_access_refresh_and_session_tokens_at_once(
     let email = unique_email("all");
     let (login, tokens) = app.user_with_tokens(&email).await?;
     let session = session_token(&app.login(&email, CredentialKind::Session).await?)?;
+    let manager = app.manager_token(&email).await?;
     let revoked = app
         .auth
         .clone()
         .revoke_all_sessions(with_bearer(
-            &session,
+            &manager,
             pb::RevokeAllSessionsRequest::default(),
         )?)
         .await?
         .into_inner();
-    assert_eq!(revoked.revoked_count, 2);
+    assert_eq!(revoked.revoked_count, 3);
     for result in [
         app.verify(&tokens.access_token).await.map(|_| ()),
         app.refresh(&tokens.refresh_token).await.map(|_| ()),
         app.verify(&session).await.map(|_| ()),
+        live_session_ids(&app, &manager).await.map(|_| ()),
     ] {
         assert_error(result, Code::Unauthenticated, "SESSION_REVOKED");
     }
@@ -328,7 +339,8 @@ async fn a_password_change_ends_the_sessions_a_thief_holds(backend: Backend) -> 
     let email = unique_email("thief");
     let (_, thiefs) = app.user_with_tokens(&email).await?;
     let thiefs_session = session_token(&app.login(&email, CredentialKind::Session).await?)?;
-    let owners = token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
+    let owners_login = app.login_management(&email, CredentialKind::Tokens).await?;
+    let owners = token_pair(&owners_login)?;
     app.auth
         .clone()
         .change_password(with_bearer(
@@ -346,7 +358,11 @@ async fn a_password_change_ends_the_sessions_a_thief_holds(backend: Backend) -> 
     ] {
         assert_error(result, Code::Unauthenticated, "SESSION_REVOKED");
     }
-    app.verify(&owners.access_token).await?;
+    // The owner's session is the one left.
+    assert_eq!(
+        live_session_ids(&app, &owners.access_token).await?,
+        [owners_login.session_id]
+    );
     assert_error(
         app.login(&email, CredentialKind::Tokens).await,
         Code::Unauthenticated,
@@ -357,13 +373,17 @@ async fn a_password_change_ends_the_sessions_a_thief_holds(backend: Backend) -> 
 
 async fn revoking_all_sessions_of_another_user_is_denied(backend: Backend) -> TestResult {
     let app = TestApp::spawn(&backend).await?;
-    let (alice_login, alice) = app.user_with_tokens(&unique_email("alice")).await?;
-    let (_, mallory) = app.user_with_tokens(&unique_email("mallory")).await?;
+    let alice_email = unique_email("alice");
+    let (alice_login, _) = app.user_with_tokens(&alice_email).await?;
+    let alice = app.manager_token(&alice_email).await?;
+    let mallory_email = unique_email("mallory");
+    let (_, mallory) = app.user_with_tokens(&mallory_email).await?;
+    let mallory_manager = app.manager_token(&mallory_email).await?;
     let attempt = app
         .auth
         .clone()
         .revoke_all_sessions(with_bearer(
-            &mallory.access_token,
+            &mallory_manager,
             pb::RevokeAllSessionsRequest {
                 user_id: alice_login.user_id.clone(),
                 keep_current: false,
@@ -372,7 +392,7 @@ async fn revoking_all_sessions_of_another_user_is_denied(backend: Backend) -> Te
         .await;
     assert_error(attempt, Code::PermissionDenied, "PERMISSION_DENIED");
     assert_eq!(
-        live_session_ids(&app, &alice.access_token).await?,
+        other_session_ids(&app, &alice).await?,
         [alice_login.session_id]
     );
     app.verify(&mallory.access_token).await?;
@@ -381,7 +401,9 @@ async fn revoking_all_sessions_of_another_user_is_denied(backend: Backend) -> Te
 
 async fn logout_with_a_forged_token_ends_nothing(backend: Backend) -> TestResult {
     let app = TestApp::spawn(&backend).await?;
-    let (login, tokens) = app.user_with_tokens(&unique_email("victim")).await?;
+    let email = unique_email("victim");
+    let (login, tokens) = app.user_with_tokens(&email).await?;
+    let manager = app.manager_token(&email).await?;
     // The victim's own header and claims, re-signed by a key the service never issued.
     let stranger = auth_service::engine::keys::generate_key(
         auth_service::domain::Timestamp::now(),
@@ -409,9 +431,6 @@ async fn logout_with_a_forged_token_ends_nothing(backend: Backend) -> TestResult
             .await;
         assert_error(attempt, Code::Unauthenticated, "TOKEN_INVALID");
     }
-    assert_eq!(
-        live_session_ids(&app, &tokens.access_token).await?,
-        [login.session_id]
-    );
+    assert_eq!(other_session_ids(&app, &manager).await?, [login.session_id]);
     Ok(())
 }

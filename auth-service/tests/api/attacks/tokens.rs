@@ -19,7 +19,7 @@ use base64::{
 use serde_json::{Value, json};
 use tonic::Code;
 
-use super::live_session_ids;
+use super::{live_session_ids, other_session_ids};
 use crate::helpers::{
     Backend, TestApp, TestResult, assert_error, local_verifier, on_both_backends, session_token,
     unique_email, unix_now,
@@ -87,11 +87,13 @@ fn sign_ed25519(header: &Value, claims: &Value, pkcs8: &[u8]) -> String {
     format!("{input}.{signature}")
 }
 
-/// A victim with a genuine token pair, a second user, and the service's real signing key.
+/// A victim with a genuine token pair (and a management session to look at their sessions
+/// with), a second user, and the service's real signing key.
 struct Forgery {
     app: TestApp,
     victim: pb::LoginResponse,
     genuine: pb::TokenPair,
+    manager: String,
     other: pb::LoginResponse,
     kid: String,
     real_pkcs8: Vec<u8>,
@@ -100,8 +102,17 @@ struct Forgery {
 
 impl Forgery {
     async fn new(backend: &Backend) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let app = TestApp::spawn(backend).await?;
-        let (victim, genuine) = app.user_with_tokens(&unique_email("victim")).await?;
+        Self::new_with(backend, |_| {}).await
+    }
+
+    async fn new_with(
+        backend: &Backend,
+        configure: impl FnOnce(&mut auth_service::config::Settings),
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let app = TestApp::spawn_with(backend, configure).await?;
+        let email = unique_email("victim");
+        let (victim, genuine) = app.user_with_tokens(&email).await?;
+        let manager = app.manager_token(&email).await?;
         let (other, _) = app.user_with_tokens(&unique_email("other")).await?;
         let keys = app.database.store().await?.list_signing_keys().await?;
         let record = keys.last().expect("a signing key");
@@ -115,6 +126,7 @@ impl Forgery {
             app,
             victim,
             genuine,
+            manager,
             other,
         })
     }
@@ -181,7 +193,7 @@ impl Forgery {
         assert_eq!(principal.user_id, self.victim.user_id);
         assert!(principal.roles.is_empty(), "a forged role leaked");
         assert_eq!(
-            live_session_ids(&self.app, &self.genuine.access_token).await?,
+            other_session_ids(&self.app, &self.manager).await?,
             [self.victim.session_id.as_str()]
         );
         let keys = self.app.database.store().await?.list_signing_keys().await?;
@@ -602,7 +614,10 @@ async fn a_refresh_token_presented_as_an_access_token_is_refused(backend: Backen
 async fn an_exchanged_token_for_another_audience_is_refused_where_ours_is_expected(
     backend: Backend,
 ) -> TestResult {
-    let f = Forgery::new(&backend).await?;
+    let f = Forgery::new_with(&backend, |settings| {
+        settings.exchange_audiences = vec!["payments".into()];
+    })
+    .await?;
     let exchanged = f
         .app
         .auth
@@ -645,13 +660,18 @@ async fn a_session_token_presented_to_a_local_verifier_is_refused(backend: Backe
 async fn an_access_token_cannot_outlive_its_ttl_by_exchanging_itself(
     backend: Backend,
 ) -> TestResult {
+    let ttl = std::time::Duration::from_secs(3);
     let app = TestApp::spawn_with(&backend, |settings| {
-        settings.access_token_ttl = std::time::Duration::from_secs(3);
+        settings.access_token_ttl = ttl;
         settings.token_leeway = std::time::Duration::ZERO;
+        // The apps' own audience may be minted for, so the chain has something to try.
+        settings.exchange_audiences = vec!["api".into()];
     })
     .await?;
     let (_, stolen) = app.user_with_tokens(&unique_email("chain")).await?;
+    let issued = tokio::time::Instant::now();
     let mut current = stolen.access_token.clone();
+    let mut exchanges = 0;
     for _ in 0..6 {
         let request = pb::ExchangeTokenRequest {
             subject_token: current.clone(),
@@ -660,9 +680,13 @@ async fn an_access_token_cannot_outlive_its_ttl_by_exchanging_itself(
         let Ok(next) = app.auth.clone().exchange_token(request).await else {
             break;
         };
+        exchanges += 1;
         current = next.into_inner().access_token;
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+    assert!(exchanges >= 1, "no exchange was made at all");
+    // Whenever the chain was cut, its last link dies with the stolen token.
+    tokio::time::sleep_until(issued + ttl + std::time::Duration::from_millis(1100)).await;
     assert_error(
         app.verify(&current).await,
         Code::Unauthenticated,

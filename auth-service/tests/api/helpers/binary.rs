@@ -6,26 +6,14 @@ use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex, PoisonError, mpsc},
+    sync::mpsc,
     time::Duration,
 };
 
-/// A running binary, its address, and its log (standard error) as read so far.
+/// A running binary and its address.
 pub struct Listening {
     pub child: Child,
     pub addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Listening {
-    /// Everything the process wrote to standard error so far (all of it once it has exited and
-    /// the reader has caught up).
-    pub fn log(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
 }
 
 /// Starts `command` (the server's settings in its environment) on an ephemeral port. `RUST_LOG`
@@ -44,30 +32,22 @@ pub fn start_listening(
         .stderr(Stdio::piped());
     let mut child = command.spawn()?;
     let stderr = child.stderr.take().ok_or("no stderr")?;
-    let log = Arc::new(Mutex::new(String::new()));
     let (found, address) = mpsc::channel();
-    let collected = Arc::clone(&log);
+    // Read to the end, so the server never blocks on a full pipe.
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if let Some((_, addr)) = line.split_once("auth-service listening addr=") {
                 let _ = found.send(addr.trim().to_owned());
             }
-            let mut log = collected.lock().unwrap_or_else(PoisonError::into_inner);
-            log.push_str(&line);
-            log.push('\n');
         }
     });
     let addr = match address.recv_timeout(Duration::from_secs(30)) {
         Ok(addr) => addr.parse()?,
         Err(_) => {
             let _ = child.kill();
-            return Err(format!(
-                "the server did not report listening within 30 s: {}",
-                log.lock().unwrap_or_else(PoisonError::into_inner)
-            )
-            .into());
+            return Err("the server did not report listening within 30 s".into());
         }
     };
-    Ok(Listening { child, addr, log })
+    Ok(Listening { child, addr })
 }
