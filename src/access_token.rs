@@ -39,6 +39,10 @@ pub struct AccessClaims {
     /// Connect `auth_time`): a service may ask for a recent login before a sensitive action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// Set on a token minted in exchange for another credential (`ExchangeToken`, or the
+    /// gateway's forwarded token): it can never be exchanged again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchanged: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -144,7 +148,7 @@ impl SignedToken<'_> {
         let json = URL_SAFE_NO_PAD
             .decode(self.payload)
             .map_err(|_| TokenError::Invalid)?;
-        // Every claim but `nbf` and `auth_time` is a required field of `AccessClaims`, so a token missing `exp`,
+        // Every claim but `nbf`, `auth_time` and `exchanged` is a required field of `AccessClaims`, so a token missing `exp`,
         // `iss`, `aud`, `sub`, `iat`, `sid`, `jti` or `roles` does not parse.
         let claims: AccessClaims =
             serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
@@ -257,6 +261,7 @@ mod tests {
             roles: vec![],
             nbf: None,
             auth_time: None,
+            exchanged: None,
         }
     }
 

@@ -144,6 +144,7 @@ mod tests {
                 roles: Vec::new(),
                 nbf: None,
                 auth_time: None,
+                exchanged: None,
             },
         })
     }

@@ -65,6 +65,7 @@ fn access_tokens(c: &mut Criterion) {
         roles: vec!["user".into()],
         nbf: None,
         auth_time: None,
+        exchanged: None,
     };
     let rules = TokenRules {
         issuer: "auth".into(),

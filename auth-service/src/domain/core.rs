@@ -139,6 +139,7 @@ impl AuthCore {
             roles: grant.roles,
             nbf: None,
             auth_time: Some(grant.authenticated_at.unix_seconds()),
+            exchanged: exchange_audience.map(|_| true),
         };
         let token = self.keys.sign(&claims, now).await?;
         Ok((token, Timestamp::from_unix_seconds(claims.exp)))

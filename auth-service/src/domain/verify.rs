@@ -64,6 +64,10 @@ impl AuthCore {
         }
         let checked = self.decode_for(token, reach, now).await?;
         let claims = &checked.claims;
+        // One hop only: what ExchangeToken or the gateway minted is never a subject again.
+        if reach == Reach::Exchange && claims.exchanged == Some(true) {
+            return Err(AuthError::TokenInvalid);
+        }
         let session = self.live_session(&claims.sid, &claims.sub, now).await?;
         // Only a management session is ever minted tokens for the management audience.
         if claims.aud == self.policy.management_audience && !session.management {

@@ -285,6 +285,7 @@ mod tests {
             roles: Vec::new(),
             nbf: None,
             auth_time: None,
+            exchanged: None,
         };
         let token = other.sign(&claims, now).await?;
         let signed = access_token::split(&token).map_err(AuthError::from)?;

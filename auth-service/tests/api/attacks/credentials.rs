@@ -179,13 +179,14 @@ async fn what_the_gateway_forwards_cannot_manage_or_be_exchanged(backend: Backen
     let principal = app.verify(&forwarded).await?.principal.ok_or("principal")?;
     assert_eq!(principal.session_id, login.session_id);
     cannot_manage(&app, &forwarded, &login.user_id, MANAGEMENT_REQUIRED).await?;
-    // Exchangeable only by what a login issued: the forwarded token is the apps' audience, so it
-    // is the gateway's to mint and an upstream's to read, never to turn into another audience's.
-    let exchanged = exchange(&app, &forwarded, "payments").await;
-    assert!(
-        exchanged.is_ok(),
-        "an apps'-audience token is a login's view: {exchanged:?}"
+    // One hop only: the forwarded token is the gateway's to mint and an upstream's to read,
+    // never to turn into another audience's; the client's own token still may.
+    assert_error(
+        exchange(&app, &forwarded, "payments").await,
+        Code::Unauthenticated,
+        "TOKEN_INVALID",
     );
+    exchange(&app, &tokens.access_token, "payments").await?;
     // A reused forwarded token never outlives the session: the client's is checked first.
     app.auth
         .clone()
