@@ -2,6 +2,7 @@
 //! the SQL one (`store/sql/`; both are held to them by the API suite, which runs on the real
 //! databases), and [`RevocationNews`] that records what was announced. With them a rule (say,
 //! refresh-token reuse) is tested without a database, a key ring or a hashing pool.
+#![cfg(test)]
 
 use std::{
     collections::HashMap,

@@ -18,7 +18,14 @@ fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
             pending.extend(entries.map(|entry| entry.unwrap().path()));
         } else if path.extension().is_some_and(|ext| ext == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            // A module compiled only for tests (`#![cfg(test)]`, like `domain/testing.rs`) is
+            // test code throughout; otherwise only what follows the first `#[cfg(test)]` is.
+            let test_only = text.lines().any(|line| line.trim() == "#![cfg(test)]");
+            let code = if test_only {
+                ""
+            } else {
+                text.split("#[cfg(test)]").next().unwrap_or_default()
+            };
             // Comments may name anything.
             let code: String = code
                 .lines()

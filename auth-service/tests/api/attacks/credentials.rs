@@ -287,13 +287,13 @@ async fn the_admin_service_wants_a_recent_login(backend: Backend) -> TestResult 
     })
     .await?;
     let admin = admin(&app).await?;
-    let get_self = |token: &str| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(with_bearer(
+    let get_self = |token: &str| {
+        with_bearer(
             token,
             pb::GetUserRequest {
                 lookup: Some(pb::get_user_request::Lookup::UserId(admin.user_id.clone())),
             },
-        )?)
+        )
     };
     let client = AdminServiceClient::new(app.channel.clone());
     client
