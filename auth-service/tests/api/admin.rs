@@ -36,6 +36,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// the credentials of two management sessions of it: only those may call AdminService.
 pub struct Admin {
     pub user_id: String,
+    pub email: String,
     pub access_token: String,
     pub session_token: String,
 }
@@ -51,6 +52,7 @@ pub async fn admin(app: &TestApp) -> Result<Admin, BoxError> {
     let session = app.manager_token(&email).await?;
     Ok(Admin {
         user_id,
+        email,
         access_token: tokens.access_token,
         session_token: session,
     })

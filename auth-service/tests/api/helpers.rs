@@ -255,6 +255,15 @@ impl TestApp {
         email: &str,
         kind: pb::CredentialKind,
     ) -> Result<pb::LoginResponse, Status> {
+        self.login_for(email, kind, false).await
+    }
+
+    async fn login_for(
+        &self,
+        email: &str,
+        kind: pb::CredentialKind,
+        management: bool,
+    ) -> Result<pb::LoginResponse, Status> {
         let response = self
             .auth
             .clone()
@@ -262,7 +271,7 @@ impl TestApp {
                 email: email.into(),
                 password: PASSWORD.into(),
                 kind: kind.into(),
-                management: false,
+                management,
             })
             .await?;
         Ok(response.into_inner())
@@ -275,17 +284,7 @@ impl TestApp {
         email: &str,
         kind: pb::CredentialKind,
     ) -> Result<pb::LoginResponse, Status> {
-        let response = self
-            .auth
-            .clone()
-            .login(pb::LoginRequest {
-                email: email.into(),
-                password: PASSWORD.into(),
-                kind: kind.into(),
-                management: true,
-            })
-            .await?;
-        Ok(response.into_inner())
+        self.login_for(email, kind, true).await
     }
 
     /// The session token of a new management session of `email`.

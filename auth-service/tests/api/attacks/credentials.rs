@@ -286,7 +286,7 @@ async fn the_admin_service_wants_a_recent_login(backend: Backend) -> TestResult 
         settings.admin_max_auth_age = Duration::from_secs(1);
     })
     .await?;
-    let admin = admin(&app).await?;
+    let admin = crate::admin::admin(&app).await?;
     let get_self = |token: &str| {
         with_bearer(
             token,
@@ -298,49 +298,22 @@ async fn the_admin_service_wants_a_recent_login(backend: Backend) -> TestResult 
     let client = AdminServiceClient::new(app.channel.clone());
     client
         .clone()
-        .get_user(get_self(&admin.manager_token)?)
+        .get_user(get_self(&admin.session_token)?)
         .await?;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_error(
         client
             .clone()
-            .get_user(get_self(&admin.manager_token)?)
+            .get_user(get_self(&admin.session_token)?)
             .await,
         Code::Unauthenticated,
         "REAUTHENTICATION_REQUIRED",
     );
     // The stale session still manages the admin's own sessions; a new login administers again.
-    list_sessions(&app, &admin.manager_token).await?;
+    list_sessions(&app, &admin.session_token).await?;
     let fresh = app.manager_token(&admin.email).await?;
     client.clone().get_user(get_self(&fresh)?).await?;
     Ok(())
-}
-
-/// An account with the `admin` role (as `auth-service user create --role admin` makes one).
-struct Admin {
-    user_id: String,
-    email: String,
-    manager_token: String,
-}
-
-async fn admin(app: &TestApp) -> Result<Admin, Box<dyn std::error::Error + Send + Sync>> {
-    let email = unique_email("admin");
-    let components = auth_service::app::Components::open(&app.settings).await?;
-    let user_id = components
-        .core
-        .create_user(
-            &email,
-            PASSWORD.into(),
-            &["admin".into()],
-            auth_service::domain::Timestamp::now(),
-        )
-        .await?;
-    let manager_token = app.manager_token(&email).await?;
-    Ok(Admin {
-        user_id,
-        email,
-        manager_token,
-    })
 }
 
 /// Logins with the old password race a password change; once both are done, none of their

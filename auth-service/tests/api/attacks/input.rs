@@ -21,18 +21,8 @@ const NUL_ID: &str = "user\0id";
 
 async fn nul_bytes_on_the_admin_paths_are_invalid_arguments(backend: Backend) -> TestResult {
     let app = TestApp::spawn(&backend).await?;
-    let email = unique_email("nuladmin");
-    let components = auth_service::app::Components::open(&app.settings).await?;
-    components
-        .core
-        .create_user(
-            &email,
-            PASSWORD.into(),
-            &["admin".into()],
-            auth_service::domain::Timestamp::now(),
-        )
-        .await?;
-    let token = app.manager_token(&email).await?;
+    let administrator = crate::admin::admin(&app).await?;
+    let token = administrator.session_token.clone();
     let admin = AdminServiceClient::new(app.channel.clone());
     let invalid = (Code::InvalidArgument, "INVALID_ARGUMENT");
     let by_id = pb::GetUserRequest {
@@ -124,7 +114,9 @@ async fn nul_bytes_on_the_admin_paths_are_invalid_arguments(backend: Backend) ->
     );
     // The administrator's session is untouched, and a genuine lookup still works.
     let own = pb::GetUserRequest {
-        lookup: Some(pb::get_user_request::Lookup::Email(email.clone())),
+        lookup: Some(pb::get_user_request::Lookup::Email(
+            administrator.email.clone(),
+        )),
     };
     admin.clone().get_user(bearer(&token, own)?).await?;
     Ok(())
