@@ -121,6 +121,10 @@ impl AuthCore {
                 let audience = audience
                     .filter(|audience| !audience.is_empty())
                     .unwrap_or(apps);
+                // No app is the management audience: its tokens are for this service alone.
+                if audience == management {
+                    return Err(AuthError::TokenInvalid);
+                }
                 self.decode_access_token(token, Audience::Exactly(audience), now)
                     .await
             }

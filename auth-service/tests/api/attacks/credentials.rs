@@ -137,6 +137,16 @@ async fn management_credentials_are_refused_by_the_apps_and_manage_the_account(
             Code::Unauthenticated,
             "TOKEN_INVALID",
         );
+        // Not even when the caller names the management audience.
+        let named = app
+            .auth
+            .clone()
+            .verify(pb::VerifyRequest {
+                token: credential.to_string(),
+                audience: "auth-management".into(),
+            })
+            .await;
+        assert_error(named, Code::Unauthenticated, "TOKEN_INVALID");
         let bearer = format!("Bearer {credential}");
         let denied = check(&app, http_check("GET", &[("authorization", &bearer)])).await?;
         assert_eq!(
