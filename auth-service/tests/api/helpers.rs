@@ -296,6 +296,14 @@ impl TestApp {
         )
     }
 
+    /// The live sessions of the user behind `bearer` (a management credential), newest first.
+    pub async fn list_sessions(&self, bearer: &str) -> Result<Vec<pb::SessionInfo>, Status> {
+        let request = with_bearer(bearer, pb::ListSessionsRequest::default())
+            .map_err(|error| Status::internal(error.to_string()))?;
+        let response = self.auth.clone().list_sessions(request).await?;
+        Ok(response.into_inner().sessions)
+    }
+
     /// Registers `email` and logs in for a token pair.
     pub async fn user_with_tokens(
         &self,

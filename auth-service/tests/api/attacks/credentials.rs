@@ -32,21 +32,6 @@ on_both_backends!(
 const MANAGEMENT_REQUIRED: (Code, &str) =
     (Code::PermissionDenied, "MANAGEMENT_CREDENTIAL_REQUIRED");
 
-fn status(error: Box<dyn std::error::Error + Send + Sync>) -> Status {
-    Status::internal(error.to_string())
-}
-
-async fn list_sessions(app: &TestApp, bearer: &str) -> Result<Vec<pb::SessionInfo>, Status> {
-    let request = with_bearer(bearer, pb::ListSessionsRequest::default()).map_err(status)?;
-    Ok(app
-        .auth
-        .clone()
-        .list_sessions(request)
-        .await?
-        .into_inner()
-        .sessions)
-}
-
 async fn exchange(app: &TestApp, subject: &str, audience: &str) -> Result<String, Status> {
     Ok(app
         .auth
@@ -69,7 +54,7 @@ async fn cannot_manage(
 ) -> TestResult {
     let before = stored_session_count(app, user_id).await?;
     let (code, reason) = expected;
-    assert_error(list_sessions(app, bearer).await, code, reason);
+    assert_error(app.list_sessions(bearer).await, code, reason);
     let revoke_all = with_bearer(bearer, pb::RevokeAllSessionsRequest::default())?;
     assert_error(
         app.auth.clone().revoke_all_sessions(revoke_all).await,
@@ -154,7 +139,7 @@ async fn management_credentials_are_refused_by_the_apps_and_manage_the_account(
             Some(Code::Unauthenticated as i32),
             "the gateway let a management credential through"
         );
-        let listed = list_sessions(&app, credential).await?;
+        let listed = app.list_sessions(credential).await?;
         assert_eq!(listed.len(), 2, "both management sessions are listed");
     }
     // The management session's access token names the management audience and its login.
@@ -320,7 +305,7 @@ async fn the_admin_service_wants_a_recent_login(backend: Backend) -> TestResult 
         "REAUTHENTICATION_REQUIRED",
     );
     // The stale session still manages the admin's own sessions; a new login administers again.
-    list_sessions(&app, &admin.session_token).await?;
+    app.list_sessions(&admin.session_token).await?;
     let fresh = app.manager_token(&admin.email).await?;
     client.clone().get_user(get_self(&fresh)?).await?;
     Ok(())
@@ -369,7 +354,7 @@ async fn a_login_racing_a_password_change_does_not_survive_it(backend: Backend) 
         );
     }
     // The changer's own session survives, and the old password no longer logs in.
-    list_sessions(&app, &manager).await?;
+    app.list_sessions(&manager).await?;
     assert_error(
         app.login(&email, CredentialKind::Session).await,
         Code::Unauthenticated,

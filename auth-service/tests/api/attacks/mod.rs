@@ -19,16 +19,13 @@ mod transport;
 use auth_api::v1 as pb;
 use tonic::{Request, Status};
 
-use crate::helpers::{TestApp, with_bearer};
+use crate::helpers::TestApp;
 
 /// The ids of the live sessions of the caller behind `bearer`, newest first.
 pub async fn live_session_ids(app: &TestApp, bearer: &str) -> Result<Vec<String>, Status> {
-    let request = with_bearer(bearer, pb::ListSessionsRequest::default())
-        .map_err(|error| Status::internal(error.to_string()))?;
-    let sessions = app.auth.clone().list_sessions(request).await?;
-    Ok(sessions
-        .into_inner()
-        .sessions
+    Ok(app
+        .list_sessions(bearer)
+        .await?
         .into_iter()
         .map(|session| session.session_id)
         .collect())
@@ -77,12 +74,9 @@ pub async fn login_from(
 /// The ids of the live sessions of the user behind the management credential `manager`, newest
 /// first, without the management session it belongs to: the sessions an attack could touch.
 pub async fn other_session_ids(app: &TestApp, manager: &str) -> Result<Vec<String>, Status> {
-    let request = with_bearer(manager, pb::ListSessionsRequest::default())
-        .map_err(|error| Status::internal(error.to_string()))?;
-    let sessions = app.auth.clone().list_sessions(request).await?;
-    Ok(sessions
-        .into_inner()
-        .sessions
+    Ok(app
+        .list_sessions(manager)
+        .await?
         .into_iter()
         .filter(|session| !session.current)
         .map(|session| session.session_id)
