@@ -221,11 +221,39 @@ mod tests {
         pair.sign(message).as_ref().try_into().expect("64 bytes")
     }
 
-    /// Concurrent checks, some forged; on two runtime threads so that rounds overlap.
+    /// Concurrent checks, released together by a barrier; on two runtime threads so that
+    /// rounds overlap.
     async fn check_all(
         cases: Vec<(Vec<u8>, [u8; 64], Arc<PublicKey>)>,
     ) -> (Vec<bool>, CheckCounts) {
         let checks = SignatureChecks::new(2);
+        let start = Arc::new(tokio::sync::Barrier::new(cases.len()));
+        let tasks: Vec<_> = cases
+            .into_iter()
+            .map(|(message, signature, key)| {
+                let (checks, start) = (Arc::clone(&checks), Arc::clone(&start));
+                tokio::spawn(async move {
+                    start.wait().await;
+                    checks.verify(&message, &signature, &key).await
+                })
+            })
+            .collect();
+        let mut verdicts = Vec::new();
+        for task in tasks {
+            verdicts.push(task.await.expect("task"));
+        }
+        (verdicts, checks.counts())
+    }
+
+    /// Every check queued before any round runs, so all are checked in full batches: the
+    /// batch path itself, without depending on timing.
+    async fn check_all_in_batches(
+        cases: Vec<(Vec<u8>, [u8; 64], Arc<PublicKey>)>,
+    ) -> (Vec<bool>, CheckCounts) {
+        let checks = SignatureChecks::new(2);
+        let total = cases.len();
+        // Both rounds taken, as if two checks were running: callers can only queue.
+        checks.lock().running = 2;
         let tasks: Vec<_> = cases
             .into_iter()
             .map(|(message, signature, key)| {
@@ -233,6 +261,11 @@ mod tests {
                 tokio::spawn(async move { checks.verify(&message, &signature, &key).await })
             })
             .collect();
+        while checks.lock().waiting.len() < total {
+            tokio::task::yield_now().await;
+        }
+        // One of the two "running" rounds ends and hands its place to a batch task.
+        checks.hand_over();
         let mut verdicts = Vec::new();
         for task in tasks {
             verdicts.push(task.await.expect("task"));
@@ -293,8 +326,13 @@ mod tests {
                 }
             })
             .collect();
-        let (verdicts, counts) = check_all(cases).await;
-        assert!(counts.rounds < 300, "no batch formed: {counts:?}");
+        let (verdicts, counts) = check_all_in_batches(cases).await;
+        assert_eq!(counts.signatures, 300);
+        assert_eq!(
+            counts.rounds,
+            300_u64.div_ceil(MAX_BATCH as u64),
+            "{counts:?}"
+        );
         for (index, valid) in verdicts.iter().enumerate() {
             let forged = matches!(index % 50, 7 | 19 | 31);
             assert_eq!(*valid, !forged, "signature {index}");

@@ -6,7 +6,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tower::Layer;
 
 use crate::helpers::{
-    Backend, PASSWORD, TestApp, TestResult, local_verifier, token_pair, unique_email,
+    Backend, PASSWORD, TestApp, TestResult, assert_error, local_verifier, token_pair, unique_email,
 };
 
 /// Serves the health service behind `layer` on a free port; returns a client for it.
@@ -67,21 +67,15 @@ async fn the_layer_admits_verified_callers_and_enforces_a_role() -> TestResult {
 
     let mut local = guarded(AuthLayer::new(local_verifier(&app, "api", |_| {}).await?)).await?;
     local.check(bearer(&user.access_token)).await?;
-    assert_eq!(
-        local
-            .check(HealthCheckRequest::default())
-            .await
-            .expect_err("no token")
-            .code(),
-        Code::Unauthenticated
+    assert_error(
+        local.check(HealthCheckRequest::default()).await,
+        Code::Unauthenticated,
+        "CREDENTIAL_MISSING",
     );
-    assert_eq!(
-        local
-            .check(bearer("garbage"))
-            .await
-            .expect_err("garbage")
-            .code(),
-        Code::Unauthenticated
+    assert_error(
+        local.check(bearer("garbage")).await,
+        Code::Unauthenticated,
+        "TOKEN_INVALID",
     );
 
     let mut remote = guarded(AuthLayer::new(RemoteVerifier::new(app.channel.clone(), ""))).await?;
@@ -91,13 +85,10 @@ async fn the_layer_admits_verified_callers_and_enforces_a_role() -> TestResult {
     let mut admins_only =
         guarded(AuthLayer::new(RemoteVerifier::new(app.channel.clone(), "")).require_role("admin"))
             .await?;
-    assert_eq!(
-        admins_only
-            .check(bearer(&user.access_token))
-            .await
-            .expect_err("not admin")
-            .code(),
-        Code::PermissionDenied
+    assert_error(
+        admins_only.check(bearer(&user.access_token)).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
     );
     admins_only.check(bearer(&admin.access_token)).await?;
     Ok(())

@@ -33,6 +33,8 @@ on_both_backends!(
     common_passwords_are_refused_at_register_and_change_password,
     a_hash_with_older_parameters_is_upgraded_on_the_next_login,
     a_burst_of_logins_beyond_the_hashing_queue_is_shed_while_verify_answers,
+    shed_logins_do_not_count_toward_the_lockout,
+    a_locked_login_takes_as_long_as_a_wrong_password,
 );
 
 fn login_request(email: &str, password: &str) -> pb::LoginRequest {
@@ -51,6 +53,15 @@ async fn login(app: &TestApp, email: &str, password: &str) -> Result<pb::LoginRe
         .login(login_request(email, password))
         .await?
         .into_inner())
+}
+
+/// A wrong password, answered as one (not shed, not throttled).
+async fn wrong_guess(app: &TestApp, email: &str) {
+    assert_error(
+        login(app, email, "not the password").await,
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+    );
 }
 
 /// Everything a client can see of a failed call (code, message, encoded details).
@@ -143,7 +154,7 @@ async fn a_locked_account_answers_exactly_like_a_wrong_password_until_the_lock_e
 
     // A success forgets the failures: the next lock needs the full threshold again.
     for _ in 0..2 {
-        assert!(login(&app, &email, "not the password").await.is_err());
+        wrong_guess(&app, &email).await;
     }
     login(&app, &email, PASSWORD).await?;
     Ok(())
@@ -294,7 +305,7 @@ async fn a_hash_with_older_parameters_is_upgraded_on_the_next_login(
     let mut settings = app.settings.clone();
     settings.argon2_iterations = 3;
     let app = TestApp::start(app.database.clone(), settings).await?;
-    assert!(login(&app, &email, "not the password").await.is_err());
+    wrong_guess(&app, &email).await;
     assert_eq!(stored(store.clone(), email.clone()).await?, before);
     login(&app, &email, PASSWORD).await?;
     let after = stored(store.clone(), email.clone()).await?;
@@ -369,6 +380,105 @@ async fn a_burst_of_logins_beyond_the_hashing_queue_is_shed_while_verify_answers
     Ok(())
 }
 
+/// A login shed by the full hashing queue checked no password, so it is no guess: an attacker
+/// (or a busy legitimate client) whose logins are shed does not move the account toward a lock.
+async fn shed_logins_do_not_count_toward_the_lockout(backend: Backend) -> TestResult {
+    const THRESHOLD: u32 = 20;
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.hashing_concurrency = Some(1);
+        settings.hashing_queue_limit = 1;
+        settings.login_rate_per_address = 1_000;
+        lockout(
+            settings,
+            THRESHOLD,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        // Costlier hashes, so that the burst overlaps.
+        settings.argon2_iterations = 6;
+    })
+    .await?;
+    let email = unique_email("shed-guesses");
+    app.register(&email).await?;
+
+    let burst: Vec<_> = (0..12)
+        .map(|_| {
+            let mut client = app.auth.clone();
+            let request = login_request(&email, "not the password");
+            tokio::spawn(async move { client.login(request).await })
+        })
+        .collect();
+    let (mut shed, mut counted) = (0, 0);
+    for outcome in futures_join(burst).await {
+        let status = outcome?.expect_err("a wrong password logged in");
+        let reason = status.get_details_error_info().map(|info| info.reason);
+        match reason.as_deref() {
+            Some("OVERLOADED") => shed += 1,
+            Some("INVALID_CREDENTIALS") => counted += 1,
+            other => panic!("unexpected answer {other:?}: {status:?}"),
+        }
+    }
+    assert!(shed >= 1, "nothing was shed ({counted} checked)");
+
+    // One guess short of the threshold, counting only the checked ones: still not locked, so
+    // the right password gets in. Had the shed ones counted, the account would be locked.
+    for _ in counted..THRESHOLD - 1 {
+        wrong_guess(&app, &email).await;
+    }
+    login(&app, &email, PASSWORD).await?;
+    Ok(())
+}
+
+/// A locked account answers after the same password check as a wrong password, so the answer's
+/// timing does not tell an attacker that the lock (rather than the guess) refused them.
+async fn a_locked_login_takes_as_long_as_a_wrong_password(backend: Backend) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.login_rate_per_address = 1_000;
+        lockout(
+            settings,
+            3,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        // A hash that dominates the call's time.
+        settings.argon2_iterations = 6;
+    })
+    .await?;
+    let locked = unique_email("locked");
+    app.register(&locked).await?;
+    for _ in 0..3 {
+        wrong_guess(&app, &locked).await;
+    }
+    // Unlocked accounts, one wrong guess each, alternating with locked attempts with the right
+    // password, so that whatever else loads the machine weighs on both alike.
+    const SAMPLES: usize = 9;
+    let (mut wrong, mut refused_by_lock) = (Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        let open = unique_email("open");
+        app.register(&open).await?;
+        for (email, password, times) in [
+            (&open, "not the password", &mut wrong),
+            (&locked, PASSWORD, &mut refused_by_lock),
+        ] {
+            let started = Instant::now();
+            assert_error(
+                login(&app, email, password).await,
+                Code::Unauthenticated,
+                "INVALID_CREDENTIALS",
+            );
+            times.push(started.elapsed());
+        }
+    }
+    wrong.sort();
+    refused_by_lock.sort();
+    let (wrong, refused_by_lock) = (wrong[SAMPLES / 2], refused_by_lock[SAMPLES / 2]);
+    assert!(
+        refused_by_lock * 2 >= wrong && wrong * 2 >= refused_by_lock,
+        "a wrong password takes {wrong:?}, a locked login {refused_by_lock:?}"
+    );
+    Ok(())
+}
+
 /// Two replicas on one database and one Redis: a lock set through A holds on B, and so does the
 /// per-address budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,7 +501,7 @@ async fn a_lock_set_through_one_replica_holds_on_the_other() -> TestResult {
     let email = unique_email("shared");
     a.register(&email).await?;
     for _ in 0..3 {
-        assert!(login(&a, &email, "not the password").await.is_err());
+        wrong_guess(&a, &email).await;
     }
     assert_error(
         login(&b, &email, PASSWORD).await,
@@ -400,7 +510,11 @@ async fn a_lock_set_through_one_replica_holds_on_the_other() -> TestResult {
     );
     // 3 logins on A and 1 on B so far: 4 more on B use up the shared budget of 8.
     for _ in 0..4 {
-        assert!(login(&b, &email, PASSWORD).await.is_err());
+        assert_error(
+            login(&b, &email, PASSWORD).await,
+            Code::Unauthenticated,
+            "INVALID_CREDENTIALS",
+        );
     }
     assert_error(
         login(&a, &email, PASSWORD).await,
@@ -558,7 +672,7 @@ async fn without_redis_the_limits_fall_back_to_this_process() -> TestResult {
         started.elapsed()
     );
     for _ in 0..3 {
-        assert!(login(&app, &email, "not the password").await.is_err());
+        wrong_guess(&app, &email).await;
     }
     assert_error(
         login(&app, &email, PASSWORD).await,

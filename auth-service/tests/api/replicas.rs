@@ -277,6 +277,57 @@ async fn a_redis_outage_loses_no_revocation() -> TestResult {
     Ok(())
 }
 
+/// After Redis comes back, pub/sub carries revocations again by itself. The database re-read is
+/// set slower than the test, so it cannot be what delivers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_sub_resumes_after_a_redis_outage_without_waiting_for_the_poll() -> TestResult {
+    let test = "replicas_pub_sub_resumes";
+    let Some((_, upstream)) = postgres_and_redis(test) else {
+        return Ok(());
+    };
+    let proxy = CuttableProxy::start(redis_host_port(&upstream)).await?;
+    let through_proxy = format!("redis://{}", proxy.addr);
+    let Some((a, b)) =
+        two_replicas(test, || through_proxy.clone(), Duration::from_secs(600)).await?
+    else {
+        return Ok(());
+    };
+    let verifier = local_verifier(&a, "api", |_| {}).await?;
+    let email = unique_email("resume");
+    b.register(&email).await?;
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore();
+
+    // Until A has resubscribed, a revocation through B reaches A's feed only by the (600 s)
+    // re-read; once it has, within milliseconds. A must be back within 15 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let tokens =
+            crate::helpers::token_pair(&b.login(&email, pb::CredentialKind::Tokens).await?)?;
+        verifier.verify_token(&tokens.access_token).await?;
+        b.auth
+            .clone()
+            .logout(pb::LogoutRequest {
+                token: tokens.access_token.clone(),
+            })
+            .await?;
+        match wait_until_rejected(&verifier, &tokens.access_token, Duration::from_secs(1)).await {
+            Ok(error) => {
+                assert!(matches!(error, VerifyError::Revoked), "{error:?}");
+                return Ok(());
+            }
+            Err(_) if tokio::time::Instant::now() < deadline => continue,
+            Err(error) => {
+                return Err(format!("pub/sub did not resume ({rounds} rounds): {error}").into());
+            }
+        }
+    }
+}
+
 const POLL: Duration = Duration::from_millis(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

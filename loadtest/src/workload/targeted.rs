@@ -9,6 +9,7 @@ use std::{
 
 use auth_api::v1::{self as pb, CredentialKind, login_response::Credential as LoginCredential};
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 use super::{Target, Workload};
 use crate::{
@@ -107,7 +108,14 @@ impl Workload {
                 self.recorder
                     .record("replayed refresh", "OK", Class::Unexpected, latency);
             }
-            Err(status) if status.code() == Code::Unauthenticated => {
+            // Reuse, and only reuse: any other refusal (TOKEN_INVALID, say) would mean the
+            // rotation was lost or the token was never checked as a spent one.
+            Err(status)
+                if status.code() == Code::Unauthenticated
+                    && status
+                        .get_details_error_info()
+                        .is_some_and(|info| info.reason == "REFRESH_TOKEN_REUSED") =>
+            {
                 self.recorder.record(
                     "replayed refresh",
                     &status_label(&status),

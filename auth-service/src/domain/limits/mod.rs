@@ -293,6 +293,94 @@ mod tests {
         }
     }
 
+    /// The lockout as configured: the documented memories, a small threshold and ceiling.
+    fn lockout(threshold: u32, ceiling: u32) -> Limits {
+        let mut policy = policy(0, 0);
+        policy.lockout = LockoutRule {
+            threshold,
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(3600),
+            memory: FAILURE_MEMORY,
+            ceiling,
+            known_memory: KNOWN_NETWORK_MEMORY,
+        };
+        Limits::new(Arc::new(MemoryLimiter::new()), policy)
+    }
+
+    const HOUR: i64 = 3600 * 1000;
+    const DAY: i64 = 24 * HOUR;
+
+    #[tokio::test]
+    async fn a_zero_threshold_never_locks_and_any_other_does() {
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        let now = Timestamp::from_millis(DAY);
+        let unlimited = lockout(0, 0);
+        for _ in 0..50 {
+            assert_eq!(
+                unlimited.settle_login("a", Some(client), false, now).await,
+                Attempt::Allowed
+            );
+        }
+        let limited = lockout(3, 0);
+        for _ in 0..3 {
+            assert_eq!(
+                limited.settle_login("a", Some(client), false, now).await,
+                Attempt::Allowed
+            );
+        }
+        assert!(matches!(
+            limited.settle_login("a", Some(client), true, now).await,
+            Attempt::Locked { .. }
+        ));
+    }
+
+    /// Failures are remembered for 24 hours after the last one (README, "Brute-force
+    /// protection"): two failures 23 hours apart lock at a threshold of two, 25 hours apart not.
+    #[tokio::test]
+    async fn failures_are_remembered_for_a_day() {
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        let start = Timestamp::from_millis(DAY);
+        for (gap, locked) in [(23 * HOUR, true), (25 * HOUR, false)] {
+            let limits = lockout(2, 0);
+            let later = Timestamp::from_millis(DAY + gap);
+            limits.settle_login("a", Some(client), false, start).await;
+            limits.settle_login("a", Some(client), false, later).await;
+            let right_password = limits.settle_login("a", Some(client), true, later).await;
+            assert_eq!(
+                matches!(right_password, Attempt::Locked { .. }),
+                locked,
+                "second failure {gap} ms after the first"
+            );
+        }
+    }
+
+    /// A network the account was logged into from stays exempt from the account-wide lock for
+    /// 30 days (README, "Brute-force protection").
+    #[tokio::test]
+    async fn a_known_network_is_spared_the_account_wide_lock_for_thirty_days() {
+        let home: IpAddr = "192.0.2.1".parse().unwrap();
+        let start = Timestamp::from_millis(DAY);
+        for (days, spared) in [(29, true), (31, false)] {
+            let limits = lockout(10, 3);
+            assert_eq!(
+                limits.settle_login("a", Some(home), true, start).await,
+                Attempt::Allowed
+            );
+            let later = Timestamp::from_millis(DAY + days * DAY);
+            for attacker in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+                let attacker: IpAddr = attacker.parse().unwrap();
+                limits.settle_login("a", Some(attacker), false, later).await;
+            }
+            let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+            assert!(matches!(
+                limits.settle_login("a", Some(stranger), true, later).await,
+                Attempt::Locked { .. }
+            ));
+            let owner = limits.settle_login("a", Some(home), true, later).await;
+            assert_eq!(owner == Attempt::Allowed, spared, "{days} days later");
+        }
+    }
+
     #[tokio::test]
     async fn refresh_has_its_own_budget_and_ipv6_clients_share_theirs_per_64() {
         let limits = Limits::new(Arc::new(MemoryLimiter::new()), policy(1, 3));

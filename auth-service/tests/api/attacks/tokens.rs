@@ -6,7 +6,10 @@
 //! Most forgeries are signed with the service's real private key, read from its database, so
 //! each test isolates one header or claim check from the signature check.
 
-use auth_api::v1::{self as pb, CredentialKind};
+use auth_api::{
+    VerifyError,
+    v1::{self as pb, CredentialKind},
+};
 use auth_service::{domain::Timestamp, engine::keys::generate_key};
 use aws_lc_rs::{
     hmac,
@@ -19,7 +22,7 @@ use base64::{
 use serde_json::{Value, json};
 use tonic::Code;
 
-use super::{live_session_ids, other_session_ids};
+use super::other_session_ids;
 use crate::helpers::{
     Backend, TestApp, TestResult, assert_error, local_verifier, on_both_backends, session_token,
     unique_email, unix_now,
@@ -98,6 +101,8 @@ struct Forgery {
     kid: String,
     real_pkcs8: Vec<u8>,
     keys_before: usize,
+    /// Where `refused` asks to exchange a forgery.
+    exchange_audience: String,
 }
 
 impl Forgery {
@@ -109,7 +114,18 @@ impl Forgery {
         backend: &Backend,
         configure: impl FnOnce(&mut auth_service::config::Settings),
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let app = TestApp::spawn_with(backend, configure).await?;
+        // `refused` also presents each forgery as an ExchangeToken subject.
+        let app = TestApp::spawn_with(backend, |settings| {
+            settings.exchange_audiences = vec!["payments".into()];
+            configure(settings);
+        })
+        .await?;
+        let exchange_audience = app
+            .settings
+            .exchange_audiences
+            .first()
+            .cloned()
+            .expect("an exchange audience");
         let email = unique_email("victim");
         let (victim, genuine) = app.user_with_tokens(&email).await?;
         let manager = app.manager_token(&email).await?;
@@ -123,6 +139,7 @@ impl Forgery {
                 .clone()
                 .expect("the signing key's private half"),
             keys_before: keys.len(),
+            exchange_audience,
             app,
             victim,
             genuine,
@@ -174,15 +191,22 @@ impl Forgery {
         (parts[0].into(), parts[1].into(), parts[2].into())
     }
 
-    /// `token` is refused by Verify with `code`/`reason` and as a bearer credential, and the
+    /// `token` is refused by Verify with `code`/`reason`, and for the same reason as the
+    /// subject of an ExchangeToken (the other RPC that takes an app's access token), and the
     /// victim is unharmed.
     async fn refused(&self, token: &str, code: Code, reason: &str) -> TestResult {
         assert_error(self.app.verify(token).await, code, reason);
         if code == Code::Unauthenticated {
-            assert!(
-                live_session_ids(&self.app, token).await.is_err(),
-                "accepted as a bearer credential"
-            );
+            let exchanged = self
+                .app
+                .auth
+                .clone()
+                .exchange_token(pb::ExchangeTokenRequest {
+                    subject_token: token.into(),
+                    audience: self.exchange_audience.clone(),
+                })
+                .await;
+            assert_error(exchanged, code, reason);
         }
         self.unharmed().await
     }
@@ -632,7 +656,10 @@ async fn an_exchanged_token_for_another_audience_is_refused_where_ours_is_expect
     f.refused(&exchanged, INVALID.0, INVALID.1).await?;
     // A LocalVerifier for our audience refuses it too.
     let verifier = local_verifier(&f.app, "api", |_| {}).await?;
-    assert!(verifier.verify_token(&exchanged).await.is_err());
+    assert!(matches!(
+        verifier.verify_token(&exchanged).await,
+        Err(VerifyError::Invalid)
+    ));
     Ok(())
 }
 
@@ -643,13 +670,14 @@ async fn a_session_token_presented_to_a_local_verifier_is_refused(backend: Backe
     let session = session_token(&f.app.login(&email, CredentialKind::Session).await?)?;
     let verifier = local_verifier(&f.app, "api", |_| {}).await?;
     // A LocalVerifier accepts access tokens only: an opaque token cannot be checked offline.
-    assert!(verifier.verify_token(&session).await.is_err());
-    assert!(
-        verifier
-            .verify_token(&f.genuine.refresh_token)
-            .await
-            .is_err()
-    );
+    assert!(matches!(
+        verifier.verify_token(&session).await,
+        Err(VerifyError::Invalid)
+    ));
+    assert!(matches!(
+        verifier.verify_token(&f.genuine.refresh_token).await,
+        Err(VerifyError::Invalid)
+    ));
     verifier.verify_token(&f.genuine.access_token).await?;
     f.app.verify(&session).await?;
     f.unharmed().await

@@ -16,7 +16,7 @@ use tonic::{
 use super::stored_session_count;
 use crate::helpers::{
     Backend, CuttableProxy, PASSWORD, TestApp, TestDatabase, TestResult, assert_error,
-    on_both_backends, test_settings, unique_email, with_bearer,
+    on_both_backends, postgres_and_redis, test_settings, unique_email, with_bearer,
 };
 
 on_both_backends!(
@@ -322,9 +322,64 @@ async fn verify_fails_closed_while_the_database_is_unreachable() -> TestResult {
     else {
         return Ok(());
     };
+    let (proxy, database) = database_behind_a_proxy(&base).await?;
+    let app = TestApp::start(database.clone(), test_settings(&database)).await?;
+    let (_, tokens) = app.user_with_tokens(&unique_email("db-down")).await?;
+    app.verify(&tokens.access_token).await?;
+
+    proxy.cut();
+    assert_error(
+        app.verify(&tokens.access_token).await,
+        Code::Unavailable,
+        "UNAVAILABLE",
+    );
+
+    proxy.restore();
+    verifies_again(&app, &tokens.access_token).await
+}
+
+/// PostgreSQL with Redis (the session cache on): while the database is down, a session verified
+/// within `AUTH_SESSION_CACHE_TTL` is still answered from memory, since no revocation can be
+/// written meanwhile; once that is over, Verify fails closed like above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_recently_verified_sessions_outlive_a_database_outage_for_the_cache_ttl()
+-> TestResult {
+    let test = "verify_from_cache_without_database";
+    let Some((Backend::Postgres(base), redis_url)) = postgres_and_redis(test) else {
+        return Ok(());
+    };
+    const TTL: std::time::Duration = std::time::Duration::from_secs(2);
+    let (proxy, database) = database_behind_a_proxy(&base).await?;
+    let mut settings = test_settings(&database);
+    settings.redis_url = Some(auth_service::config::SecretString::new(redis_url));
+    settings.session_cache_ttl = TTL;
+    let app = TestApp::start(database.clone(), settings).await?;
+    let (_, tokens) = app
+        .user_with_tokens(&unique_email("db-down-cached"))
+        .await?;
+    app.verify(&tokens.access_token).await?;
+
+    proxy.cut();
+    let verified = app.verify(&tokens.access_token).await?;
+    assert!(verified.principal.is_some(), "{verified:?}");
+    tokio::time::sleep(TTL + std::time::Duration::from_secs(1)).await;
+    assert_error(
+        app.verify(&tokens.access_token).await,
+        Code::Unavailable,
+        "UNAVAILABLE",
+    );
+
+    proxy.restore();
+    verifies_again(&app, &tokens.access_token).await
+}
+
+/// A fresh schema on the PostgreSQL at `base`, reached through a proxy the test can cut.
+async fn database_behind_a_proxy(
+    base: &str,
+) -> Result<(CuttableProxy, TestDatabase), Box<dyn std::error::Error + Send + Sync>> {
     let host_port = base
         .split_once('@')
-        .map_or(base.as_str(), |(_, rest)| rest)
+        .map_or(base, |(_, rest)| rest)
         .split('/')
         .next()
         .unwrap_or_default()
@@ -332,20 +387,13 @@ async fn verify_fails_closed_while_the_database_is_unreachable() -> TestResult {
     let proxy = CuttableProxy::start(host_port.clone()).await?;
     let through_proxy = Backend::Postgres(base.replacen(&host_port, &proxy.addr.to_string(), 1));
     let database = TestDatabase::create(&through_proxy).await?;
-    let app = TestApp::start(database.clone(), test_settings(&database)).await?;
-    let (_, tokens) = app.user_with_tokens(&unique_email("db-down")).await?;
-    app.verify(&tokens.access_token).await?;
+    Ok((proxy, database))
+}
 
-    proxy.cut();
-    let status = app
-        .verify(&tokens.access_token)
-        .await
-        .expect_err("verified without the database");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-
-    proxy.restore();
+/// Verify accepts `token` again within 15 s (the database is back).
+async fn verifies_again(app: &TestApp, token: &str) -> TestResult {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    while app.verify(&tokens.access_token).await.is_err() {
+    while app.verify(token).await.is_err() {
         assert!(tokio::time::Instant::now() < deadline, "never recovered");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
