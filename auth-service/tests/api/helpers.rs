@@ -31,12 +31,26 @@ pub enum Backend {
     Sqlite,
     /// The base URL from `TEST_DATABASE_URL`.
     Postgres(String),
+    /// PostgreSQL as above, with the Redis at `TEST_REDIS_URL` (fan-out, shared limits, and so
+    /// the session cache on): how several replicas run in production.
+    PostgresRedis {
+        database: String,
+        redis: String,
+    },
 }
 
 impl Backend {
     /// PostgreSQL if configured; `None` (after saying so) otherwise.
     pub fn postgres(test: &str) -> Option<Self> {
         test_server_url("TEST_DATABASE_URL", test).map(Backend::Postgres)
+    }
+
+    /// PostgreSQL with Redis if both are configured; `None` (after saying so) otherwise.
+    pub fn postgres_with_redis(test: &str) -> Option<Self> {
+        Some(Backend::PostgresRedis {
+            database: test_server_url("TEST_DATABASE_URL", test)?,
+            redis: test_server_url("TEST_REDIS_URL", test)?,
+        })
     }
 }
 
@@ -56,8 +70,8 @@ pub fn test_server_url(variable: &str, test: &str) -> Option<String> {
     }
 }
 
-/// Declares each listed `async fn name(backend: Backend) -> TestResult` as two tests,
-/// `sqlite::name` and `postgres::name`.
+/// Declares each listed `async fn name(backend: Backend) -> TestResult` as three tests,
+/// `sqlite::name`, `postgres::name` and `postgres_redis::name`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -79,6 +93,17 @@ macro_rules! on_both_backends {
                 }
             )*
         }
+        mod postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> $crate::helpers::TestResult {
+                    match $crate::helpers::Backend::postgres_with_redis(stringify!($name)) {
+                        Some(backend) => super::$name(backend).await,
+                        None => Ok(()),
+                    }
+                }
+            )*
+        }
     };
 }
 pub(crate) use on_both_backends;
@@ -88,6 +113,8 @@ pub(crate) use on_both_backends;
 pub struct TestDatabase {
     data_dir: PathBuf,
     database_url: Option<String>,
+    /// The Redis every server on this database uses, if its backend has one.
+    redis_url: Option<String>,
     _dir: Arc<tempfile::TempDir>,
 }
 
@@ -96,9 +123,14 @@ impl TestDatabase {
         backend: &Backend,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let dir = Arc::new(tempfile::tempdir()?);
-        let database_url = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres(base) => {
+        let (base, redis_url) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres(base) => (Some(base), None),
+            Backend::PostgresRedis { database, redis } => (Some(database), Some(redis.clone())),
+        };
+        let database_url = match base {
+            None => None,
+            Some(base) => {
                 let schema = format!(
                     "test_{}",
                     auth_service::domain::opaque_token::new_id()?
@@ -117,6 +149,7 @@ impl TestDatabase {
         Ok(Self {
             data_dir: dir.path().to_path_buf(),
             database_url,
+            redis_url,
             _dir: dir,
         })
     }
@@ -124,6 +157,7 @@ impl TestDatabase {
     pub fn apply(&self, settings: &mut Settings) {
         settings.data_dir = self.data_dir.clone();
         settings.database_url = self.database_url.clone().map(SecretString::new);
+        settings.redis_url = self.redis_url.clone().map(SecretString::new);
     }
 
     /// Direct access to the store, to check what the server wrote.
@@ -131,13 +165,30 @@ impl TestDatabase {
         store::connect(self.database_url.as_deref(), &self.data_dir).await
     }
 
-    /// The `DATABASE_URL` / `AUTH_DATA_DIR` a child process needs to use this database.
+    /// The `DATABASE_URL` / `AUTH_DATA_DIR` (and `REDIS_URL`) a child process needs to use this
+    /// database as a server under test does.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![("AUTH_DATA_DIR", self.data_dir.display().to_string())];
         if let Some(url) = &self.database_url {
             env.push(("DATABASE_URL", url.clone()));
         }
+        if let Some(url) = &self.redis_url {
+            env.push(("REDIS_URL", url.clone()));
+            env.push(("AUTH_REDIS_CHANNEL_PREFIX", self.key_prefix()));
+        }
         env
+    }
+
+    /// Redis keys and channels of the servers on this database: tests share one Redis, and
+    /// one test's revocations and rate limits must not reach another's servers.
+    fn key_prefix(&self) -> String {
+        format!(
+            "test:{}",
+            self.data_dir
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )
     }
 }
 
@@ -160,15 +211,10 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
     settings.listen_addr = ([127, 0, 0, 1], 0).into();
     settings.key_reload_interval = Duration::from_secs(1);
     database.apply(&mut settings);
-    // Tests share one Redis and one client address: give each database its own rate-limit keys.
-    settings.limits_key_prefix = format!(
-        "test:{}",
-        database
-            .data_dir
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    );
+    // Tests share one Redis and one client address: give each database its own rate-limit keys
+    // and revocation channels.
+    settings.limits_key_prefix = database.key_prefix();
+    settings.redis_channel_prefix = database.key_prefix();
     settings
 }
 
