@@ -21,6 +21,7 @@ use crate::helpers::{
 on_both_backends!(
     authctl_manages_accounts_and_sessions_with_a_token_from_the_environment,
     authctl_reads_its_token_from_a_file,
+    authctl_login_prints_a_management_token_the_other_commands_accept,
 );
 
 /// The `authctl` binary. It belongs to another package, so cargo gives this test no
@@ -564,5 +565,74 @@ async fn authctl_says_when_the_server_cannot_be_reached() -> TestResult {
         stderr.starts_with("authctl: UNAVAILABLE: cannot connect to "),
         "{stderr}"
     );
+    Ok(())
+}
+
+/// `export AUTHCTL_TOKEN=$(authctl login --email ...)` (README, "Administration"): the password
+/// from standard input, only the token on stdout, and that token is a management session's.
+async fn authctl_login_prints_a_management_token_the_other_commands_accept(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn(&backend).await?;
+    let admin = admin(&app).await?;
+
+    let login = authctl(
+        &app,
+        Auth::None,
+        &["login", "--email", &admin.email],
+        &format!("{PASSWORD}\n"),
+    )
+    .await?;
+    let printed = stdout(&login)?;
+    let token = printed.trim();
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert!(!printed.contains(PASSWORD));
+
+    let user = json(
+        &authctl(
+            &app,
+            Auth::Env(token),
+            &["--json", "user", "get", &admin.email],
+            "",
+        )
+        .await?,
+    )?;
+    assert_eq!(user["userId"], admin.user_id.as_str());
+    // A management credential: the apps' Verify refuses it.
+    assert_error(
+        app.verify(token).await,
+        Code::Unauthenticated,
+        "TOKEN_INVALID",
+    );
+
+    // `--json` gives the session too; the token is the same kind.
+    let described = json(
+        &authctl(
+            &app,
+            Auth::None,
+            &["--json", "login", "--email", &admin.email],
+            &format!("{PASSWORD}\n"),
+        )
+        .await?,
+    )?;
+    assert_eq!(described["userId"], admin.user_id.as_str());
+    assert!(
+        described["sessionToken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty() && t != token)
+    );
+
+    // A wrong password: the reason on stderr, nothing on stdout, a failing exit.
+    let refused = authctl(
+        &app,
+        Auth::None,
+        &["login", "--email", &admin.email],
+        "not the password\n",
+    )
+    .await?;
+    assert!(!refused.status.success());
+    assert!(refused.stdout.is_empty());
+    let stderr = String::from_utf8(refused.stderr)?;
+    assert!(stderr.contains("INVALID_CREDENTIALS"), "{stderr}");
     Ok(())
 }

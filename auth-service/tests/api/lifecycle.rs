@@ -1,8 +1,7 @@
 //! The real binary's lifecycle and logs: SIGTERM drains cleanly, and no secret reaches a log line.
 
 use std::{
-    io::Read,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::Duration,
 };
 
@@ -13,8 +12,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::{Code, transport::Channel};
 
 use crate::helpers::{
-    Backend, PASSWORD, TestDatabase, TestResult, on_both_backends, token_pair, unique_email,
-    with_bearer,
+    Backend, PASSWORD, TestDatabase, TestResult, on_both_backends, start_listening, token_pair,
+    unique_email, with_bearer,
 };
 
 on_both_backends!(no_password_token_or_hash_ever_reaches_the_log);
@@ -25,47 +24,29 @@ struct Running {
     child: Child,
     channel: Channel,
     /// Reads the captured stderr as it comes: a server whose log pipe is full blocks mid-call.
-    logs: Option<std::thread::JoinHandle<std::io::Result<String>>>,
+    logs: Option<std::thread::JoinHandle<String>>,
 }
 
+/// The binary on a port it binds itself (`helpers/binary.rs`), connected.
 async fn start(
     database: &TestDatabase,
     extra_env: &[(&str, &str)],
     capture_logs: bool,
 ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let mut command = Command::new(BINARY);
-    command
-        .envs(database.env())
-        .env("AUTH_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn");
+    command.envs(database.env()).env("RUST_LOG", "warn");
     for (key, value) in extra_env {
         command.env(key, value);
     }
-    if capture_logs {
-        command.stderr(Stdio::piped());
-    }
-    let mut child = command.spawn()?;
-    let logs = child.stderr.take().map(|mut stderr| {
-        std::thread::spawn(move || {
-            let mut logs = String::new();
-            stderr.read_to_string(&mut logs).map(|_| logs)
-        })
-    });
-    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}"))?;
-    for _ in 0..300 {
-        if let Ok(channel) = endpoint.connect().await {
-            return Ok(Running {
-                child,
-                channel,
-                logs,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err("the server did not start listening within 30 s".into())
+    let listening = start_listening(command)?;
+    let channel = Channel::from_shared(format!("http://{}", listening.addr))?
+        .connect()
+        .await?;
+    Ok(Running {
+        child: listening.child,
+        channel,
+        logs: capture_logs.then_some(listening.logs),
+    })
 }
 
 fn terminate(child: &Child) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -349,7 +330,7 @@ async fn no_password_token_or_hash_ever_reaches_the_log(backend: Backend) -> Tes
         .take()
         .ok_or("stderr was not captured")?
         .join()
-        .map_err(|_| "the log reader panicked")??;
+        .map_err(|_| "the log reader panicked")?;
     server.child.wait()?;
 
     assert!(

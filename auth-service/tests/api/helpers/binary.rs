@@ -10,14 +10,17 @@ use std::{
     time::Duration,
 };
 
-/// A running binary and its address.
+/// A running binary, its address, and its log (stderr) as read to the end.
 pub struct Listening {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Everything the binary wrote to stderr, once it has exited (or closed stderr).
+    pub logs: std::thread::JoinHandle<String>,
 }
 
 /// Starts `command` (the server's settings in its environment) on an ephemeral port. `RUST_LOG`
-/// gains `auth_service::app=info` so the listening line is written.
+/// gains `auth_service::app=info` so the listening line is written, in the text or the JSON log
+/// format.
 pub fn start_listening(
     mut command: Command,
 ) -> Result<Listening, Box<dyn std::error::Error + Send + Sync>> {
@@ -34,13 +37,17 @@ pub fn start_listening(
     let stderr = child.stderr.take().ok_or("no stderr")?;
     let (found, address) = mpsc::channel();
     // Read to the end, so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
+    let logs = std::thread::spawn(move || {
+        let mut logs = String::new();
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if let Some((_, addr)) = line.split_once("auth-service listening addr=") {
-                let _ = found.send(addr.trim().to_owned());
+            if let Some(addr) = listening_address(&line) {
+                let _ = found.send(addr);
             }
+            logs.push_str(&line);
+            logs.push('\n');
         }
+        logs
     });
     let addr = match address.recv_timeout(Duration::from_secs(30)) {
         Ok(addr) => addr.parse()?,
@@ -49,5 +56,18 @@ pub fn start_listening(
             return Err("the server did not report listening within 30 s".into());
         }
     };
-    Ok(Listening { child, addr })
+    Ok(Listening { child, addr, logs })
+}
+
+/// The address of an "auth-service listening" line, text or JSON.
+fn listening_address(line: &str) -> Option<String> {
+    if let Some((_, addr)) = line.split_once("auth-service listening addr=") {
+        return Some(addr.trim().to_owned());
+    }
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = event.get("fields")?;
+    if fields.get("message")?.as_str()? != "auth-service listening" {
+        return None;
+    }
+    Some(fields.get("addr")?.as_str()?.to_owned())
 }
