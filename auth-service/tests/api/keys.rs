@@ -12,6 +12,7 @@ on_both_backends!(
     a_rotation_made_by_another_process_is_picked_up_without_a_restart,
     a_rotated_in_key_is_published_before_it_signs,
     a_token_signed_by_a_key_another_process_just_published_verifies_at_once,
+    the_key_rotates_on_schedule_and_old_tokens_still_verify,
 );
 
 async fn jwks(app: &TestApp) -> Result<JwkSet, Box<dyn std::error::Error + Send + Sync>> {
@@ -176,5 +177,48 @@ async fn a_token_signed_by_a_key_another_process_just_published_verifies_at_once
     assert_eq!(kid_of(&tokens.access_token)?, new_kid);
     assert_ne!(kid_of(&before.access_token)?, new_kid);
     app.verify(&tokens.access_token).await?;
+    Ok(())
+}
+
+/// `AUTH_KEY_ROTATION_PERIOD`: with nobody asking, a new key is published, signs after the
+/// activation delay, and the tokens of the old key keep verifying.
+async fn the_key_rotates_on_schedule_and_old_tokens_still_verify(backend: Backend) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.key_rotation_period = Duration::from_secs(2);
+        settings.key_activation_delay = Duration::from_secs(1);
+        settings.key_reload_interval = Duration::from_secs(1);
+    })
+    .await?;
+    let email = unique_email("scheduled");
+    let (_, before) = app.user_with_tokens(&email).await?;
+    let first_kid = kid_of(&before.access_token)?;
+
+    // Refreshes of a second session show which key signs now (without piling up sessions).
+    let mut current = token_pair(
+        &app.login(&email, auth_api::v1::CredentialKind::Tokens)
+            .await?,
+    )?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let after = loop {
+        current = app.refresh(&current.refresh_token).await?;
+        if kid_of(&current.access_token)? != first_kid {
+            break current;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no scheduled rotation within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let kids: Vec<String> = jwks(&app)
+        .await?
+        .keys
+        .iter()
+        .filter_map(|key| key.common.key_id.clone())
+        .collect();
+    assert!(kids.contains(&first_kid), "{kids:?}");
+    assert!(kids.contains(&kid_of(&after.access_token)?), "{kids:?}");
+    app.verify(&before.access_token).await?;
+    app.verify(&after.access_token).await?;
     Ok(())
 }
