@@ -244,14 +244,15 @@ async fn a_busy_session_token_still_ends_at_its_absolute_lifetime(backend: Backe
 
 async fn a_refresh_after_the_absolute_session_lifetime_is_refused(backend: Backend) -> TestResult {
     let app = TestApp::spawn_with(&backend, |settings| {
-        settings.session_max_lifetime = Duration::from_secs(2)
+        settings.session_max_lifetime = Duration::from_secs(3)
     })
     .await?;
     let (_, first) = app.user_with_tokens(&unique_email("lifetime")).await?;
     let mut latest = app.refresh(&first.refresh_token).await?;
+    // Two seconds of margin before the lifetime ends, one after it.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     latest = app.refresh(&latest.refresh_token).await?;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_error(
         app.refresh(&latest.refresh_token).await,
         Code::Unauthenticated,
