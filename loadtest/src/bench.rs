@@ -16,6 +16,7 @@ mod calls;
 mod credentials;
 mod h2load;
 mod measure;
+mod open_loop;
 
 use std::{
     sync::{Arc, atomic::AtomicBool},
@@ -25,12 +26,11 @@ use std::{
 use crate::RunError;
 
 pub use self::calls::{Clients, cold_verify_call, verify_call};
-use self::calls::{health_call, login_call, mixed_call, order_call, refresh_call};
+use self::calls::{health_call, login_call, mixed_call, mixed_open_call, order_call, refresh_call};
 pub use self::credentials::{Chains, Credentials};
 pub use self::h2load::write_h2load_bodies;
-pub use self::measure::{
-    BenchRow, closed_loop, closed_loop_until, markdown_table, open_loop, service_cpu,
-};
+pub use self::measure::{BenchRow, closed_loop, closed_loop_until, markdown_table, service_cpu};
+pub use self::open_loop::{open_loop, open_loop_by_operation};
 
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
@@ -81,8 +81,12 @@ pub const SCENARIOS: &[&str] = &[
     "refresh",
     "login",
     "mixed",
+    "mixed-open",
     "login-storm",
 ];
+
+/// The loads of `mixed-open`, in percent of the capacity the closed loop measured first.
+pub const OPEN_LOOP_LOADS: [u32; 3] = [50, 70, 90];
 
 /// Runs `scenarios` against `config.target`; prints each row as it finishes.
 pub async fn run(
@@ -154,6 +158,32 @@ pub async fn run(
                     mixed_call(&clients, config, &credentials),
                 )
                 .await
+            }
+            "mixed-open" => {
+                // Capacity first (closed loop, callers as configured), then arrivals at fixed
+                // shares of it, each operation timed from when it was due.
+                let capacity = closed_loop(
+                    "mixed-open: capacity (closed loop)",
+                    config,
+                    mixed_call(&clients, config, &credentials),
+                )
+                .await;
+                println!("{}", capacity.markdown());
+                let full = capacity.rate();
+                rows.push(capacity);
+                let mut last = None;
+                for percent in OPEN_LOOP_LOADS {
+                    let rate = (full * f64::from(percent) / 100.0).max(1.0) as u32;
+                    let call = mixed_open_call(&clients, config, &credentials);
+                    let scenario = format!("mixed-open {percent}% ({rate}/s)");
+                    for row in open_loop_by_operation(&scenario, config, rate, call).await {
+                        if let Some(previous) = last.replace(row) {
+                            println!("{}", previous.markdown());
+                            rows.push(previous);
+                        }
+                    }
+                }
+                last.ok_or("mixed-open measured nothing")?
             }
             "order" => {
                 let target = config

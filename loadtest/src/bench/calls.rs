@@ -198,6 +198,46 @@ pub(super) fn mixed_call(
     }
 }
 
+/// The mixed scenario for an open loop: `call(i)` names its operation, and a refresh takes
+/// whichever chain is free (arrivals do not own chains as closed-loop callers do).
+pub(super) fn mixed_open_call(
+    clients: &Clients,
+    config: &BenchConfig,
+    credentials: &Credentials,
+) -> impl Fn(u64) -> (&'static str, Call) + Send + Sync + 'static {
+    let login = login_call(clients, config, credentials);
+    let auth: Vec<_> = (0..clients.channels.len())
+        .map(|index| clients.auth(index))
+        .collect();
+    let chains = Arc::clone(&credentials.chains);
+    let next_chain = Arc::new(AtomicUsize::new(0));
+    let mut tokens = credentials.access_tokens.clone();
+    tokens.extend(credentials.session_tokens.iter().cloned());
+    let verify = verify_call(clients, Arc::new(tokens));
+    move |index| {
+        let caller = index as usize;
+        match mix(index ^ 0x5eed) % 1000 {
+            0..10 => ("login", login(caller, index)),
+            10..110 => {
+                let mut client = auth[caller % auth.len()].clone();
+                let (chains, next_chain) = (Arc::clone(&chains), Arc::clone(&next_chain));
+                let call: Call = Box::pin(async move {
+                    // A few chains on from the last one taken, skipping those in flight.
+                    for _ in 0..16 {
+                        let chain = next_chain.fetch_add(1, Ordering::Relaxed);
+                        if let Some(outcome) = chains.refresh(chain, &mut client).await {
+                            return outcome.map(|_| ());
+                        }
+                    }
+                    Err(Status::aborted("no free refresh chain"))
+                });
+                ("refresh", call)
+            }
+            _ => ("verify", verify(caller, index)),
+        }
+    }
+}
+
 pub(super) fn order_call(
     clients: &Clients,
     tokens: Arc<Vec<String>>,

@@ -1,6 +1,6 @@
-//! The measuring half of `loadgen bench`: a closed loop (callers that wait for each answer) and
-//! an open loop (arrivals at a fixed rate), the per-caller [`Tally`] they merge, the [`BenchRow`]
-//! they return (printed as Markdown and JSON), and the service's CPU time per call read from
+//! The measuring half of `loadgen bench`: the closed loop (callers that wait for each answer;
+//! the open loop, arrivals at a fixed rate, is in `open_loop.rs`), the per-caller [`Tally`] they
+//! merge, the [`BenchRow`] they return (printed as Markdown and JSON), and the service's CPU time per call read from
 //! `/proc`. Kept apart from the scenarios so that what is measured and how it is timed can be read
 //! on their own: a loop knows nothing of tokens or RPCs, only of calls that answer `Ok` or a status.
 
@@ -107,21 +107,21 @@ impl BenchRow {
 }
 
 /// Latencies and outcomes of one caller, merged at the end (no lock per call).
-struct Tally {
+pub(super) struct Tally {
     latency_us: Histogram<u64>,
     outcomes: BTreeMap<String, u64>,
 }
 
 impl Tally {
     #[allow(clippy::expect_used)] // constant bounds that hdrhistogram accepts
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             latency_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
             outcomes: BTreeMap::new(),
         }
     }
 
-    fn record(&mut self, latency: Duration, outcome: Result<(), Status>) {
+    pub(super) fn record(&mut self, latency: Duration, outcome: Result<(), Status>) {
         let micros = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -133,7 +133,31 @@ impl Tally {
         *self.outcomes.entry(label).or_default() += 1;
     }
 
-    fn merge(&mut self, other: Tally) {
+    /// The row of a scenario measured over `seconds`.
+    pub(super) fn row(
+        self,
+        scenario: &str,
+        (connections, concurrency): (usize, usize),
+        seconds: f64,
+        service_cpu_us: Option<f64>,
+    ) -> BenchRow {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        BenchRow {
+            scenario: scenario.to_owned(),
+            connections,
+            concurrency,
+            requests: self.latency_us.len(),
+            seconds,
+            p50_ms: ms(self.latency_us.value_at_quantile(0.5)),
+            p99_ms: ms(self.latency_us.value_at_quantile(0.99)),
+            p999_ms: ms(self.latency_us.value_at_quantile(0.999)),
+            max_ms: ms(self.latency_us.max()),
+            outcomes: self.outcomes,
+            service_cpu_us,
+        }
+    }
+
+    pub(super) fn merge(&mut self, other: Tally) {
         let _ = self.latency_us.add(&other.latency_us);
         for (label, count) in other.outcomes {
             *self.outcomes.entry(label).or_default() += count;
@@ -212,20 +236,12 @@ where
         config.service_pid.and_then(service_cpu),
         total.latency_us.len(),
     );
-    let ms = |micros: u64| micros as f64 / 1000.0;
-    BenchRow {
-        scenario: scenario.to_owned(),
-        connections: config.connections,
-        concurrency: config.concurrency,
-        requests: total.latency_us.len(),
-        seconds: seconds.as_secs_f64(),
-        p50_ms: ms(total.latency_us.value_at_quantile(0.5)),
-        p99_ms: ms(total.latency_us.value_at_quantile(0.99)),
-        p999_ms: ms(total.latency_us.value_at_quantile(0.999)),
-        max_ms: ms(total.latency_us.max()),
-        outcomes: total.outcomes,
+    total.row(
+        scenario,
+        (config.connections, config.concurrency),
+        seconds.as_secs_f64(),
         service_cpu_us,
-    }
+    )
 }
 
 /// The service's CPU time so far (user + system, every thread), from `/proc/<pid>/stat`.
@@ -250,55 +266,6 @@ fn service_cpu_at(pid: Option<u32>, at: Instant) -> tokio::task::JoinHandle<Opti
 fn cpu_per_call(start: Option<Duration>, end: Option<Duration>, calls: u64) -> Option<f64> {
     let spent = end?.checked_sub(start?)?;
     (calls > 0).then(|| spent.as_secs_f64() * 1e6 / calls as f64)
-}
-
-/// Sends `call(i, i)` at `rate` per second for `warmup` + `duration`, without waiting for answers
-/// (arrivals from many clients); counts the calls sent after the warm-up.
-pub async fn open_loop<F, Fut>(scenario: &str, config: &BenchConfig, rate: u32, call: F) -> BenchRow
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), Status>> + Send + 'static,
-{
-    let started = Instant::now();
-    let measure_from = started + config.warmup;
-    let end = measure_from + config.duration;
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut calls = tokio::task::JoinSet::new();
-    let mut index = 0u64;
-    loop {
-        let sent = ticks.tick().await.into_std();
-        if sent >= end {
-            break;
-        }
-        let answer = call(index as usize, index);
-        index += 1;
-        calls.spawn(async move {
-            let outcome = answer.await;
-            (sent >= measure_from).then(|| (sent.elapsed(), outcome))
-        });
-    }
-    let mut tally = Tally::new();
-    while let Some(result) = calls.join_next().await {
-        if let Ok(Some((latency, outcome))) = result {
-            tally.record(latency, outcome);
-        }
-    }
-    let ms = |micros: u64| micros as f64 / 1000.0;
-    BenchRow {
-        scenario: scenario.to_owned(),
-        connections: 1,
-        concurrency: 0,
-        requests: tally.latency_us.len(),
-        seconds: config.duration.as_secs_f64(),
-        p50_ms: ms(tally.latency_us.value_at_quantile(0.5)),
-        p99_ms: ms(tally.latency_us.value_at_quantile(0.99)),
-        p999_ms: ms(tally.latency_us.value_at_quantile(0.999)),
-        max_ms: ms(tally.latency_us.max()),
-        outcomes: tally.outcomes,
-        // The storm's cost is argon2's by design: not a per-call figure worth reporting.
-        service_cpu_us: None,
-    }
 }
 
 pub fn markdown_table(rows: &[BenchRow]) -> String {
