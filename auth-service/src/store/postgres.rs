@@ -1,13 +1,19 @@
 //! PostgreSQL, for production and for several replicas sharing one database.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::sql::impl_sql_store;
+use super::sql::{group_commit::GroupCommit, impl_sql_store};
+
+/// Refresh rotations are group-committed (`sql/group_commit.rs`) by this many tasks at once.
+/// A few transactions in flight at once keep the server's own commit pipeline busy while a
+/// batch's statements travel; each holds one of the pool's connections.
+const ROTATION_COMMITTERS: usize = 4;
 
 pub struct PostgresStore {
     pool: PgPool,
+    rotations: Arc<GroupCommit<SqlRotations>>,
 }
 
 impl PostgresStore {
@@ -20,8 +26,9 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        let rotations = GroupCommit::new(SqlRotations { pool: pool.clone() }, ROTATION_COMMITTERS);
+        Ok(Self { pool, rotations })
     }
 }
 
-impl_sql_store!(PostgresStore, sqlx::postgres::PgRow);
+impl_sql_store!(PostgresStore, sqlx::postgres::PgRow, PgPool);

@@ -101,6 +101,7 @@ impl std::fmt::Debug for SessionRecord {
 }
 
 /// Replace a session's live refresh token, if it is still `expected_current`.
+#[derive(Clone)]
 pub struct RefreshRotation {
     pub session_id: String,
     pub expected_current: Vec<u8>,

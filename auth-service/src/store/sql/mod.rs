@@ -7,6 +7,7 @@
 //! (column lists and row decoders).
 
 mod changes;
+pub(crate) mod group_commit;
 mod keys;
 mod rows;
 
@@ -15,7 +16,7 @@ pub(crate) use keys::key_statements;
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
 
 macro_rules! impl_sql_store {
-    ($store:ty, $row:ty) => {
+    ($store:ty, $row:ty, $pool:ty) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
@@ -31,6 +32,47 @@ macro_rules! impl_sql_store {
         $crate::store::sql::decode_rows!($row);
         $crate::store::sql::change_log!($row);
         $crate::store::sql::key_statements!($row);
+
+        /// Writes the rotations of one group commit (`group_commit.rs`).
+        pub struct SqlRotations {
+            pool: $pool,
+        }
+
+        #[async_trait]
+        impl $crate::store::sql::group_commit::RotationWriter for SqlRotations {
+            async fn write_together(&self, batch: &[RefreshRotation]) -> Result<Vec<bool>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut won = Vec::with_capacity(batch.len());
+                for rotation in batch {
+                    // The new token is recorded first: if the swap below loses its race, the row
+                    // is an orphan no client ever received, which is harmless; the reverse order
+                    // could leave a live token that reuse detection does not know.
+                    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)")
+                        .bind(&rotation.new_current)
+                        .bind(&rotation.session_id)
+                        .bind(rotation.now.millis())
+                        .execute(&mut *tx)
+                        .await?;
+                    let result = sqlx::query(
+                        "UPDATE sessions SET refresh_current_hash = $2, refresh_previous_hash = $3, \
+                         refresh_rotated_at = $4, refresh_expires_at = $5, last_seen_at = $6 \
+                         WHERE id = $1 AND refresh_current_hash = $7 AND revoked_at IS NULL",
+                    )
+                    .bind(&rotation.session_id)
+                    .bind(&rotation.new_current)
+                    .bind(&rotation.new_previous)
+                    .bind(rotation.rotated_at.millis())
+                    .bind(rotation.refresh_expires_at.millis())
+                    .bind(rotation.now.millis())
+                    .bind(&rotation.expected_current)
+                    .execute(&mut *tx)
+                    .await?;
+                    won.push(result.rows_affected() == 1);
+                }
+                tx.commit().await?;
+                Ok(won)
+            }
+        }
 
         #[async_trait]
         impl Store for $store {
@@ -190,30 +232,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError> {
-                // The new token is recorded first: if the swap below loses its race, the row is
-                // an orphan no client ever received, which is harmless; the reverse order could
-                // leave a live token that reuse detection does not know.
-                sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)")
-                    .bind(&rotation.new_current)
-                    .bind(&rotation.session_id)
-                    .bind(rotation.now.millis())
-                    .execute(&self.pool)
-                    .await?;
-                let result = sqlx::query(
-                    "UPDATE sessions SET refresh_current_hash = $2, refresh_previous_hash = $3, \
-                     refresh_rotated_at = $4, refresh_expires_at = $5, last_seen_at = $6 \
-                     WHERE id = $1 AND refresh_current_hash = $7 AND revoked_at IS NULL",
-                )
-                .bind(&rotation.session_id)
-                .bind(&rotation.new_current)
-                .bind(&rotation.new_previous)
-                .bind(rotation.rotated_at.millis())
-                .bind(rotation.refresh_expires_at.millis())
-                .bind(rotation.now.millis())
-                .bind(&rotation.expected_current)
-                .execute(&self.pool)
-                .await?;
-                Ok(result.rows_affected() == 1)
+                self.rotations.rotate(rotation.clone()).await
             }
 
             async fn touch_session(&self, session_id: &str, now: Timestamp) -> Result<(), StoreError> {
