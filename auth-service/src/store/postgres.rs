@@ -31,4 +31,4 @@ impl PostgresStore {
     }
 }
 
-impl_sql_store!(PostgresStore, sqlx::postgres::PgRow, PgPool);
+impl_sql_store!(PostgresStore, sqlx::postgres::PgRow);

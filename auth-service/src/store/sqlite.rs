@@ -54,4 +54,4 @@ impl SqliteStore {
     }
 }
 
-impl_sql_store!(SqliteStore, sqlx::sqlite::SqliteRow, SqlitePool);
+impl_sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);
