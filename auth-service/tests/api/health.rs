@@ -109,3 +109,51 @@ fn tokio_stream_once<T: Send + 'static>(
 ) -> impl tonic::codegen::tokio_stream::Stream<Item = T> + Send + 'static {
     tonic::codegen::tokio_stream::iter([item])
 }
+
+const BINARY: &str = env!("CARGO_BIN_EXE_auth-service");
+
+/// Runs `auth-service healthcheck` with `args`; whether it exited 0, and what it printed.
+pub(crate) fn healthcheck(args: &[&str]) -> Result<(bool, String), std::io::Error> {
+    let output = std::process::Command::new(BINARY)
+        .arg("healthcheck")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()?;
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success(), printed))
+}
+
+/// The container and Kubernetes probes: exit status 0 against a serving server, non-zero where
+/// nothing answers (a NOT_SERVING server: `observability::without_its_database_…`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_exits_0_only_when_a_server_answers_serving() -> TestResult {
+    let app = TestApp::spawn(&Backend::Sqlite).await?;
+    let addr = app.addr.to_string();
+    let (ok, printed) = healthcheck(&["--addr", &addr])?;
+    assert!(ok, "{printed}");
+    assert!(printed.contains("SERVING"), "{printed}");
+    let (ok, printed) = healthcheck(&["--addr", &addr, "--live"])?;
+    assert!(ok, "{printed}");
+
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    for live in [false, true] {
+        let mut args = vec![
+            "--addr".to_owned(),
+            closed.to_string(),
+            "--timeout".into(),
+            "1s".into(),
+        ];
+        if live {
+            args.push("--live".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, printed) = healthcheck(&args)?;
+        assert!(!ok, "healthcheck passed against {closed}: {printed}");
+    }
+    Ok(())
+}
