@@ -250,7 +250,6 @@ impl Application {
                     settings.jwks_max_age(),
                     public_url,
                 );
-                tracing::info!(addr = ?listener.local_addr().ok(), "HTTP listener (key discovery, probes, metrics)");
                 background.push(http.spawn(listener));
                 Some(metrics)
             }

@@ -1,5 +1,6 @@
-//! The command line: `serve` (the default), `user`, `keys` and `healthcheck` subcommands around the flattened
-//! [`Settings`], which every subcommand shares. What the subcommands do lives in `commands.rs`.
+//! The command line: `serve` (the default), `user`, `keys` and `healthcheck` subcommands around
+//! the flattened [`Settings`], which every subcommand shares. What the subcommands do lives in
+//! `commands.rs` (`healthcheck`: `healthcheck.rs`).
 
 use std::time::Duration;
 

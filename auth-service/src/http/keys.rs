@@ -23,10 +23,9 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub async fn jwks(State(api): State<Arc<HttpApi>>, request: HeaderMap) -> Response {
     let body = api.core.jwks_json(Timestamp::now()).await;
     let etag = entity_tag(&body);
-    let cache_control = format!("public, max-age={}", api.jwks_max_age.as_secs());
     let headers = [
         (header::ETAG, etag.clone()),
-        (header::CACHE_CONTROL, cache_control),
+        (header::CACHE_CONTROL, api.cache_control()),
     ];
     if none_match(&request, &etag) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
@@ -35,7 +34,8 @@ pub async fn jwks(State(api): State<Arc<HttpApi>>, request: HeaderMap) -> Respon
     (StatusCode::OK, headers, content_type, body).into_response()
 }
 
-/// A strong tag of the body: equal sets, equal tags, on every replica.
+/// A strong tag of the body: the same key set gives the same tag on every replica (the ring
+/// lists the keys in the same order everywhere).
 fn entity_tag(body: &str) -> String {
     let hash = digest::digest(&digest::SHA256, body.as_bytes());
     format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]))
@@ -77,10 +77,7 @@ pub async fn openid_configuration(State(api): State<Arc<HttpApi>>, request: Head
     let mut response = (
         [
             (header::CONTENT_TYPE, "application/json".to_owned()),
-            (
-                header::CACHE_CONTROL,
-                format!("public, max-age={}", api.jwks_max_age.as_secs()),
-            ),
+            (header::CACHE_CONTROL, api.cache_control()),
         ],
         document.to_string(),
     )

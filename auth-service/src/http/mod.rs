@@ -46,6 +46,11 @@ impl HttpApi {
         }
     }
 
+    /// How long clients may cache the JWKS and the discovery document.
+    fn cache_control(&self) -> String {
+        format!("public, max-age={}", self.jwks_max_age.as_secs())
+    }
+
     fn router(self) -> Router {
         Router::new()
             .route(keys::JWKS_PATH, get(keys::jwks))
@@ -62,6 +67,9 @@ impl HttpApi {
     /// Serves on `listener` until the task is aborted (after the gRPC server stopped: `/readyz`
     /// answers 503 throughout the drain).
     pub fn spawn(self, listener: TcpListener) -> JoinHandle<()> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "HTTP listening (key discovery, probes, metrics)");
+        }
         let router = self.router();
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
