@@ -114,17 +114,33 @@ async fn health_status(channel: &tonic::transport::Channel) -> Option<ServingSta
     Some(response.into_inner().status())
 }
 
-async fn wait_for_health(app: &TestApp, wanted: ServingStatus) -> TestResult {
+/// Asks `probe` every 100 ms until it returns something, for at most 15 s; `what` names the
+/// wait in the error.
+async fn poll<T, F, Fut>(
+    what: &str,
+    mut probe: F,
+) -> Result<T, Box<dyn std::error::Error + Send + Sync>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, Box<dyn std::error::Error + Send + Sync>>>,
+{
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        if health_status(&app.channel).await == Some(wanted) {
-            return Ok(());
+        if let Some(found) = probe().await? {
+            return Ok(found);
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("health never became {wanted:?}").into());
+            return Err(format!("{what}: not within 15 s").into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn wait_for_health(app: &TestApp, wanted: ServingStatus) -> TestResult {
+    poll(&format!("health {wanted:?}"), || async {
+        Ok((health_status(&app.channel).await == Some(wanted)).then_some(()))
+    })
+    .await
 }
 
 /// `host:port` of a `postgres://user@host:port/db` URL.
@@ -143,32 +159,21 @@ async fn wait_for_readyz(
     status: u16,
 ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
     let addr = app.http_addr.ok_or("the HTTP listener is not enabled")?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    poll(&format!("/readyz {status}"), || async {
         let response = http_client::get(addr, "/readyz", &[]).await?;
-        if response.status == status {
-            return Ok(response.json()?);
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!("/readyz never answered {status}: {response:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok((response.status == status)
+            .then(|| response.json())
+            .transpose()?)
+    })
+    .await
 }
 
 /// Polls `/metrics` until `series` has `value`.
 async fn wait_for_sample(app: &TestApp, series: &str, value: f64) -> TestResult {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let seen = sample(&scrape(app).await?, series);
-        if seen == Some(value) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!("{series} stayed {seen:?}, never {value}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll(&format!("{series} {value}"), || async {
+        Ok((sample(&scrape(app).await?, series) == Some(value)).then_some(()))
+    })
+    .await
 }
 
 /// A server on a fresh PostgreSQL schema reached through `database_proxy`, with Redis through
