@@ -104,7 +104,8 @@ async fn the_discovery_document_names_the_token_issuer_and_the_jwks_url() -> Tes
     }
 
     // Behind a proxy, the configured public URL names the keys.
-    let (_, behind) = with_http(|settings| {
+    // Kept alive to the end: a dropped TestApp shuts its server down.
+    let (_behind_app, behind) = with_http(|settings| {
         settings.http.http_public_url = Some("https://auth.example.com/".into());
     })
     .await?;
