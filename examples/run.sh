@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the example clients (examples/python, examples/node) against a live auth-service.
 #
-# Builds and starts the server (debug build, SQLite in a temporary folder, a free port on
-# 127.0.0.1), waits until it listens, installs each client's pinned dependencies (a virtualenv
+# Builds and starts the server (debug build, SQLite in a temporary folder, free ports on
+# 127.0.0.1 for gRPC and for the HTTP listener with the JWKS URL), waits until
+# `auth-service healthcheck` says it serves, installs each client's pinned dependencies (a virtualenv
 # in examples/python/.venv, `npm ci` in examples/node), runs both clients, stops the server.
 # Exits non-zero if either client fails. Needs Rust, Python 3 with pip and venv, Node 20 + npm.
 #
@@ -46,29 +47,34 @@ if [[ -n ${AUTH_SERVICE_BIN:-} ]]; then
 else
     step "building auth-service"
     cargo build -q -p auth-service
-    server_bin=$root/target/debug/auth-service
+    server_bin=${CARGO_TARGET_DIR:-$root/target}/debug/auth-service
 fi
 
-port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export AUTH_ADDR="127.0.0.1:$port"
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+export AUTH_ADDR="127.0.0.1:$(free_port)"
+http_addr="127.0.0.1:$(free_port)"
+# The clients fetch the discovery document and the JWKS from here.
+export AUTH_HTTP_URL="http://$http_addr"
 
-step "starting auth-service on $AUTH_ADDR (SQLite in a temporary folder)"
-AUTH_LISTEN_ADDR=$AUTH_ADDR AUTH_DATA_DIR="$work/data" AUTH_SHUTDOWN_GRACE=1s NO_COLOR=1 \
-    "$server_bin" >"$work/server.log" 2>&1 &
+step "starting auth-service on $AUTH_ADDR, HTTP on $http_addr (SQLite in a temporary folder)"
+AUTH_LISTEN_ADDR=$AUTH_ADDR AUTH_HTTP_ADDR=$http_addr AUTH_DATA_DIR="$work/data" \
+    AUTH_SHUTDOWN_GRACE=1s NO_COLOR=1 "$server_bin" >"$work/server.log" 2>&1 &
 server_pid=$!
 listening=
 for _ in $(seq 100); do
     if ! kill -0 "$server_pid" 2>/dev/null; then
         break
     fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if "$server_bin" healthcheck --addr "$AUTH_ADDR" --timeout 1s >/dev/null 2>&1; then
         listening=yes
         break
     fi
     sleep 0.2
 done
 if [[ -z $listening ]]; then
-    echo "auth-service did not start listening on $AUTH_ADDR; its log:" >&2
+    echo "auth-service did not start serving on $AUTH_ADDR; its log:" >&2
     cat "$work/server.log" >&2
     exit 1
 fi

@@ -1,6 +1,7 @@
 //! Wires the service together: store, keys, password hasher, domain core, gRPC services, health
-//! and reflection. `Application::build` binds the listener (port 0 picks a free one, as the tests
-//! do) and `run_until` serves until the given shutdown future completes.
+//! and reflection, and the optional HTTP listener. `Application::build` binds the listeners
+//! (port 0 picks a free one, as the tests do) and `run_until` serves until the given shutdown
+//! future completes.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -12,7 +13,6 @@ use auth_api::v1::{
 };
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
-use tonic_health::ServingStatus;
 
 use crate::{
     config::Settings,
@@ -29,7 +29,9 @@ use crate::{
         session_cache::LiveSessions,
     },
     grpc::{AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer},
+    http::HttpApi,
     metrics::{self, Metrics},
+    readiness::{Dependency, Readiness},
     store::{self, redis_fanout},
 };
 
@@ -112,16 +114,16 @@ impl Components {
     }
 }
 
-// What the health probe pings: the database and, when configured, Redis.
+// What the readiness probe pings: the database and, when configured, Redis.
 #[async_trait::async_trait]
-impl crate::grpc::health::Dependency for Arc<dyn Store> {
+impl Dependency for Arc<dyn Store> {
     async fn ping(&self) -> Result<(), StoreError> {
         Store::ping(self.as_ref()).await
     }
 }
 
 #[async_trait::async_trait]
-impl crate::grpc::health::Dependency for redis_fanout::RedisLink {
+impl Dependency for redis_fanout::RedisLink {
     async fn ping(&self) -> Result<(), StoreError> {
         redis_fanout::RedisLink::ping(self).await
     }
@@ -136,7 +138,7 @@ const MAX_PENDING_RESET_STREAMS: usize = 20;
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
-    metrics_listener: Option<TcpListener>,
+    http_listener: Option<TcpListener>,
     components: Components,
     settings: Settings,
     /// Read from the PEM files in `build`, so a bad path fails the start.
@@ -154,7 +156,8 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
-        let metrics_listener = match settings.metrics_addr {
+        let http_addr = settings.http.listen_addr().map_err(StartError::Settings)?;
+        let http_listener = match http_addr {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -165,7 +168,7 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            metrics_listener,
+            http_listener,
             components,
             settings,
             tls,
@@ -176,9 +179,10 @@ impl Application {
         self.local_addr
     }
 
-    /// Where `GET /metrics` is served, when `AUTH_METRICS_ADDR` is set.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener
+    /// Where the HTTP listener (key discovery, probes, metrics) is, when `AUTH_HTTP_ADDR` (or
+    /// its old name `AUTH_METRICS_ADDR`) is set.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_listener
             .as_ref()
             .and_then(|listener| listener.local_addr().ok())
     }
@@ -202,14 +206,15 @@ impl Application {
             settings.clone(),
         ))];
 
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        let health = Health::new(health_reporter);
-        health.set(ServingStatus::Serving).await;
-        background.push(health.clone().spawn_probe(
+        let readiness = Readiness::new(redis.is_some());
+        background.push(readiness.spawn_probe(
             store.clone(),
             redis.clone(),
             settings.health_check_interval,
         ));
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let health = Health::new(health_reporter);
+        background.push(health.clone().follow(&readiness).await);
         // Where the change log ends now: read before anything can be missed (a fan-out message,
         // a feed's snapshot). Then every replica re-reads it, with Redis or without.
         revocations.reread_changes(Timestamp::now()).await?;
@@ -225,7 +230,7 @@ impl Application {
             DecisionCache::start(core.clone(), revocations.clone(), Timestamp::now()).await?;
         background.push(decision_sync);
         let gateway = Gateway::new(core.clone(), decision_cache, settings.gateway_policy());
-        let metrics = match self.metrics_listener {
+        let metrics = match self.http_listener {
             Some(listener) => {
                 let metrics = Arc::new(
                     Metrics::new(metrics::Sources {
@@ -233,10 +238,19 @@ impl Application {
                         hasher,
                         keys,
                         revocations: revocations.clone(),
+                        readiness: readiness.clone(),
                     })
                     .map_err(|error| AuthError::Internal(format!("metrics: {error}")))?,
                 );
-                background.push(tokio::spawn(metrics::serve(listener, metrics.clone())));
+                let public_url = settings.http.public_url().map_err(StartError::Settings)?;
+                let http = HttpApi::new(
+                    core.clone(),
+                    readiness.clone(),
+                    metrics.clone(),
+                    settings.jwks_max_age(),
+                    public_url,
+                );
+                background.push(http.spawn(listener));
                 Some(metrics)
             }
             None => None,
@@ -246,11 +260,13 @@ impl Application {
             .build_v1alpha()
             .map_err(reflection_error)?;
 
-        // On the shutdown signal: report NOT_SERVING, end the revocation feeds (they would
-        // otherwise keep the server open forever), and give in-flight calls a grace period.
+        // On the shutdown signal: not ready (health NOT_SERVING, /readyz 503), end the revocation
+        // feeds (they would otherwise keep the server open forever), and give in-flight calls a
+        // grace period.
         let (stopping, stopping_receiver) = tokio::sync::watch::channel(false);
         let signal = async move {
             shutdown.await;
+            readiness.stop();
             health.stop().await;
             let _ = stopping.send(true);
         };

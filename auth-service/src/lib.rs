@@ -7,5 +7,8 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod grpc;
+pub mod healthcheck;
+pub mod http;
 pub mod metrics;
+pub mod readiness;
 pub mod store;

@@ -8,6 +8,7 @@ use auth_service::{
     app::Application,
     commands,
     config::{Cli, Command, LogFormat},
+    healthcheck,
 };
 use clap::Parser;
 
@@ -36,6 +37,7 @@ async fn main() -> ExitCode {
             commands::user(&settings, command, std::io::stdin().lock()).await
         }
         Some(Command::Keys { command }) => commands::keys(&settings, command).await,
+        Some(Command::Healthcheck(args)) => return healthcheck::run(&settings, &args).await,
     };
     match outcome {
         Ok(message) => {

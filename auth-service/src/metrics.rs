@@ -1,26 +1,22 @@
-//! Prometheus metrics, served as text on a separate HTTP port (`AUTH_METRICS_ADDR`, off unless
-//! set). Request counters and latencies are recorded as calls complete (`Metrics` is the per-RPC
-//! log layer's `RpcObserver`); the gauges (live sessions, hashing queue, feed subscribers) are
-//! read from their sources at scrape time, so they cannot drift.
+//! Prometheus metrics, served as text at `/metrics` on the HTTP listener (`AUTH_HTTP_ADDR`, off
+//! unless set; `http/metrics.rs`). Request counters and latencies are recorded as calls complete
+//! (`Metrics` is the per-RPC log layer's `RpcObserver`); the gauges (live sessions, hashing
+//! queue, feed subscribers, whether the database and Redis answer) are read from their sources at
+//! scrape time, so they cannot drift.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use auth_api::telemetry::RpcObserver;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
 
 use crate::{
     domain::{Timestamp, ports::Store},
     engine::{hashing::PasswordHasher, hub::RevocationHub, keys::KeyManager},
+    readiness::Readiness,
 };
-
-const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 pub struct Metrics {
     registry: Registry,
@@ -35,6 +31,9 @@ pub struct Metrics {
     session_cache_hits: IntCounter,
     signatures_checked: IntCounter,
     signature_rounds: IntCounter,
+    database_up: IntGauge,
+    /// Registered only when Redis is configured.
+    redis_up: Option<IntGauge>,
     sources: Sources,
 }
 
@@ -44,6 +43,7 @@ pub struct Sources {
     pub hasher: Arc<PasswordHasher>,
     pub keys: Arc<KeyManager>,
     pub revocations: Arc<RevocationHub>,
+    pub readiness: Readiness,
 }
 
 impl Metrics {
@@ -98,6 +98,22 @@ impl Metrics {
             "signature_check_rounds_total",
             "Rounds those signatures were checked in (one, or a batch of those arriving together)",
         )?;
+        let database_up = IntGauge::new(
+            "database_up",
+            "1 while the database answers the health probe, else 0 (not ready)",
+        )?;
+        registry.register(Box::new(database_up.clone()))?;
+        let redis_up = match sources.readiness.current().redis_up {
+            Some(_) => {
+                let gauge = IntGauge::new(
+                    "redis_up",
+                    "1 while Redis answers the health probe, else 0 (degraded, still serving)",
+                )?;
+                registry.register(Box::new(gauge.clone()))?;
+                Some(gauge)
+            }
+            None => None,
+        };
         registry.register(Box::new(signatures_checked.clone()))?;
         registry.register(Box::new(signature_rounds.clone()))?;
         registry.register(Box::new(session_cache_entries.clone()))?;
@@ -122,6 +138,8 @@ impl Metrics {
             session_cache_hits,
             signatures_checked,
             signature_rounds,
+            database_up,
+            redis_up,
             sources,
         })
     }
@@ -138,6 +156,11 @@ impl Metrics {
             Err(error) => tracing::warn!(%error, "counting live sessions for metrics failed"),
         }
         set_gauge(&self.hashing_queue, self.sources.hasher.queue_depth());
+        let dependencies = self.sources.readiness.current();
+        self.database_up.set(i64::from(dependencies.database_up));
+        if let (Some(gauge), Some(up)) = (&self.redis_up, dependencies.redis_up) {
+            gauge.set(i64::from(up));
+        }
         set_gauge(
             &self.feed_subscribers,
             self.sources.revocations.feed_stream_count(),
@@ -189,51 +212,4 @@ fn set_gauge(gauge: &IntGauge, value: impl TryInto<i64>) {
 /// Prometheus).
 fn catch_up(counter: &IntCounter, total: u64) {
     counter.inc_by(total.saturating_sub(counter.get()));
-}
-
-/// Serves `GET /metrics` on `listener` until the task is dropped. Deliberately minimal HTTP/1.1:
-/// one request per connection, nothing but the metrics page.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((mut connection, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut head = Vec::with_capacity(512);
-            let mut buffer = [0u8; 1024];
-            while !head.windows(4).any(|window| window == b"\r\n\r\n")
-                && head.len() < MAX_REQUEST_HEAD
-            {
-                match tokio::time::timeout(Duration::from_secs(5), connection.read(&mut buffer))
-                    .await
-                {
-                    Ok(Ok(read)) if read > 0 => head.extend_from_slice(&buffer[..read]),
-                    _ => return,
-                }
-            }
-            let response = if head.starts_with(b"GET /metrics ")
-                || head.starts_with(b"GET /metrics?")
-            {
-                let body = metrics.render().await;
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    .to_owned()
-            };
-            let _ = connection.write_all(response.as_bytes()).await;
-            let _ = connection.shutdown().await;
-        });
-    }
-}
-
-/// Binds the metrics listener, if one is configured.
-pub async fn bind(addr: Option<SocketAddr>) -> std::io::Result<Option<TcpListener>> {
-    match addr {
-        Some(addr) => Ok(Some(TcpListener::bind(addr).await?)),
-        None => Ok(None),
-    }
 }

@@ -8,6 +8,9 @@
 //  3. Verify the access token with the service; the principal must be the new user.
 //  4. GetJwks, then check the access token locally with jose (EdDSA, typ at+jwt, issuer
 //     "auth", audience "api"), the way a service that does not call Verify would.
+//     Then the same check with the keys from the HTTP listener, the way most JWT libraries and
+//     gateways get them: the discovery document names the JWKS URL, createRemoteJWKSet fetches
+//     it (when AUTH_HTTP_URL is set).
 //  5. Refresh: a new token pair, different from the first.
 //  6. Logout.
 //  7. Verify again: it must fail with UNAUTHENTICATED and the ErrorInfo reason
@@ -17,6 +20,8 @@
 //
 // Settings (environment):
 //   AUTH_ADDR       the server, host:port (default 127.0.0.1:50051)
+//   AUTH_HTTP_URL   the server's HTTP listener (AUTH_HTTP_ADDR), e.g. http://127.0.0.1:8080
+//                   (unset: the key discovery step is skipped)
 //   AUTH_PROTO_DIR  the folder holding auth/v1/auth.proto (default: the repository's proto/)
 //   AUTH_ISSUER     the `iss` access tokens must carry (default "auth", the server's default)
 //   AUTH_AUDIENCE   the `aud` access tokens must carry (default "api", the server's default)
@@ -29,12 +34,19 @@ import { fileURLToPath } from 'node:url';
 
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+} from 'jose';
 import protobuf from 'protobufjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 const ADDR = process.env.AUTH_ADDR || '127.0.0.1:50051';
+const HTTP_URL = process.env.AUTH_HTTP_URL || '';
 const PROTO_DIR = process.env.AUTH_PROTO_DIR || path.resolve(here, '..', '..', 'proto');
 const ISSUER = process.env.AUTH_ISSUER || 'auth';
 const AUDIENCE = process.env.AUTH_AUDIENCE || 'api';
@@ -121,7 +133,11 @@ const isoTime = ({ seconds, nanos }) =>
  * follows KeyService.WatchRevocations (not shown here). */
 async function verifyLocally(accessToken, jwksJson) {
   // Picks the key by the token's `kid`; a rotation adds keys to the set.
-  const keySet = createLocalJWKSet(JSON.parse(jwksJson));
+  return verifyWith(accessToken, createLocalJWKSet(JSON.parse(jwksJson)));
+}
+
+/** The checks every local verifier makes, whichever way it gets the keys. */
+async function verifyWith(accessToken, keySet) {
   const { payload, protectedHeader } = await jwtVerify(accessToken, keySet, {
     algorithms: ['EdDSA'], // never take the algorithm from the token
     typ: 'at+jwt', // RFC 9068: an ID token or another JWT is not taken for an access token
@@ -131,6 +147,21 @@ async function verifyLocally(accessToken, jwksJson) {
     requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub'],
   });
   return { payload, protectedHeader };
+}
+
+/** Checks an access token with the keys served over HTTP: the discovery document names the
+ * JWKS URL; createRemoteJWKSet fetches it, caches it, and refetches for an unknown `kid`. */
+async function verifyThroughUrl(accessToken, httpUrl) {
+  const discoveryUrl = new URL('/.well-known/openid-configuration', httpUrl);
+  const response = await fetch(discoveryUrl, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  expect(response.ok, `${discoveryUrl}: HTTP ${response.status}`);
+  const discovery = await response.json();
+  expect(
+    discovery.issuer === ISSUER,
+    `the discovery document names issuer '${discovery.issuer}', expected '${ISSUER}'`,
+  );
+  const keySet = createRemoteJWKSet(new URL(discovery.jwks_uri), { timeoutDuration: TIMEOUT_MS });
+  return verifyWith(accessToken, keySet);
 }
 
 async function run(auth, keys) {
@@ -172,6 +203,15 @@ async function run(auth, keys) {
     `signature (key ${protectedHeader.kid}), typ, iss, aud, exp valid; sub ${payload.sub}, ` +
       `sid ${payload.sid}, roles ${JSON.stringify(payload.roles ?? [])}`,
   );
+
+  if (HTTP_URL) {
+    step(`The same check with the keys from ${HTTP_URL} (discovery, createRemoteJWKSet)`);
+    const remote = await verifyThroughUrl(tokens.accessToken, HTTP_URL);
+    expect(remote.payload.sub === registered.userId, "the token's sub is another user");
+    ok(`jwks_uri from the discovery document; key ${remote.protectedHeader.kid} fetched; claims valid`);
+  } else {
+    step('Key discovery over HTTP: skipped (AUTH_HTTP_URL is not set)');
+  }
 
   step('Refresh');
   const { tokens: refreshed } = await call(auth, 'Refresh', { refreshToken: tokens.refreshToken });

@@ -8,6 +8,9 @@ Walks through one token-pair session and prints each step:
  3. Verify the access token with the service; the principal must be the new user.
  4. GetJwks, then check the access token locally with PyJWT (EdDSA, typ at+jwt,
     issuer "auth", audience "api"), the way a service that does not call Verify would.
+    Then the same check with the keys from the HTTP listener, the way most JWT libraries
+    and gateways get them: the discovery document names the JWKS URL, PyJWKClient fetches
+    the key the token names (when AUTH_HTTP_URL is set).
  5. Refresh: a new token pair, different from the first.
  6. Logout.
  7. Verify again: it must fail with UNAUTHENTICATED and the ErrorInfo reason
@@ -17,6 +20,8 @@ It exits with 0 if every step behaves as expected, 1 otherwise.
 
 Settings (environment):
   AUTH_ADDR       the server, host:port (default 127.0.0.1:50051)
+  AUTH_HTTP_URL   the server's HTTP listener (AUTH_HTTP_ADDR), e.g. http://127.0.0.1:8080
+                  (unset: the key discovery step is skipped)
   AUTH_PROTO_DIR  the folder holding auth/v1/auth.proto (default: the repository's proto/)
   AUTH_ISSUER     the `iss` access tokens must carry (default "auth", the server's default)
   AUTH_AUDIENCE   the `aud` access tokens must carry (default "api", the server's default)
@@ -29,9 +34,11 @@ client always matches the contract in this repository. A real project would run 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 import tempfile
+import urllib.request
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -125,6 +132,11 @@ def verify_locally(access_token: str, jwks_json: str, issuer: str, audience: str
         key = key_set[header["kid"]]  # the key the token names; a rotation adds keys
     except KeyError as missing:
         raise StepFailed(f"the JWKS has no key {header.get('kid')!r}") from missing
+    return decode(access_token, key, issuer, audience)
+
+
+def decode(access_token: str, key: jwt.PyJWK, issuer: str, audience: str) -> dict:
+    """The checks every local verifier makes, whichever way it got the key."""
     return jwt.decode(
         access_token,
         key=key,
@@ -136,7 +148,24 @@ def verify_locally(access_token: str, jwks_json: str, issuer: str, audience: str
     )
 
 
-def run(addr: str, proto_dir: Path, issuer: str, audience: str) -> None:
+def verify_through_url(access_token: str, http_url: str, issuer: str, audience: str) -> dict:
+    """Checks an access token with the keys served over HTTP: the discovery document names the
+    JWKS URL, and PyJWKClient fetches (and caches) the key the token's `kid` names."""
+    discovery_url = f"{http_url.rstrip('/')}/.well-known/openid-configuration"
+    with urllib.request.urlopen(discovery_url, timeout=TIMEOUT_SECONDS) as response:
+        discovery = json.load(response)
+    expect(
+        discovery.get("issuer") == issuer,
+        f"the discovery document names issuer {discovery.get('issuer')!r}, expected {issuer!r}",
+    )
+    header = jwt.get_unverified_header(access_token)
+    expect(header.get("typ") == "at+jwt", f"typ is {header.get('typ')!r}, expected 'at+jwt'")
+    keys = jwt.PyJWKClient(discovery["jwks_uri"], cache_keys=True, timeout=TIMEOUT_SECONDS)
+    key = keys.get_signing_key_from_jwt(access_token)
+    return decode(access_token, key, issuer, audience)
+
+
+def run(addr: str, http_url: str | None, proto_dir: Path, issuer: str, audience: str) -> None:
     with tempfile.TemporaryDirectory(prefix="auth-stubs-") as stubs_dir:
         pb, pb_grpc = generate_stubs(proto_dir, Path(stubs_dir))
 
@@ -198,6 +227,14 @@ def run(addr: str, proto_dir: Path, issuer: str, audience: str) -> None:
                 f"sid {claims['sid']}, roles {claims.get('roles', [])}"
             )
 
+            if http_url:
+                step(f"The same check with the keys from {http_url} (discovery, PyJWKClient)")
+                claims = verify_through_url(tokens.access_token, http_url, issuer, audience)
+                expect(claims["sub"] == registered.user_id, "the token's sub is another user")
+                ok(f"jwks_uri from the discovery document; key {kid} fetched; claims valid")
+            else:
+                step("Key discovery over HTTP: skipped (AUTH_HTTP_URL is not set)")
+
             step("Refresh")
             refreshed = auth.Refresh(
                 pb.RefreshRequest(refresh_token=tokens.refresh_token), timeout=TIMEOUT_SECONDS
@@ -236,13 +273,14 @@ def run(addr: str, proto_dir: Path, issuer: str, audience: str) -> None:
 
 def main() -> int:
     addr = os.environ.get("AUTH_ADDR", "127.0.0.1:50051")
+    http_url = os.environ.get("AUTH_HTTP_URL") or None
     default_proto_dir = Path(__file__).resolve().parent.parent.parent / "proto"
     proto_dir = Path(os.environ.get("AUTH_PROTO_DIR", default_proto_dir))
     issuer = os.environ.get("AUTH_ISSUER", "auth")
     audience = os.environ.get("AUTH_AUDIENCE", "api")
     print(f"auth-service at {addr}")
     try:
-        run(addr, proto_dir, issuer, audience)
+        run(addr, http_url, proto_dir, issuer, audience)
     except StepFailed as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         return 1
@@ -253,6 +291,9 @@ def main() -> int:
         return 1
     except jwt.PyJWTError as error:
         print(f"FAILED: local token check: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # urllib's URLError and HTTPError are OSErrors
+        print(f"FAILED: key discovery over HTTP: {error}", file=sys.stderr)
         return 1
     print("all steps passed")
     return 0

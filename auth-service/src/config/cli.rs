@@ -1,9 +1,10 @@
-//! The command line: `serve` (the default), `user` and `keys` subcommands around the flattened
-//! [`Settings`], which every subcommand shares. What the subcommands do lives in `commands.rs`.
+//! The command line: `serve` (the default), `user`, `keys` and `healthcheck` subcommands around
+//! the flattened [`Settings`], which every subcommand shares. What the subcommands do lives in
+//! `commands.rs` (`healthcheck`: `healthcheck.rs`).
 
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use super::Settings;
 
@@ -34,6 +35,25 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Ask a running server's gRPC health service whether it serves (exit status 0) or not (1):
+    /// for container and Kubernetes probes, in place of a bare TCP connect.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The server, `host:port` (default: AUTH_LISTEN_ADDR, with 0.0.0.0 or :: read as the
+    /// loopback address).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Liveness: succeed when the server answers at all, SERVING or NOT_SERVING (a replica whose
+    /// database is away is alive and must not be restarted for it). Without it, readiness:
+    /// succeed only on SERVING.
+    #[arg(long)]
+    pub live: bool,
+    /// Give up (exit status 1) after this long.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,6 +39,8 @@ impl Settings {
                 "AUTH_EXCHANGE_AUDIENCES must not list the management audience {management:?}"
             ));
         }
+        self.http.listen_addr()?;
+        self.http.public_url()?;
         Ok(())
     }
 
@@ -66,6 +68,16 @@ impl Settings {
             password_min_chars: usize::from(self.password_min_length),
             limits: self.limits(),
         }
+    }
+
+    /// How long a client may cache the JWKS served over HTTP (`Cache-Control: max-age`): half of
+    /// what is left of the key activation delay once a running server has re-read the keys. A
+    /// verifier that caches that long refetches at least twice between a rotation's publication
+    /// and its activation, so it knows the new key before any token is signed with it.
+    pub fn jwks_max_age(&self) -> Duration {
+        self.key_activation_delay
+            .saturating_sub(self.key_reload_interval)
+            / 2
     }
 
     /// Whether the session cache is on, given the configured stores.

@@ -9,6 +9,7 @@
 
 mod cli;
 mod derived;
+mod http;
 mod secret;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -17,7 +18,8 @@ use clap::{ArgAction, Args, ValueEnum};
 
 use crate::domain::client_address::TrustedProxies;
 
-pub use cli::{Cli, Command, KeysCommand, UserCommand};
+pub use cli::{Cli, Command, HealthcheckArgs, KeysCommand, UserCommand};
+pub use http::HttpSettings;
 pub use secret::SecretString;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -201,9 +203,9 @@ pub struct Settings {
     #[arg(long, env = "AUTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
-    /// Serve Prometheus metrics at `http://ADDR/metrics` (off when unset).
-    #[arg(long, env = "AUTH_METRICS_ADDR", global = true)]
-    pub metrics_addr: Option<SocketAddr>,
+    /// The HTTP listener: key discovery, probes and metrics (`config/http.rs`).
+    #[command(flatten)]
+    pub http: HttpSettings,
 
     /// How often health checks probe the database (and Redis).
     #[arg(long, env = "AUTH_HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, global = true)]

@@ -1,13 +1,9 @@
-//! `grpc.health.v1` status that follows the dependencies: NOT_SERVING while the database (or
-//! Redis, when configured) does not answer, SERVING again once it does, and NOT_SERVING from the
-//! moment shutdown begins.
-//!
-//! The probe sees the database and Redis only as [`Dependency`]s: the transport knows that they
-//! answer, not what they are (`app.rs` implements the trait for the store and for Redis).
+//! `grpc.health.v1` status that follows [`Readiness`]: SERVING while the database answers,
+//! NOT_SERVING while it does not, and NOT_SERVING from the moment shutdown begins. Redis being
+//! away is degraded, not down (`readiness.rs` says why): health stays SERVING.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use auth_api::{
     envoy::service::auth::v3::authorization_server::AuthorizationServer,
     v1::{
@@ -15,12 +11,12 @@ use auth_api::{
         key_service_server::KeyServiceServer,
     },
 };
-use tokio::task::JoinHandle;
+use tokio::{sync::watch, task::JoinHandle};
 use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{AdminApi, AuthApi, ExtAuthzApi, KeyApi};
-use crate::domain::ports::StoreError;
+use crate::readiness::{Readiness, State};
 
 /// Every service whose status follows the dependencies ("" is the server as a whole).
 const SERVICES: [&str; 5] = [
@@ -30,17 +26,6 @@ const SERVICES: [&str; 5] = [
     <AdminServiceServer<AdminApi> as NamedService>::NAME,
     <AuthorizationServer<ExtAuthzApi> as NamedService>::NAME,
 ];
-
-/// Something the service cannot serve without (the database, Redis), as the probe sees it.
-#[async_trait]
-pub trait Dependency: Send + Sync {
-    /// Whether it answers a trivial request now; an error counts as down, and so does a reply
-    /// slower than [`PROBE_TIMEOUT`].
-    async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// A probe slower than this counts as a failure.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Health {
@@ -78,47 +63,25 @@ impl Health {
         }
     }
 
-    /// Probes the dependencies every `interval` and reports the result.
-    pub fn spawn_probe(
-        self,
-        store: impl Dependency + 'static,
-        redis: Option<impl Dependency + 'static>,
-        interval: Duration,
-    ) -> JoinHandle<()> {
+    /// Reports SERVING or NOT_SERVING as `readiness` is now (before returning, so the server
+    /// never answers "unknown service"), then as it changes.
+    pub async fn follow(self, readiness: &Readiness) -> JoinHandle<()> {
+        let mut changes = readiness.subscribe();
+        self.report_readiness(&mut changes).await;
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last = None;
-            loop {
-                ticker.tick().await;
-                let database = tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await;
-                let database_ok = matches!(database, Ok(Ok(())));
-                let redis_ok = match &redis {
-                    Some(redis) => matches!(
-                        tokio::time::timeout(PROBE_TIMEOUT, redis.ping()).await,
-                        Ok(Ok(()))
-                    ),
-                    None => true,
-                };
-                let status = if database_ok && redis_ok {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                };
-                if last != Some(status) {
-                    if status == ServingStatus::NotServing {
-                        tracing::warn!(
-                            database_ok,
-                            redis_ok,
-                            "a dependency is unreachable: NOT_SERVING"
-                        );
-                    } else if last.is_some() {
-                        tracing::info!("dependencies reachable again: SERVING");
-                    }
-                    self.set(status).await;
-                    last = Some(status);
-                }
+            while changes.changed().await.is_ok() {
+                self.report_readiness(&mut changes).await;
             }
         })
+    }
+
+    async fn report_readiness(&self, changes: &mut watch::Receiver<State>) {
+        let ready = changes.borrow_and_update().ready();
+        self.set(if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        })
+        .await;
     }
 }

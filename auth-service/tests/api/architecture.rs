@@ -128,8 +128,17 @@ fn imports(dir: &str, modules: &[&str], crates: &[&str]) -> Vec<String> {
 fn the_rules_import_neither_transport_storage_nor_machinery() {
     let found = imports(
         "domain",
-        &["grpc", "store", "engine", "app", "config", "metrics"],
-        &["tonic", "sqlx", "redis", "argon2", "prometheus"],
+        &[
+            "grpc",
+            "http",
+            "store",
+            "engine",
+            "app",
+            "config",
+            "metrics",
+            "readiness",
+        ],
+        &["tonic", "axum", "sqlx", "redis", "argon2", "prometheus"],
     );
     assert!(
         found.is_empty(),
@@ -154,7 +163,23 @@ fn storage_and_machinery_import_the_rules_never_the_transport() {
         &["grpc", "store", "app", "config"],
         &["sqlx", "redis"],
     ));
-    found.extend(imports("grpc", &["store"], &["sqlx", "redis"]));
+    found.extend(imports(
+        "grpc",
+        &["store", "http"],
+        &["sqlx", "redis", "axum"],
+    ));
+    // The HTTP listener is a transport too: the keys through the domain, never the store, and
+    // nothing of the gRPC one.
+    found.extend(imports(
+        "http",
+        &["store", "grpc", "engine"],
+        &["sqlx", "redis", "tonic"],
+    ));
+    found.extend(imports(
+        "readiness.rs",
+        &["store", "grpc", "http", "engine"],
+        &["sqlx", "redis", "tonic", "axum"],
+    ));
     assert!(found.is_empty(), "an arrow points the wrong way: {found:?}");
 }
 

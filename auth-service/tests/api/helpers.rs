@@ -19,6 +19,7 @@ use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
 
 mod binary;
+pub mod http_client;
 mod proxy;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -194,8 +195,9 @@ impl TestDatabase {
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
-    /// Where `/metrics` is served, when the settings enable it.
-    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Where the HTTP listener (key discovery, probes, `/metrics`) is, when the settings
+    /// enable it.
+    pub http_addr: Option<std::net::SocketAddr>,
     pub auth: AuthServiceClient<Channel>,
     pub keys: KeyServiceClient<Channel>,
     pub channel: Channel,
@@ -242,7 +244,7 @@ impl TestApp {
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let app = Application::build(settings.clone()).await?;
         let addr = app.local_addr();
-        let metrics_addr = app.metrics_addr();
+        let http_addr = app.http_addr();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = app
@@ -257,7 +259,7 @@ impl TestApp {
             .await?;
         Ok(Self {
             addr,
-            metrics_addr,
+            http_addr,
             auth: AuthServiceClient::new(channel.clone()),
             keys: KeyServiceClient::new(channel.clone()),
             channel,

@@ -21,6 +21,7 @@ mod deadlines;
 mod exchange;
 mod ext_authz;
 mod health;
+mod key_discovery;
 mod keys;
 mod lifecycle;
 mod login;

@@ -4,30 +4,23 @@ use std::time::Duration;
 
 use auth_api::v1::{self as pb, CredentialKind};
 use auth_service::config::SecretString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
 use crate::helpers::{
-    Backend, CuttableProxy, TestApp, TestDatabase, TestResult, assert_error, postgres_and_redis,
-    redis_host_port, test_settings, unique_email,
+    Backend, CuttableProxy, TestApp, TestDatabase, TestResult, assert_error, http_client,
+    postgres_and_redis, redis_host_port, test_settings, unique_email,
 };
 
 pub(crate) async fn scrape(
     app: &TestApp,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let addr = app.metrics_addr.ok_or("metrics are not enabled")?;
-    let mut connection = tokio::net::TcpStream::connect(addr).await?;
-    connection
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: test\r\n\r\n")
-        .await?;
-    let mut response = String::new();
-    connection.read_to_string(&mut response).await?;
-    let (head, body) = response.split_once("\r\n\r\n").ok_or("no HTTP head")?;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    Ok(body.to_owned())
+    let addr = app.http_addr.ok_or("the HTTP listener is not enabled")?;
+    let response = http_client::get(addr, "/metrics", &[]).await?;
+    assert_eq!(response.status, 200, "{response:?}");
+    Ok(response.body)
 }
 
 /// The value of the sample whose line starts with `series` (name and labels as exposed).
@@ -39,7 +32,7 @@ pub(crate) fn sample(body: &str, series: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_calls_logins_sessions_and_revocations() -> TestResult {
     let app = TestApp::spawn_with(&Backend::Sqlite, |settings| {
-        settings.metrics_addr = Some(([127, 0, 0, 1], 0).into());
+        settings.http.http_addr = Some(([127, 0, 0, 1], 0).into());
     })
     .await?;
     let email = unique_email("metrics");
@@ -121,54 +114,162 @@ async fn health_status(channel: &tonic::transport::Channel) -> Option<ServingSta
     Some(response.into_inner().status())
 }
 
-async fn wait_for_health(app: &TestApp, wanted: ServingStatus) -> TestResult {
+/// Asks `probe` every 100 ms until it returns something, for at most 15 s; `what` names the
+/// wait in the error.
+async fn poll<T, F, Fut>(
+    what: &str,
+    mut probe: F,
+) -> Result<T, Box<dyn std::error::Error + Send + Sync>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, Box<dyn std::error::Error + Send + Sync>>>,
+{
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        if health_status(&app.channel).await == Some(wanted) {
-            return Ok(());
+        if let Some(found) = probe().await? {
+            return Ok(found);
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("health never became {wanted:?}").into());
+            return Err(format!("{what}: not within 15 s").into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_is_not_serving_while_the_database_or_redis_is_unreachable() -> TestResult {
-    let Some((Backend::Postgres(base), redis)) = postgres_and_redis("health_follows_dependencies")
-    else {
-        return Ok(());
-    };
-    let host_port = base
-        .split_once('@')
-        .map_or(base.as_str(), |(_, rest)| rest)
+async fn wait_for_health(app: &TestApp, wanted: ServingStatus) -> TestResult {
+    poll(&format!("health {wanted:?}"), || async {
+        Ok((health_status(&app.channel).await == Some(wanted)).then_some(()))
+    })
+    .await
+}
+
+/// `host:port` of a `postgres://user@host:port/db` URL.
+fn postgres_host_port(base: &str) -> String {
+    base.split_once('@')
+        .map_or(base, |(_, rest)| rest)
         .split('/')
         .next()
         .unwrap_or_default()
-        .to_owned();
-    let database_proxy = CuttableProxy::start(host_port.clone()).await?;
-    let redis_proxy = CuttableProxy::start(redis_host_port(&redis)).await?;
+        .to_owned()
+}
+
+/// Polls `/readyz` until it answers `status`; returns its body.
+async fn wait_for_readyz(
+    app: &TestApp,
+    status: u16,
+) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+    let addr = app.http_addr.ok_or("the HTTP listener is not enabled")?;
+    poll(&format!("/readyz {status}"), || async {
+        let response = http_client::get(addr, "/readyz", &[]).await?;
+        Ok((response.status == status)
+            .then(|| response.json())
+            .transpose()?)
+    })
+    .await
+}
+
+/// Polls `/metrics` until `series` has `value`.
+async fn wait_for_sample(app: &TestApp, series: &str, value: f64) -> TestResult {
+    poll(&format!("{series} {value}"), || async {
+        Ok((sample(&scrape(app).await?, series) == Some(value)).then_some(()))
+    })
+    .await
+}
+
+/// A server on a fresh PostgreSQL schema reached through `database_proxy`, with Redis through
+/// `redis_proxy`, probing every 200 ms, with the HTTP listener on.
+async fn behind_proxies(
+    base: &str,
+    database_proxy: &CuttableProxy,
+    redis_proxy: &CuttableProxy,
+) -> Result<TestApp, Box<dyn std::error::Error + Send + Sync>> {
+    let host_port = postgres_host_port(base);
     let through_proxy =
         Backend::Postgres(base.replacen(&host_port, &database_proxy.addr.to_string(), 1));
     let database = TestDatabase::create(&through_proxy).await?;
     let mut settings = test_settings(&database);
     settings.health_check_interval = Duration::from_millis(200);
     settings.redis_url = Some(SecretString::new(format!("redis://{}", redis_proxy.addr)));
-    let app = TestApp::start(database, settings).await?;
+    settings.http.http_addr = Some(([127, 0, 0, 1], 0).into());
+    TestApp::start(database, settings).await
+}
+
+/// Without its database a replica cannot serve: health NOT_SERVING and `/readyz` 503, so load
+/// balancers route around it, while `/healthz` stays 200 (it must not be restarted for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_database_a_replica_is_not_ready_until_the_database_answers_again() -> TestResult
+{
+    let Some((Backend::Postgres(base), redis)) = postgres_and_redis("readiness_follows_database")
+    else {
+        return Ok(());
+    };
+    let database_proxy = CuttableProxy::start(postgres_host_port(&base)).await?;
+    let redis_proxy = CuttableProxy::start(redis_host_port(&redis)).await?;
+    let app = behind_proxies(&base, &database_proxy, &redis_proxy).await?;
+    let http = app.http_addr.ok_or("no HTTP listener")?;
     wait_for_health(&app, ServingStatus::Serving).await?;
+    let ready = wait_for_readyz(&app, 200).await?;
+    assert_eq!(ready["database"], "up", "{ready}");
+    assert_eq!(sample(&scrape(&app).await?, "auth_database_up"), Some(1.0));
 
     database_proxy.cut();
     wait_for_health(&app, ServingStatus::NotServing).await?;
+    let unready = wait_for_readyz(&app, 503).await?;
+    assert_eq!(unready["ready"], false, "{unready}");
+    assert_eq!(unready["database"], "down", "{unready}");
+    assert_eq!(http_client::get(http, "/healthz", &[]).await?.status, 200);
+    assert_eq!(sample(&scrape(&app).await?, "auth_database_up"), Some(0.0));
+    // The container probe says the same: not ready (exit 1), but alive.
+    let addr = app.addr.to_string();
+    let (ready, printed) = crate::health::healthcheck(&["--addr", &addr])?;
+    assert!(!ready, "healthcheck passed while NOT_SERVING: {printed}");
+    assert!(printed.contains("NOT_SERVING"), "{printed}");
+    let (alive, printed) = crate::health::healthcheck(&["--addr", &addr, "--live"])?;
+    assert!(alive, "{printed}");
+
     database_proxy.restore();
     wait_for_health(&app, ServingStatus::Serving).await?;
-
-    redis_proxy.cut();
-    wait_for_health(&app, ServingStatus::NotServing).await?;
-    redis_proxy.restore();
-    wait_for_health(&app, ServingStatus::Serving).await?;
+    wait_for_readyz(&app, 200).await?;
     // And the service works again.
     app.user_with_tokens(&unique_email("healthy")).await?;
+    Ok(())
+}
+
+/// Redis away costs speed, not service (RELIABILITY.md): `Login`, `Verify` and `Refresh` work,
+/// so health stays SERVING and `/readyz` 200, and `auth_redis_up` says Redis is away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_reported_as_degraded_while_the_replica_keeps_serving() -> TestResult {
+    let Some((Backend::Postgres(base), redis)) = postgres_and_redis("redis_outage_degrades") else {
+        return Ok(());
+    };
+    let database_proxy = CuttableProxy::start(postgres_host_port(&base)).await?;
+    let redis_proxy = CuttableProxy::start(redis_host_port(&redis)).await?;
+    let app = behind_proxies(&base, &database_proxy, &redis_proxy).await?;
+    wait_for_sample(&app, "auth_redis_up", 1.0).await?;
+    let (_, before) = app.user_with_tokens(&unique_email("before")).await?;
+
+    redis_proxy.cut();
+    wait_for_sample(&app, "auth_redis_up", 0.0).await?;
+    assert_eq!(
+        health_status(&app.channel).await,
+        Some(ServingStatus::Serving)
+    );
+    let ready = wait_for_readyz(&app, 200).await?;
+    assert_eq!(ready["redis"], "down", "{ready}");
+    assert_eq!(ready["database"], "up", "{ready}");
+    let (_, during) = app.user_with_tokens(&unique_email("during")).await?;
+    app.verify(&before.access_token).await?;
+    app.verify(&during.access_token).await?;
+    let rotated = app.refresh(&during.refresh_token).await?;
+    app.verify(&rotated.access_token).await?;
+    assert_eq!(
+        health_status(&app.channel).await,
+        Some(ServingStatus::Serving),
+        "health turned while Redis was away"
+    );
+
+    redis_proxy.restore();
+    wait_for_sample(&app, "auth_redis_up", 1.0).await?;
     Ok(())
 }
 

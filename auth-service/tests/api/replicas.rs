@@ -28,7 +28,7 @@ async fn two_replicas(
     let a = TestApp::spawn_with(&backend, configure).await?;
     let mut settings = a.settings.clone();
     configure(&mut settings);
-    settings.metrics_addr = Some(([127, 0, 0, 1], 0).into());
+    settings.http.http_addr = Some(([127, 0, 0, 1], 0).into());
     let b = TestApp::start(a.database.clone(), settings).await?;
     Ok(Some((a, b)))
 }

@@ -181,7 +181,7 @@ async fn a_local_verifier_allowed_to_fail_open_keeps_accepting_through_a_long_ou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() -> TestResult {
     let app = TestApp::spawn_with(&Backend::Sqlite, |settings| {
-        settings.metrics_addr = Some(([127, 0, 0, 1], 0).into());
+        settings.http.http_addr = Some(([127, 0, 0, 1], 0).into());
     })
     .await?;
     let interval = Duration::from_secs(2);
