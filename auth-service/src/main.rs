@@ -36,6 +36,7 @@ async fn main() -> ExitCode {
             commands::user(&settings, command, std::io::stdin().lock()).await
         }
         Some(Command::Keys { command }) => commands::keys(&settings, command).await,
+        Some(Command::Prune { dry_run }) => commands::prune(&settings, dry_run).await,
     };
     match outcome {
         Ok(message) => {

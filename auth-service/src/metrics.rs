@@ -1,7 +1,9 @@
 //! Prometheus metrics, served as text on a separate HTTP port (`AUTH_METRICS_ADDR`, off unless
 //! set). Request counters and latencies are recorded as calls complete (`Metrics` is the per-RPC
-//! log layer's `RpcObserver`); the gauges (live sessions, hashing queue, feed subscribers) are
-//! read from their sources at scrape time, so they cannot drift.
+//! log layer's `RpcObserver`); the gauges (hashing queue, feed subscribers) are read from their
+//! sources at scrape time, so they cannot drift. Live sessions are counted by the database at
+//! most once per [`LIVE_SESSIONS_SAMPLE`], from an index of the unrevoked sessions only (the
+//! migration `*_retention.sql`), never by scanning the table on every scrape.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -21,6 +23,8 @@ use crate::{
 };
 
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// How long a count of the live sessions is reported before the database is asked again.
+pub const LIVE_SESSIONS_SAMPLE: Duration = Duration::from_secs(15);
 
 pub struct Metrics {
     registry: Registry,
@@ -36,6 +40,8 @@ pub struct Metrics {
     signatures_checked: IntCounter,
     signature_rounds: IntCounter,
     sources: Sources,
+    /// When live sessions were last counted.
+    live_sessions_counted: tokio::sync::Mutex<Option<Timestamp>>,
 }
 
 /// Where the scrape-time gauges come from.
@@ -72,7 +78,7 @@ impl Metrics {
         )?;
         let live_sessions = IntGauge::new(
             "live_sessions",
-            "Sessions neither revoked nor expired (all replicas)",
+            "Sessions neither revoked nor expired (all replicas; counted at most every 15 s)",
         )?;
         let hashing_queue = IntGauge::new(
             "password_hashing_queue",
@@ -123,20 +129,13 @@ impl Metrics {
             signatures_checked,
             signature_rounds,
             sources,
+            live_sessions_counted: tokio::sync::Mutex::new(None),
         })
     }
 
     /// The text exposition of every metric, with the gauges read now.
     pub async fn render(&self) -> String {
-        match self
-            .sources
-            .store
-            .count_live_sessions(Timestamp::now())
-            .await
-        {
-            Ok(count) => set_gauge(&self.live_sessions, count),
-            Err(error) => tracing::warn!(%error, "counting live sessions for metrics failed"),
-        }
+        self.sample_live_sessions().await;
         set_gauge(&self.hashing_queue, self.sources.hasher.queue_depth());
         set_gauge(
             &self.feed_subscribers,
@@ -157,6 +156,25 @@ impl Metrics {
             tracing::warn!(%error, "encoding metrics failed");
         }
         String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    /// Counts the live sessions again if the last count is older than [`LIVE_SESSIONS_SAMPLE`]
+    /// (one count at a time: concurrent scrapes wait for it, then report it).
+    async fn sample_live_sessions(&self) {
+        let mut counted = self.live_sessions_counted.lock().await;
+        let now = Timestamp::now();
+        if counted.is_some_and(|at| now.since(at) < LIVE_SESSIONS_SAMPLE) {
+            return;
+        }
+        match self.sources.store.count_live_sessions(now).await {
+            Ok(count) => {
+                set_gauge(&self.live_sessions, count);
+                *counted = Some(now);
+            }
+            Err(error) => tracing::warn!(%error, "counting live sessions for metrics failed"),
+        }
     }
 }
 

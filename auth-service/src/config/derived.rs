@@ -39,7 +39,7 @@ impl Settings {
                 "AUTH_EXCHANGE_AUDIENCES must not list the management audience {management:?}"
             ));
         }
-        Ok(())
+        self.retention_contradictions()
     }
 
     pub fn policy(&self) -> Policy {
