@@ -463,3 +463,37 @@ async fn the_background_pruner_deletes_old_rows_and_one_process_prunes_at_a_time
     }
     Ok(())
 }
+
+/// The live-sessions gauge's count (`Store::count_live_sessions`) reads the partial index of
+/// unrevoked sessions, which holds every column it needs, never the table itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_sessions_count_reads_only_the_index_of_unrevoked_sessions() -> TestResult {
+    let app = TestApp::spawn_with(&Backend::Sqlite, short_retention).await?;
+    app.user_with_tokens(&unique_email("counted")).await?;
+    let dir = app
+        .database
+        .env()
+        .into_iter()
+        .find(|(name, _)| *name == "AUTH_DATA_DIR")
+        .map(|(_, dir)| dir)
+        .ok_or("no data dir")?;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{dir}/auth.db")).await?;
+    let rows = sqlx::query(
+        "EXPLAIN QUERY PLAN SELECT COUNT(*) AS live FROM sessions WHERE revoked_at IS NULL \
+         AND expires_at > $1 AND last_seen_at + idle_timeout_ms > $1",
+    )
+    .bind(Timestamp::now().millis())
+    .fetch_all(&pool)
+    .await?;
+    let detail: Vec<String> = rows
+        .iter()
+        .map(|row| sqlx::Row::try_get::<String, _>(row, "detail"))
+        .collect::<Result<_, _>>()?;
+    assert!(
+        detail
+            .iter()
+            .any(|line| line.contains("USING COVERING INDEX sessions_unrevoked")),
+        "{detail:?}"
+    );
+    Ok(())
+}
