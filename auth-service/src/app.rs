@@ -25,7 +25,9 @@ use crate::{
         decision_cache::DecisionCache,
         hashing::PasswordHasher,
         hub::{self, RevocationHub},
+        key_seal::KeySealError,
         keys::KeyManager,
+        keys_at_rest, pruner,
         session_cache::LiveSessions,
     },
     grpc::{AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer},
@@ -52,6 +54,8 @@ pub enum StartError {
     Tls(#[from] auth_api::tls::TlsError),
     #[error("settings: {0}")]
     Settings(String),
+    #[error("{0}")]
+    KeysAtRest(#[from] KeySealError),
 }
 
 /// The parts every entry point (server, CLI commands) shares.
@@ -69,7 +73,9 @@ impl Components {
         settings.contradictions().map_err(StartError::Settings)?;
         let database_url = settings.database_url.as_ref().map(|url| url.expose());
         let store = store::connect(database_url, &settings.data_dir).await?;
-        let keys = Arc::new(KeyManager::start(store.clone(), Timestamp::now()).await?);
+        let key_file = settings.storage.key_encryption_key_file.as_deref();
+        let seal = keys_at_rest::load(store.as_ref(), key_file).await?;
+        let keys = Arc::new(KeyManager::start_sealed(store.clone(), Timestamp::now(), seal).await?);
         let hasher = Arc::new(PasswordHasher::new(settings.hashing()).await?);
         let mut hub = RevocationHub::new(store.clone(), settings.tokens_outlive_revocation_by())
             .with_keys(keys.clone());
@@ -224,6 +230,12 @@ impl Application {
         background.push(hub::spawn_reconciler(
             revocations.clone(),
             settings.revocation_poll_interval,
+        ));
+        let prune_interval = settings.storage.prune_interval;
+        background.extend(pruner::spawn(
+            store.clone(),
+            settings.prune_rules(),
+            prune_interval,
         ));
         // ext_authz: the decision cache follows the revocation feed from here on.
         let (decision_cache, decision_sync) =

@@ -1,12 +1,19 @@
 //! The administrative subcommands of the binary, run against the same database settings as the
-//! server: `user create` (the first admin), `keys rotate` and `keys revoke`.
+//! server: `user create` (the first admin), `keys rotate`, `keys revoke`, `keys rewrap` and
+//! `prune`.
 
 use std::io::BufRead;
 
 use crate::{
     app::{Components, StartError},
     config::{KeysCommand, Settings, UserCommand},
-    domain::{AuthError, Timestamp},
+    domain::{AuthError, Timestamp, ports::Store},
+    engine::{
+        key_seal::KeySeal,
+        keys_at_rest,
+        pruner::{self, PruneOutcome},
+    },
+    store,
 };
 
 /// Creates an account; the password is the first line of `password_input` (never a flag, which
@@ -47,6 +54,23 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<String, S
                 humantime::format_duration(delay)
             ))
         }
+        KeysCommand::Rewrap { new_key_file } => {
+            let store = open_store(settings).await?;
+            let current = settings
+                .storage
+                .key_encryption_key_file
+                .as_deref()
+                .map(KeySeal::from_file)
+                .transpose()?;
+            let new = KeySeal::from_file(&new_key_file)?;
+            let resealed = keys_at_rest::rewrap(store.as_ref(), current.as_ref(), &new).await?;
+            Ok(format!(
+                "re-sealed {resealed} signing keys with key {}; now point AUTH_KEY_ENCRYPTION_KEY_FILE \
+                 at {} and restart every server",
+                new.id_text(),
+                new_key_file.display()
+            ))
+        }
         KeysCommand::Revoke { kid } => {
             let components = Components::open(settings).await?;
             let successor = components
@@ -65,6 +89,41 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<String, S
             })
         }
     }
+}
+
+/// `prune [--dry-run]`: one pruning run now, with the servers' retention settings.
+pub async fn prune(settings: &Settings, dry_run: bool) -> Result<String, StartError> {
+    let store = open_store(settings).await?;
+    let outcome = pruner::prune(
+        store.as_ref(),
+        &settings.prune_rules(),
+        Timestamp::now(),
+        dry_run,
+    )
+    .await?;
+    let table = |verb: &str, counts: crate::domain::ports::PruneCounts| {
+        format!(
+            "{verb}: sessions={} refresh_tokens={} session_changes={} signing_keys={}",
+            counts.sessions, counts.refresh_tokens, counts.session_changes, counts.signing_keys
+        )
+    };
+    Ok(match outcome {
+        PruneOutcome::Pruned(counts) => table("pruned", counts),
+        PruneOutcome::WouldPrune(counts) => {
+            format!(
+                "{} (dry run: nothing deleted)",
+                table("would prune", counts)
+            )
+        }
+        PruneOutcome::Busy => "another process is pruning this database; nothing done".into(),
+    })
+}
+
+/// The database alone, for the commands that need neither keys nor hashing.
+async fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn Store>, StartError> {
+    settings.contradictions().map_err(StartError::Settings)?;
+    let database_url = settings.database_url.as_ref().map(|url| url.expose());
+    Ok(store::connect(database_url, &settings.data_dir).await?)
 }
 
 fn read_first_line(mut input: impl BufRead) -> Result<String, AuthError> {

@@ -38,6 +38,7 @@ async fn main() -> ExitCode {
         }
         Some(Command::Keys { command }) => commands::keys(&settings, command).await,
         Some(Command::Healthcheck(args)) => return healthcheck::run(&settings, &args).await,
+        Some(Command::Prune { dry_run }) => commands::prune(&settings, dry_run).await,
     };
     match outcome {
         Ok(message) => {

@@ -1,8 +1,10 @@
 //! Prometheus metrics, served as text at `/metrics` on the HTTP listener (`AUTH_HTTP_ADDR`, off
 //! unless set; `http/metrics.rs`). Request counters and latencies are recorded as calls complete
-//! (`Metrics` is the per-RPC log layer's `RpcObserver`); the gauges (live sessions, hashing
-//! queue, feed subscribers, whether the database and Redis answer) are read from their sources at
-//! scrape time, so they cannot drift.
+//! (`Metrics` is the per-RPC log layer's `RpcObserver`); the gauges (hashing queue, feed
+//! subscribers, whether the database and Redis answer) are read from their sources at scrape time,
+//! so they cannot drift. Live sessions are counted by the database at most once per
+//! [`LIVE_SESSIONS_SAMPLE`], from an index of the unrevoked sessions only (the migration
+//! `*_retention.sql`), never by scanning the table on every scrape.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,6 +19,9 @@ use crate::{
     engine::{hashing::PasswordHasher, hub::RevocationHub, keys::KeyManager},
     readiness::Readiness,
 };
+
+/// How long a count of the live sessions is reported before the database is asked again.
+pub const LIVE_SESSIONS_SAMPLE: Duration = Duration::from_secs(15);
 
 pub struct Metrics {
     registry: Registry,
@@ -35,6 +40,8 @@ pub struct Metrics {
     /// Registered only when Redis is configured.
     redis_up: Option<IntGauge>,
     sources: Sources,
+    /// When live sessions were last counted.
+    live_sessions_counted: tokio::sync::Mutex<Option<Timestamp>>,
 }
 
 /// Where the scrape-time gauges come from.
@@ -72,7 +79,7 @@ impl Metrics {
         )?;
         let live_sessions = IntGauge::new(
             "live_sessions",
-            "Sessions neither revoked nor expired (all replicas)",
+            "Sessions neither revoked nor expired (all replicas; counted at most every 15 s)",
         )?;
         let hashing_queue = IntGauge::new(
             "password_hashing_queue",
@@ -141,20 +148,13 @@ impl Metrics {
             database_up,
             redis_up,
             sources,
+            live_sessions_counted: tokio::sync::Mutex::new(None),
         })
     }
 
     /// The text exposition of every metric, with the gauges read now.
     pub async fn render(&self) -> String {
-        match self
-            .sources
-            .store
-            .count_live_sessions(Timestamp::now())
-            .await
-        {
-            Ok(count) => set_gauge(&self.live_sessions, count),
-            Err(error) => tracing::warn!(%error, "counting live sessions for metrics failed"),
-        }
+        self.sample_live_sessions().await;
         set_gauge(&self.hashing_queue, self.sources.hasher.queue_depth());
         let dependencies = self.sources.readiness.current();
         self.database_up.set(i64::from(dependencies.database_up));
@@ -180,6 +180,25 @@ impl Metrics {
             tracing::warn!(%error, "encoding metrics failed");
         }
         String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    /// Counts the live sessions again if the last count is older than [`LIVE_SESSIONS_SAMPLE`]
+    /// (one count at a time: concurrent scrapes wait for it, then report it).
+    async fn sample_live_sessions(&self) {
+        let mut counted = self.live_sessions_counted.lock().await;
+        let now = Timestamp::now();
+        if counted.is_some_and(|at| now.since(at) < LIVE_SESSIONS_SAMPLE) {
+            return;
+        }
+        match self.sources.store.count_live_sessions(now).await {
+            Ok(count) => {
+                set_gauge(&self.live_sessions, count);
+                *counted = Some(now);
+            }
+            Err(error) => tracing::warn!(%error, "counting live sessions for metrics failed"),
+        }
     }
 }
 

@@ -1,8 +1,8 @@
-//! The command line: `serve` (the default), `user`, `keys` and `healthcheck` subcommands around
-//! the flattened [`Settings`], which every subcommand shares. What the subcommands do lives in
-//! `commands.rs` (`healthcheck`: `healthcheck.rs`).
+//! The command line: `serve` (the default), `user`, `keys`, `prune` and `healthcheck` subcommands
+//! around the flattened [`Settings`], which every subcommand shares. What the subcommands do lives
+//! in `commands.rs` (`healthcheck`: `healthcheck.rs`).
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -34,6 +34,14 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Delete what no rule needs any more (ended sessions past AUTH_RETAIN_ENDED_SESSIONS with
+    /// their refresh-token hashes, old change-log rows, retired key rows), as the servers do every
+    /// AUTH_PRUNE_INTERVAL, and print how many rows of each table.
+    Prune {
+        /// Only count what would be deleted now.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Ask a running server's gRPC health service whether it serves (exit status 0) or not (1):
     /// for container and Kubernetes probes, in place of a bare TCP connect.
@@ -84,5 +92,12 @@ pub enum KeysCommand {
         /// The key id (a `kid` of the JWKS, or of a token's header).
         #[arg(allow_hyphen_values = true)]
         kid: String,
+    },
+    /// Re-seal every signing key's private half with the key in `--new-key-file` (opening them
+    /// with AUTH_KEY_ENCRYPTION_KEY_FILE, or sealing plaintext ones), in one transaction; then
+    /// point AUTH_KEY_ENCRYPTION_KEY_FILE at the new file and restart the servers.
+    Rewrap {
+        #[arg(long)]
+        new_key_file: PathBuf,
     },
 }

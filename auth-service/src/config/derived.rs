@@ -41,7 +41,7 @@ impl Settings {
         }
         self.http.listen_addr()?;
         self.http.public_url()?;
-        Ok(())
+        self.retention_contradictions()
     }
 
     pub fn policy(&self) -> Policy {

@@ -11,6 +11,7 @@ mod cli;
 mod derived;
 mod http;
 mod secret;
+mod storage;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -21,6 +22,7 @@ use crate::domain::client_address::TrustedProxies;
 pub use cli::{Cli, Command, HealthcheckArgs, KeysCommand, UserCommand};
 pub use http::HttpSettings;
 pub use secret::SecretString;
+pub use storage::StorageSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -358,6 +360,10 @@ pub struct Settings {
     /// client without such a certificate cannot connect. Needs AUTH_TLS_CERT and AUTH_TLS_KEY.
     #[arg(long, env = "AUTH_TLS_CLIENT_CA", global = true)]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// Signing keys at rest and the pruning of ended data (`storage.rs`).
+    #[command(flatten)]
+    pub storage: StorageSettings,
 }
 
 /// `AUTH_TRUSTED_PROXIES`: a bad entry stops the start with the reason.

@@ -21,6 +21,7 @@ pub mod password_policy;
 pub mod policy;
 pub mod ports;
 pub mod refresh;
+pub mod retention;
 pub mod revoker;
 pub mod session;
 mod sessions;

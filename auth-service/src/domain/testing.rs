@@ -15,9 +15,9 @@ use super::{
     Timestamp,
     model::Revocation,
     ports::{
-        FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, RefreshRotation,
-        RevocationNews, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store,
-        StoreError, UserRecord,
+        FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession,
+        PrivateKeyReplacement, RefreshRotation, RevocationNews, RevokeReason, RevokedSession,
+        SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
     },
     revoker::Revoker,
 };
@@ -411,6 +411,27 @@ impl Store for MemoryStore {
             }
         }
         Ok(erased)
+    }
+
+    async fn replace_private_keys(
+        &self,
+        replacements: &[PrivateKeyReplacement],
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.tables()?;
+        let unchanged = replacements.iter().all(|r| {
+            tables.keys.iter().any(|k| {
+                k.kid == r.kid && k.private_pkcs8.as_deref() == Some(r.expected.as_slice())
+            })
+        });
+        if !unchanged {
+            return Ok(false);
+        }
+        for r in replacements {
+            for key in tables.keys.iter_mut().filter(|k| k.kid == r.kid) {
+                key.private_pkcs8 = Some(r.replacement.clone());
+            }
+        }
+        Ok(true)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -15,10 +15,14 @@ use auth_api::access_token::{self, AccessClaims};
 use tokio::sync::{Mutex, RwLock};
 
 pub use super::key_ring::{KeyRing, LoadedKey, generate_key};
-use super::signatures::{CheckCounts, SignatureChecks};
+use super::{
+    key_seal::KeySeal,
+    keys_at_rest,
+    signatures::{CheckCounts, SignatureChecks},
+};
 use crate::domain::{
     AuthError, Timestamp,
-    ports::{KeyRotation, KeyRotationOutcome, SigningKeys, Store, StoreError},
+    ports::{KeyRotation, KeyRotationOutcome, SigningKeyRecord, SigningKeys, Store, StoreError},
 };
 
 /// How often an unknown `kid` may trigger a reload from the store: a flood of forged `kid`s must
@@ -35,21 +39,35 @@ pub struct KeyManager {
     signatures: Arc<SignatureChecks>,
     /// Keys another replica revoked, refused before the ring is re-read.
     distrusted: std::sync::RwLock<HashSet<String>>,
+    /// Seals private halves before they are written (`AUTH_KEY_ENCRYPTION_KEY_FILE`).
+    seal: Option<Arc<KeySeal>>,
 }
 
 impl KeyManager {
     /// Loads the keys (erasing expired private halves), generating one that signs at once if
-    /// none can.
+    /// none can. Private halves are stored in plaintext: see [`KeyManager::start_sealed`].
     pub async fn start(store: Arc<dyn Store>, now: Timestamp) -> Result<Self, AuthError> {
+        Self::start_sealed(store, now, None).await
+    }
+
+    /// Like [`KeyManager::start`], sealing every private half it writes with `seal` (and
+    /// opening sealed ones it reads). Run [`keys_at_rest::prepare`] first.
+    pub async fn start_sealed(
+        store: Arc<dyn Store>,
+        now: Timestamp,
+        seal: Option<Arc<KeySeal>>,
+    ) -> Result<Self, AuthError> {
         store.erase_expired_signing_keys(now).await?;
-        let mut ring = KeyRing::from_records(&store.list_signing_keys().await?)?;
+        let opened = |records| keys_at_rest::open_records(records, seal.as_deref());
+        let mut ring = KeyRing::from_records(&opened(store.list_signing_keys().await?)?)?;
         if ring.signing_key(now).is_err() {
-            match store.insert_signing_key(&generate_key(now, now)?).await {
+            let key = keys_at_rest::sealed(generate_key(now, now)?, seal.as_deref())?;
+            match store.insert_signing_key(&key).await {
                 // Another replica starting at the same instant inserted one first: use it.
                 Ok(()) | Err(StoreError::Conflict) => {}
                 Err(error) => return Err(error.into()),
             }
-            ring = KeyRing::from_records(&store.list_signing_keys().await?)?;
+            ring = KeyRing::from_records(&opened(store.list_signing_keys().await?)?)?;
         }
         Ok(Self {
             store,
@@ -59,7 +77,12 @@ impl KeyManager {
                 std::thread::available_parallelism().map_or(1, |threads| threads.get()),
             ),
             distrusted: std::sync::RwLock::new(HashSet::new()),
+            seal,
         })
+    }
+
+    fn open(&self, records: Vec<SigningKeyRecord>) -> Result<Vec<SigningKeyRecord>, AuthError> {
+        Ok(keys_at_rest::open_records(records, self.seal.as_deref())?)
     }
 
     /// Signatures checked, and in how many rounds (their ratio is the mean batch size).
@@ -81,7 +104,7 @@ impl KeyManager {
         if erased > 0 {
             tracing::info!(erased, "private halves of expired signing keys erased");
         }
-        let ring = KeyRing::from_records(&self.store.list_signing_keys().await?)?;
+        let ring = KeyRing::from_records(&self.open(self.store.list_signing_keys().await?)?)?;
         *self.ring.write().await = Arc::new(ring);
         Ok(())
     }
@@ -140,7 +163,8 @@ impl KeyManager {
     ) -> Result<(String, KeyRotationOutcome), AuthError> {
         let mut attempts = 0;
         loop {
-            let successor = generate_key(now, activates_at)?;
+            let successor =
+                keys_at_rest::sealed(generate_key(now, activates_at)?, self.seal.as_deref())?;
             let rotation = KeyRotation {
                 successor: &successor,
                 now,

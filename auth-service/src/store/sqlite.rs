@@ -54,4 +54,21 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// One process writes the embedded database; a second (say, `auth-service prune` beside the
+    /// server) only repeats deletes that are idempotent. No lease is needed.
+    async fn lease_pruning(
+        &self,
+    ) -> Result<Option<Box<dyn crate::domain::ports::PruneLease>>, StoreError> {
+        Ok(Some(Box::new(NoLease)))
+    }
+}
+
+struct NoLease;
+
+#[async_trait::async_trait]
+impl crate::domain::ports::PruneLease for NoLease {
+    async fn release(self: Box<Self>) {}
+}
+
 impl_sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);

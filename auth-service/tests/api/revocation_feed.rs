@@ -23,7 +23,7 @@ on_both_backends!(
 );
 
 /// Reads events up to and including `snapshot_complete`.
-async fn read_snapshot(
+pub(crate) async fn read_snapshot(
     events: &mut Streaming<pb::RevocationEvent>,
 ) -> Result<Vec<pb::RevocationEvent>, Box<dyn std::error::Error + Send + Sync>> {
     let mut seen = Vec::new();
@@ -40,7 +40,7 @@ async fn read_snapshot(
     }
 }
 
-fn revoked_session_ids(events: &[pb::RevocationEvent]) -> Vec<String> {
+pub(crate) fn revoked_session_ids(events: &[pb::RevocationEvent]) -> Vec<String> {
     events
         .iter()
         .filter_map(|event| match &event.event {
@@ -51,7 +51,7 @@ fn revoked_session_ids(events: &[pb::RevocationEvent]) -> Vec<String> {
 }
 
 /// The next SessionRevoked event, skipping heartbeats and key changes.
-async fn next_revocation(
+pub(crate) async fn next_revocation(
     events: &mut Streaming<pb::RevocationEvent>,
 ) -> Result<pb::RevocationEvent, Box<dyn std::error::Error + Send + Sync>> {
     loop {
@@ -64,7 +64,7 @@ async fn next_revocation(
     }
 }
 
-async fn logout(app: &TestApp, token: &str) -> TestResult {
+pub(crate) async fn logout(app: &TestApp, token: &str) -> TestResult {
     app.auth
         .clone()
         .logout(pb::LogoutRequest {

@@ -4,6 +4,7 @@
 
 mod fanout;
 mod machinery;
+mod retention;
 mod store;
 
 pub use fanout::{Fanout, FanoutEvent, FanoutListener};
@@ -11,7 +12,9 @@ pub use machinery::{
     CacheTicket, LiveSession, PasswordHashing, RevocationNews, RevokedSetCheck, SessionCache,
     SigningKeys,
 };
+pub use retention::{PruneCounts, PruneLease, Retention};
 pub use store::{
-    KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, RefreshRotation, RevokeReason,
-    RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+    KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, PrivateKeyReplacement,
+    RefreshRotation, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store,
+    StoreError, UserRecord,
 };

@@ -209,6 +209,14 @@ pub enum KeyRotationOutcome {
     AlreadyRevoked,
 }
 
+/// One row of [`Store::replace_private_keys`]: the private half of `kid` becomes `replacement`
+/// if it is still `expected` (sealing at rest, `engine/keys_at_rest.rs`).
+pub struct PrivateKeyReplacement {
+    pub kid: String,
+    pub expected: Vec<u8>,
+    pub replacement: Vec<u8>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `Conflict` if the email key is taken.
@@ -316,9 +324,20 @@ pub trait Store: Send + Sync + 'static {
     /// Erases the private half of every key whose `drop_after` is before `now` (every token it
     /// signed has expired); returns how many.
     async fn erase_expired_signing_keys(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Replaces private halves all at once, in one transaction: false, with nothing written, if
+    /// any row no longer holds its `expected` value.
+    async fn replace_private_keys(
+        &self,
+        replacements: &[PrivateKeyReplacement],
+    ) -> Result<bool, StoreError>;
 
     /// Cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Deleting what no rule needs any more, where the backend supports it.
+    fn retention(&self) -> Option<&dyn super::Retention> {
+        None
+    }
 }
 
 impl From<RevokedSession> for Revocation {

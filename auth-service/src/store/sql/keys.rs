@@ -79,6 +79,28 @@ macro_rules! key_statements {
             Ok(erased.rows_affected())
         }
 
+        /// All or nothing: each row only if it still holds what the caller read.
+        async fn replace_keys(
+            pool: &sqlx::Pool<KeyDb>,
+            replacements: &[PrivateKeyReplacement],
+        ) -> Result<bool, StoreError> {
+            let mut tx = pool.begin().await?;
+            for replacement in replacements {
+                let replaced = sqlx::query("UPDATE signing_keys SET private_key = $3 WHERE kid = $1 AND private_key = $2")
+                    .bind(&replacement.kid)
+                    .bind(&replacement.expected)
+                    .bind(&replacement.replacement)
+                    .execute(&mut *tx)
+                    .await?;
+                if replaced.rows_affected() != 1 {
+                    // Dropping the transaction rolls every earlier replacement back.
+                    return Ok(false);
+                }
+            }
+            tx.commit().await?;
+            Ok(true)
+        }
+
         /// `seq` is one past every key before it; the unique constraint on it refuses the loser
         /// of two rotations racing in the same instant (it may retry).
         async fn insert_key<'e, E>(executor: E, key: &SigningKeyRecord) -> Result<(), StoreError>

@@ -10,11 +10,13 @@ mod changes;
 pub(crate) mod group_commit;
 mod keys;
 mod rotations;
+mod retention;
 mod rows;
 
 pub(crate) use changes::change_log;
 pub(crate) use keys::key_statements;
 pub(crate) use rotations::rotation_writer;
+pub(crate) use retention::{dropped_keys, ended_before, old_changes, retention_statements};
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
 
 macro_rules! impl_sql_store {
@@ -26,7 +28,7 @@ macro_rules! impl_sql_store {
             Timestamp,
             model::{Revocation, SessionKind},
             ports::{
-                FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, RefreshRotation,
+                FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, PrivateKeyReplacement, RefreshRotation,
                 RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
             },
         };
@@ -35,6 +37,7 @@ macro_rules! impl_sql_store {
         $crate::store::sql::change_log!($row);
         $crate::store::sql::key_statements!($row);
         $crate::store::sql::rotation_writer!($row);
+        $crate::store::sql::retention_statements!($store, $row);
 
         #[async_trait]
         impl Store for $store {
@@ -337,9 +340,17 @@ macro_rules! impl_sql_store {
                 erase_keys(&self.pool, now).await
             }
 
+            async fn replace_private_keys(&self, replacements: &[PrivateKeyReplacement]) -> Result<bool, StoreError> {
+                replace_keys(&self.pool, replacements).await
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            fn retention(&self) -> Option<&dyn Retention> {
+                Some(self)
             }
         }
 
