@@ -238,6 +238,10 @@ async fn the_rust_local_verifier_gives_every_verdict_of_the_feed_sequences() {
                     ));
                 }
             } else {
+                // The key set the feed announces is also what GetJwks answers from then on.
+                if let Some(jwks) = step.get("keys_changed") {
+                    *keys.jwks.lock().await = jwks.to_string();
+                }
                 let applied = verifier.next_feed_event();
                 send(feed_event(step).unwrap()).await;
                 tokio::time::timeout(Duration::from_secs(5), applied)
