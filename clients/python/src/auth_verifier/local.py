@@ -96,11 +96,17 @@ class LocalVerifier:
         """Whether the feed is connected and its snapshot received."""
         return self._live.is_set()
 
-    def wait_for_feed_event(self, timeout: float) -> bool:
-        """Blocks until the next feed event (revocation, key change or heartbeat) is applied;
-        False on timeout."""
+    @property
+    def feed_events_applied(self) -> int:
+        """How many feed events have been applied so far (for :meth:`wait_for_feed_event`)."""
+        return self._applied_count
+
+    def wait_for_feed_event(self, timeout: float, after: Optional[int] = None) -> bool:
+        """Blocks until a feed event (revocation, key change or heartbeat) is applied after
+        this call, or after the ``after``-th event (:attr:`feed_events_applied`); False on
+        timeout."""
         with self._applied:
-            seen = self._applied_count
+            seen = self._applied_count if after is None else after
             return self._applied.wait_for(lambda: self._applied_count != seen, timeout)
 
     def close(self) -> None:
