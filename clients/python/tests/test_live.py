@@ -151,3 +151,40 @@ def test_a_remote_verifier_that_cannot_reach_the_auth_service_fails_closed():
     with pytest.raises(VerifyError) as refused:
         verifier.verify("a.b.c")
     assert refused.value.reason == AUTH_UNAVAILABLE
+
+
+def test_the_async_interceptor_hands_the_principal_to_an_aio_handler_and_refuses_with_the_reason(auth_addr):
+    import asyncio
+
+    from auth_verifier import AsyncAuthInterceptor
+
+    account = Account(auth_addr)
+    token = account.login()
+
+    async def scenario():
+        async def who(request: bytes, context) -> bytes:
+            return current_principal().user_id.encode()
+
+        with LocalVerifier(auth_addr, audience="api") as verifier:
+            server = grpc.aio.server(interceptors=[AsyncAuthInterceptor(verifier)])
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler("test.Echo", {"Who": grpc.unary_unary_rpc_method_handler(who)}),)
+            )
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    call = channel.unary_unary("/test.Echo/Who")
+                    user_id = await call(b"", metadata=[("authorization", f"Bearer {token}")], timeout=5)
+                    assert user_id.decode() == verifier.verify(token).user_id
+                    with pytest.raises(grpc.aio.AioRpcError) as refused:
+                        await call(b"", metadata=[("authorization", "Bearer x.y.z")], timeout=5)
+                    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                    assert reason_of(refused.value) == "TOKEN_INVALID"
+            finally:
+                await server.stop(None)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        account.close()
