@@ -2,6 +2,7 @@
 //! `vectors.rs` generates, and the Rust verifier gives every verdict they expect. The Python and
 //! Node verifiers (`clients/`) run the same files, so a rule one of them misses fails CI.
 
+mod live;
 mod vectors;
 
 use std::{path::PathBuf, pin::Pin, sync::Arc, time::Duration};
