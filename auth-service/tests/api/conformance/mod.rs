@@ -110,12 +110,14 @@ fn the_rust_token_rules_give_every_verdict_of_the_token_vectors() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+type FeedEvents = mpsc::Receiver<Result<RevocationEvent, Status>>;
+
 /// A KeyService that answers with a sequence's key set and streams the events the test sends:
 /// the feed of `sequences.json`, so the real [`LocalVerifier`] runs each sequence end to end.
 #[derive(Clone)]
 struct ScriptedKeys {
     jwks: Arc<Mutex<String>>,
-    feed: Arc<Mutex<Option<mpsc::Receiver<Result<RevocationEvent, Status>>>>>,
+    feed: Arc<Mutex<Option<FeedEvents>>>,
 }
 
 #[tonic::async_trait]
@@ -158,7 +160,6 @@ fn feed_event(step: &Value) -> Option<Event> {
     if let Some(kid) = step.get("signing_key_revoked") {
         return Some(Event::SigningKeyRevoked(SigningKeyRevoked {
             kid: kid.as_str()?.into(),
-            ..Default::default()
         }));
     }
     if let Some(revoked) = step.get("session_revoked") {
