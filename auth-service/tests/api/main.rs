@@ -17,6 +17,7 @@ mod auth_layer;
 mod authctl;
 mod brute_force;
 mod cli;
+mod conformance;
 mod deadlines;
 mod exchange;
 mod ext_authz;
