@@ -56,6 +56,8 @@ pub enum StartError {
     Settings(String),
     #[error("{0}")]
     KeysAtRest(#[from] KeySealError),
+    #[error("cannot use Redis: {0}")]
+    Redis(StoreError),
 }
 
 /// The parts every entry point (server, CLI commands) shares.
@@ -70,6 +72,7 @@ pub struct Components {
 
 impl Components {
     pub async fn open(settings: &Settings) -> Result<Self, StartError> {
+        let settings = &settings.with_secret_files().map_err(StartError::Settings)?;
         settings.contradictions().map_err(StartError::Settings)?;
         let database_url = settings.database_url.as_ref().map(|url| url.expose());
         let store = store::connect(database_url, &settings.data_dir).await?;
@@ -89,8 +92,14 @@ impl Components {
         hub = hub.with_live_sessions(sessions.clone());
         let redis = match &settings.redis_url {
             Some(url) => {
-                let link =
-                    redis_fanout::RedisLink::open(url.expose(), &settings.redis_channel_prefix)?;
+                let tls = settings.redis_tls().map_err(StartError::Settings)?;
+                let link = redis_fanout::RedisLink::open(
+                    url.expose(),
+                    tls.as_ref(),
+                    &settings.redis_channel_prefix,
+                )
+                .await
+                .map_err(StartError::Redis)?;
                 hub = hub.with_fanout(link.fanout());
                 Some(link)
             }
@@ -153,8 +162,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let settings = settings.with_secret_files().map_err(StartError::Settings)?;
         let tls = settings.server_tls()?;
         let components = Components::open(&settings).await?;
+        tracing::info!("effective settings: {}", settings.effective());
+        for doubt in settings.doubtful_combinations() {
+            tracing::warn!("{doubt}");
+        }
         let addr = settings.listen_addr;
         let listener = TcpListener::bind(addr)
             .await

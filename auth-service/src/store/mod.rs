@@ -8,8 +8,10 @@
 mod postgres;
 pub mod redis_fanout;
 pub mod redis_limiter;
+pub mod redis_tls;
 mod sql;
 mod sqlite;
+mod tls_failure;
 
 use std::{path::Path, sync::Arc};
 
