@@ -34,7 +34,7 @@ use crate::{
     http::HttpApi,
     metrics::{self, Metrics},
     readiness::{Dependency, Readiness},
-    store::{self, redis_fanout},
+    store::{self, redis_fanout, redis_tls},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +56,8 @@ pub enum StartError {
     Settings(String),
     #[error("{0}")]
     KeysAtRest(#[from] KeySealError),
-    #[error("cannot use Redis: {0}")]
-    Redis(StoreError),
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// The parts every entry point (server, CLI commands) shares.
@@ -99,7 +99,7 @@ impl Components {
                     &settings.redis_channel_prefix,
                 )
                 .await
-                .map_err(StartError::Redis)?;
+                .map_err(|error| StartError::Redis(redis_tls::start_failure(error)))?;
                 hub = hub.with_fanout(link.fanout());
                 Some(link)
             }
@@ -165,10 +165,7 @@ impl Application {
         let settings = settings.with_secret_files().map_err(StartError::Settings)?;
         let tls = settings.server_tls()?;
         let components = Components::open(&settings).await?;
-        tracing::info!("effective settings: {}", settings.effective());
-        for doubt in settings.doubtful_combinations() {
-            tracing::warn!("{doubt}");
-        }
+        settings.log_at_start();
         let addr = settings.listen_addr;
         let listener = TcpListener::bind(addr)
             .await

@@ -65,6 +65,14 @@ impl Settings {
         );
         line
     }
+
+    /// The effective settings, and a warning for each doubtful combination, in the log.
+    pub fn log_at_start(&self) {
+        tracing::info!("effective settings: {}", self.effective());
+        for doubt in self.doubtful_combinations() {
+            tracing::warn!("{doubt}");
+        }
+    }
 }
 
 #[cfg(test)]

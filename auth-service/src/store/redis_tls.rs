@@ -59,6 +59,14 @@ pub fn client(url: &str, tls: Option<&RedisTls>) -> Result<redis::Client, StoreE
     }
 }
 
+/// The message that stops the start: a TLS failure says "Redis TLS: ..." itself.
+pub fn start_failure(error: StoreError) -> String {
+    match error {
+        StoreError::Other(reason) if reason.starts_with("Redis TLS") => reason,
+        other => format!("cannot use Redis: {other}"),
+    }
+}
+
 /// One connection and a PING: a TLS failure is an error naming its cause; any other failure
 /// (Redis down, slow, or asking for a password) is logged and the start goes on.
 pub async fn check_at_start(client: &redis::Client) -> Result<(), StoreError> {

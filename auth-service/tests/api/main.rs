@@ -18,6 +18,7 @@ mod authctl;
 mod brute_force;
 mod cli;
 mod deadlines;
+mod dependency_tls;
 mod exchange;
 mod ext_authz;
 mod health;
