@@ -2,7 +2,8 @@
 //! `redis-server` with only a TLS port (helpers/private_servers.rs), both serving certificates
 //! of a CA made for the test. `verify-full` with the right CA connects and the service serves;
 //! a wrong CA, a host name the certificate does not list, or a missing client certificate stops
-//! the start with a message that says so, and never prints the URL's password.
+//! the start with a message that says so, and never prints the URL's password. Spans reach an
+//! OTLP collector over TLS that the CA in `OTEL_EXPORTER_OTLP_CERTIFICATE` vouches for.
 
 use std::{path::Path, process::Command, time::Duration};
 
@@ -10,6 +11,13 @@ use auth_api::{VerifyError, v1 as pb};
 use auth_service::{
     app::Application,
     config::{SecretString, Settings},
+};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::any_value::Value,
 };
 use rcgen::ExtendedKeyUsagePurpose;
 
@@ -257,4 +265,83 @@ async fn rediss_with_a_wrong_ca_or_without_the_client_certificate_stops_the_star
 
 fn database_dir(settings: &Settings) -> &Path {
     &settings.data_dir
+}
+
+/// The service names of the spans an OTLP collector received.
+#[derive(Clone, Default)]
+struct Collector {
+    services: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut services = self.services.lock().expect("collector lock");
+        for spans in request.into_inner().resource_spans {
+            let attributes = spans.resource.into_iter().flat_map(|r| r.attributes);
+            for attribute in attributes.filter(|a| a.key == "service.name") {
+                if let Some(Value::StringValue(name)) = attribute.value.and_then(|v| v.value) {
+                    services.push(name);
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_collector_over_tls_that_the_given_ca_vouches_for() -> TestResult {
+    let ca = Ca::new("collector CA")?;
+    let issued = server_certificate(&ca)?;
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let tls = auth_api::tls::ServerTls::new(issued.cert.clone(), issued.key.clone(), None);
+    let server = tonic::transport::Server::builder()
+        .tls_config(tls.config())?
+        .add_service(TraceServiceServer::new(collector.clone()))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    let collector_task = tokio::spawn(server);
+
+    let files = tempfile::tempdir()?;
+    let mut command = Command::new(BINARY);
+    command
+        .env("AUTH_DATA_DIR", files.path())
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("https://localhost:{port}"),
+        )
+        .env(
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            write(files.path(), "ca.pem", &ca.pem)?,
+        )
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let mut service = crate::helpers::start_listening(command)?;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", service.addr))?
+        .connect()
+        .await?;
+    let mut keys = pb::key_service_client::KeyServiceClient::new(channel);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let received = loop {
+        keys.get_jwks(pb::GetJwksRequest {}).await?;
+        let services = collector.services.lock().expect("collector lock").clone();
+        if services.iter().any(|name| name == "auth-service") {
+            break true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = service.child.kill();
+    let _ = service.child.wait();
+    collector_task.abort();
+    assert!(
+        received,
+        "no span of auth-service reached the TLS collector"
+    );
+    Ok(())
 }
