@@ -17,6 +17,7 @@ mod auth_layer;
 mod authctl;
 mod brute_force;
 mod cli;
+mod configuration;
 mod deadlines;
 mod dependency_tls;
 mod exchange;
