@@ -157,6 +157,53 @@ async fn postgresql_verify_full_refuses_a_host_name_the_certificate_does_not_lis
     Ok(())
 }
 
+/// This host's first IPv4 address that is not loopback, if it has one.
+fn non_loopback_address() -> Option<String> {
+    let output = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8(output.stdout)
+        .ok()?
+        .split_whitespace()
+        .filter_map(|word| word.parse::<std::net::Ipv4Addr>().ok())
+        .find(|ip| !ip.is_loopback())
+        .map(|ip| ip.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_elsewhere_reached_in_plaintext_or_unverified_is_a_warning_at_start()
+-> TestResult {
+    let Some(address) = non_loopback_address() else {
+        eprintln!("skipped: this host has no non-loopback IPv4 address to reach PostgreSQL by");
+        return Ok(());
+    };
+    let ca = Ca::new("database CA")?;
+    let issued = server_certificate(&ca)?;
+    let test = "postgresql_warnings";
+    let Some(postgres) =
+        PrivatePostgres::start_listening_on(test, &issued.cert, &issued.key, "*").await?
+    else {
+        return Ok(());
+    };
+    for (sslmode, warning) in [
+        ("disable", "the connection to PostgreSQL is not encrypted"),
+        (
+            "require",
+            "encrypted but the server's certificate is not checked",
+        ),
+    ] {
+        let url = postgres.url("postgres", &address, &format!("sslmode={sslmode}"));
+        let database = TestDatabase::create(&Backend::Postgres(url)).await?;
+        let mut command = Command::new(BINARY);
+        command.envs(database.env()).env("RUST_LOG", "warn");
+        let mut service = crate::helpers::start_listening(command)?;
+        // The warnings come before the listening line; the log ends when the binary does.
+        let _ = service.child.kill();
+        let _ = service.child.wait();
+        let log = service.logs.join().unwrap_or_default();
+        assert!(log.contains(warning), "sslmode={sslmode}: {log}");
+    }
+    Ok(())
+}
+
 /// A private TLS-only Redis that wants client certificates, and the files a replica needs.
 struct TlsRedis {
     redis: PrivateRedis,

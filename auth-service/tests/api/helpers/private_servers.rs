@@ -172,18 +172,30 @@ pub struct PrivatePostgres {
 impl PrivatePostgres {
     /// `Ok(None)`: PostgreSQL is not installed and this is not CI (the test says it skipped).
     pub async fn start(test: &str, cert: &str, key: &str) -> Result<Option<Self>, BoxError> {
+        Self::start_listening_on(test, cert, key, "localhost").await
+    }
+
+    /// With `listen_addresses` (`*`: every interface, trusting every client address too).
+    pub async fn start_listening_on(
+        test: &str,
+        cert: &str,
+        key: &str,
+        listen_addresses: &str,
+    ) -> Result<Option<Self>, BoxError> {
         let Some(bin) = required(postgres_bin_dir(), "PostgreSQL (initdb, postgres)", test) else {
             return Ok(None);
         };
         let (cert, key) = (cert.to_owned(), key.to_owned());
+        let listen = listen_addresses.to_owned();
         // initdb and the wait for the server block: keep them off the test's runtime threads.
         let server =
-            tokio::task::spawn_blocking(move || Self::start_blocking(&bin, &cert, &key)).await??;
+            tokio::task::spawn_blocking(move || Self::start_blocking(&bin, &cert, &key, &listen))
+                .await??;
         server.wait_until_accepting().await?;
         Ok(Some(server))
     }
 
-    fn start_blocking(bin: &Path, cert: &str, key: &str) -> Result<Self, BoxError> {
+    fn start_blocking(bin: &Path, cert: &str, key: &str, listen: &str) -> Result<Self, BoxError> {
         let owner = Owner::find()?;
         let dir = tempfile::tempdir()?;
         owner.give(dir.path())?;
@@ -206,6 +218,12 @@ impl PrivatePostgres {
                 format!("initdb failed: {}", String::from_utf8_lossy(&initdb.stderr)).into(),
             );
         }
+        if listen == "*" {
+            let mut hba = fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("pg_hba.conf"))?;
+            std::io::Write::write_all(&mut hba, b"host all all 0.0.0.0/0 trust\n")?;
+        }
         let port = free_port()?;
         let log_path = dir.path().join("postgres.log");
         let log = File::create(&log_path)?;
@@ -217,7 +235,9 @@ impl PrivatePostgres {
             .arg(port.to_string())
             .arg("-k")
             .arg(dir.path())
-            .args(["-c", "listen_addresses=localhost", "-c", "ssl=on"])
+            .arg("-c")
+            .arg(format!("listen_addresses={listen}"))
+            .args(["-c", "ssl=on"])
             .arg("-c")
             .arg(format!("ssl_cert_file={}", cert_file.display()))
             .arg("-c")
