@@ -2,7 +2,10 @@
 //!
 //! - Logs: human-readable lines by default, JSON with `json_logs`; `RUST_LOG` filters.
 //! - Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are exported over OTLP/gRPC with the
-//!   given service name. W3C trace context (`traceparent`) travels in gRPC metadata:
+//!   given service name. An `https://` endpoint is TLS: `OTEL_EXPORTER_OTLP_CERTIFICATE` names
+//!   the CA to trust (the system's roots when unset), `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`
+//!   and `OTEL_EXPORTER_OTLP_CLIENT_KEY` a client certificate (the OpenTelemetry variables; the
+//!   `OTEL_EXPORTER_OTLP_TRACES_*` forms take precedence). W3C trace context (`traceparent`) travels in gRPC metadata:
 //!   [`TraceContextLayer`] continues an incoming trace on the server side, and [`traced`] /
 //!   [`inject_trace_context`] carry the current one into outgoing calls.
 //! - [`RpcLogLayer`] (`rpc_log.rs`): the one log line per RPC every server writes, with a hook
@@ -14,6 +17,7 @@ mod rpc_log;
 use std::{
     future::Future,
     io::IsTerminal,
+    path::PathBuf,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -23,8 +27,9 @@ use opentelemetry::{
     propagation::{Extractor, Injector},
     trace::TracerProvider as _,
 };
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tonic::transport::ClientTlsConfig;
 use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -103,10 +108,17 @@ pub fn init_with_endpoint(
 }
 
 fn otlp_provider(service_name: &'static str, endpoint: String) -> Option<SdkTracerProvider> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build();
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    if endpoint.starts_with("https://") {
+        match otlp_tls() {
+            Ok(tls) => builder = builder.with_tls_config(tls),
+            Err(error) => {
+                eprintln!("{service_name}: tracing disabled, OTLP TLS: {error}");
+                return None;
+            }
+        }
+    }
+    let exporter = builder.with_endpoint(endpoint).build();
     match exporter {
         Ok(exporter) => Some(
             SdkTracerProvider::builder()
@@ -120,6 +132,30 @@ fn otlp_provider(service_name: &'static str, endpoint: String) -> Option<SdkTrac
             None
         }
     }
+}
+
+/// The TLS of an `https://` OTLP endpoint, from the OpenTelemetry variables.
+fn otlp_tls() -> Result<ClientTlsConfig, crate::tls::TlsError> {
+    let path = |name: &str| {
+        [
+            format!("OTEL_EXPORTER_OTLP_TRACES_{name}"),
+            format!("OTEL_EXPORTER_OTLP_{name}"),
+        ]
+        .iter()
+        .find_map(|variable| std::env::var_os(variable).filter(|value| !value.is_empty()))
+        .map(PathBuf::from)
+    };
+    let (ca, cert, key) = (
+        path("CERTIFICATE"),
+        path("CLIENT_CERTIFICATE"),
+        path("CLIENT_KEY"),
+    );
+    Ok(
+        match crate::tls::ClientTls::from_files(ca.as_deref(), cert.as_deref(), key.as_deref())? {
+            Some(tls) => tls.config(),
+            None => ClientTlsConfig::new().with_native_roots(),
+        },
+    )
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

@@ -34,7 +34,7 @@ use crate::{
     http::HttpApi,
     metrics::{self, Metrics},
     readiness::{Dependency, Readiness},
-    store::{self, redis_fanout},
+    store::{self, redis_fanout, redis_tls},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,8 @@ pub enum StartError {
     Settings(String),
     #[error("{0}")]
     KeysAtRest(#[from] KeySealError),
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// The parts every entry point (server, CLI commands) shares.
@@ -70,6 +72,7 @@ pub struct Components {
 
 impl Components {
     pub async fn open(settings: &Settings) -> Result<Self, StartError> {
+        let settings = &settings.with_secret_files().map_err(StartError::Settings)?;
         settings.contradictions().map_err(StartError::Settings)?;
         let database_url = settings.database_url.as_ref().map(|url| url.expose());
         let store = store::connect(database_url, &settings.data_dir).await?;
@@ -89,8 +92,14 @@ impl Components {
         hub = hub.with_live_sessions(sessions.clone());
         let redis = match &settings.redis_url {
             Some(url) => {
-                let link =
-                    redis_fanout::RedisLink::open(url.expose(), &settings.redis_channel_prefix)?;
+                let tls = settings.redis_tls().map_err(StartError::Settings)?;
+                let link = redis_fanout::RedisLink::open(
+                    url.expose(),
+                    tls.as_ref(),
+                    &settings.redis_channel_prefix,
+                )
+                .await
+                .map_err(|error| StartError::Redis(redis_tls::start_failure(error)))?;
                 hub = hub.with_fanout(link.fanout());
                 Some(link)
             }
@@ -153,8 +162,10 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let settings = settings.with_secret_files().map_err(StartError::Settings)?;
         let tls = settings.server_tls()?;
         let components = Components::open(&settings).await?;
+        settings.log_at_start();
         let addr = settings.listen_addr;
         let listener = TcpListener::bind(addr)
             .await

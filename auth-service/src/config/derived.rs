@@ -41,7 +41,8 @@ impl Settings {
         }
         self.http.listen_addr()?;
         self.http.public_url()?;
-        self.retention_contradictions()
+        self.retention_contradictions()?;
+        self.nonsensical_combinations()
     }
 
     pub fn policy(&self) -> Policy {

@@ -5,13 +5,19 @@
 //! This module owns the settings themselves ([`Settings`], one field per flag, and the value types
 //! of its fields); `cli` owns the command line around them (the subcommands), `derived` what each
 //! part of the service is built from (the domain's `Policy`, hashing parameters, TLS, ...), and
-//! `secret` the redacting string type.
+//! `secret` the redacting string type. Settings of one concern live in their own file and are
+//! flattened in: `secret_files` (`DATABASE_URL_FILE`, `REDIS_URL_FILE`), `dependency_tls` (TLS to
+//! Redis); `checks` refuses nonsensical combinations and `summary` writes the start-up line.
 
+mod checks;
 mod cli;
+mod dependency_tls;
 mod derived;
 mod http;
 mod secret;
+mod secret_files;
 mod storage;
+mod summary;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -20,9 +26,12 @@ use clap::{ArgAction, Args, ValueEnum};
 use crate::domain::client_address::TrustedProxies;
 
 pub use cli::{Cli, Command, HealthcheckArgs, KeysCommand, UserCommand};
+pub use dependency_tls::RedisTlsFiles;
 pub use http::HttpSettings;
 pub use secret::SecretString;
+pub use secret_files::SecretFiles;
 pub use storage::StorageSettings;
+pub use summary::redacted_url;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -58,13 +67,21 @@ pub struct Settings {
     #[arg(long, env = "AUTH_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
-    /// `postgres://user@host/db` for PostgreSQL, or `sqlite:path` for a SQLite file elsewhere.
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    /// `postgres://user@host/db?sslmode=verify-full&sslrootcert=ca.pem` for PostgreSQL, or
+    /// `sqlite:path` for a SQLite file elsewhere. Or DATABASE_URL_FILE.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<SecretString>,
 
-    /// `redis://host:port`: share revocations between replicas. Without it, one process.
-    #[arg(long, env = "REDIS_URL", global = true)]
+    /// `redis://host:port`, or `rediss://host:port` for TLS: share revocations between replicas.
+    /// Without it, one process. Or REDIS_URL_FILE.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<SecretString>,
+
+    #[command(flatten)]
+    pub secret_files: SecretFiles,
+
+    #[command(flatten)]
+    pub redis_tls_files: RedisTlsFiles,
 
     /// How often each replica re-reads the database's change log (revocations, role changes):
     /// with Redis, the safety net under pub/sub (which may drop messages); without it, how soon

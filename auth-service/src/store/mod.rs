@@ -8,8 +8,10 @@
 mod postgres;
 pub mod redis_fanout;
 pub mod redis_limiter;
+pub mod redis_tls;
 mod sql;
 mod sqlite;
+mod tls_failure;
 
 use std::{path::Path, sync::Arc};
 
@@ -22,7 +24,10 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            // Protocol: a connection cut between the TLS request and the server's answer (a
+            // proxy in front of a database that is gone) reads as a malformed reply.
             sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)

@@ -1,10 +1,19 @@
 //! PostgreSQL, for production and for several replicas sharing one database.
+//!
+//! TLS follows libpq's `sslmode` in `DATABASE_URL` (`disable`, `prefer` — the default —,
+//! `require`, `verify-ca`, `verify-full`, with `sslrootcert`, `sslcert`, `sslkey`). A handshake
+//! that fails stops the start with the reason (`tls_failure.rs`); a connection to a server
+//! elsewhere than this host that is plaintext (`prefer` against a server without TLS) or
+//! unverified (`prefer`, `require`) is logged as a warning.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 
-use super::sql::{group_commit::GroupCommit, impl_sql_store};
+use super::{
+    sql::{group_commit::GroupCommit, impl_sql_store},
+    tls_failure::TlsFailure,
+};
 
 /// Refresh rotations are group-committed (`sql/group_commit.rs`) by this many tasks at once.
 /// A few transactions in flight at once keep the server's own commit pipeline busy while a
@@ -23,8 +32,10 @@ impl PostgresStore {
             .max_connections(16)
             // A request waits this long for a connection before answering UNAVAILABLE.
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
+            .connect_with(options.clone())
+            .await
+            .map_err(|error| connect_error(&options, error))?;
+        report_tls(&pool, &options).await;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let rotations = GroupCommit::new(SqlRotations { pool: pool.clone() }, ROTATION_COMMITTERS);
         Ok(Self { pool, rotations })
@@ -77,6 +88,79 @@ impl Drop for AdvisoryLease {
         if let Some(connection) = self.0.take() {
             drop(connection.detach());
         }
+    }
+}
+
+/// libpq's name of an `sslmode`.
+fn mode_name(mode: PgSslMode) -> &'static str {
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    }
+}
+
+fn connect_error(options: &PgConnectOptions, error: sqlx::Error) -> StoreError {
+    let mode = mode_name(options.get_ssl_mode());
+    if let Some(failure) = TlsFailure::find(&error) {
+        let explained = failure.describe(
+            options.get_host(),
+            "sslrootcert in DATABASE_URL",
+            "verify-full checks the host name, so connect by a name the certificate lists \
+             (or use sslmode=verify-ca)",
+        );
+        return StoreError::Unavailable(format!("PostgreSQL TLS (sslmode={mode}): {explained}"));
+    }
+    match &error {
+        sqlx::Error::Tls(reason) => {
+            StoreError::Unavailable(format!("PostgreSQL TLS (sslmode={mode}): {reason}"))
+        }
+        _ => error.into(),
+    }
+}
+
+/// Whether the server runs on this host (a Unix socket or a loopback address), where no network
+/// sits between the service and its database.
+fn is_local(options: &PgConnectOptions) -> bool {
+    let host = options.get_host();
+    options.get_socket().is_some()
+        || host.starts_with('/')
+        || host == "localhost"
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Logs whether the connection is encrypted, and warns when a remote one is plaintext or
+/// unverified.
+async fn report_tls(pool: &PgPool, options: &PgConnectOptions) {
+    let mode = options.get_ssl_mode();
+    let status: Result<(bool, Option<String>), _> =
+        sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(pool)
+            .await;
+    let Ok((encrypted, version)) = status else {
+        return;
+    };
+    let sslmode = mode_name(mode);
+    let version = version.unwrap_or_default();
+    tracing::info!(tls = encrypted, %version, sslmode, "connected to PostgreSQL");
+    if is_local(options) {
+        return;
+    }
+    if !encrypted {
+        tracing::warn!(
+            sslmode,
+            "the connection to PostgreSQL is not encrypted: set sslmode=verify-full (and \
+             sslrootcert) in DATABASE_URL"
+        );
+    } else if !matches!(mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull) {
+        tracing::warn!(
+            sslmode,
+            "the connection to PostgreSQL is encrypted but the server's certificate is not \
+             checked: set sslmode=verify-full (and sslrootcert) in DATABASE_URL"
+        );
     }
 }
 

@@ -85,9 +85,17 @@ pub struct RedisLink {
 }
 
 impl RedisLink {
-    /// `channel_prefix` names this deployment's channels (`{prefix}:revocations`).
-    pub fn open(url: &str, channel_prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
+    /// `channel_prefix` names this deployment's channels (`{prefix}:revocations`). With `tls`
+    /// (a `rediss://` URL), one connection is tried now: a failed handshake is an error.
+    pub async fn open(
+        url: &str,
+        tls: Option<&super::redis_tls::RedisTls>,
+        channel_prefix: &str,
+    ) -> Result<Self, StoreError> {
+        let client = super::redis_tls::client(url, tls)?;
+        if tls.is_some() {
+            super::redis_tls::check_at_start(&client).await?;
+        }
         let fanout = Arc::new(RedisFanout::connect(&client, channel_prefix)?);
         Ok(Self { client, fanout })
     }

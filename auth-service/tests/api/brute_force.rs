@@ -531,7 +531,7 @@ async fn racing_failures_in_redis_lock_after_exactly_the_threshold() -> TestResu
     let Some((_, redis_url)) = postgres_and_redis("brute_force_redis_race") else {
         return Ok(());
     };
-    let link = RedisLink::open(&redis_url, "auth.v1")?;
+    let link = RedisLink::open(&redis_url, None, "auth.v1").await?;
     let prefix = format!("test:{}", unique_email("race"));
     let limiter: Arc<dyn Limiter> = Arc::new(link.limiter(&prefix));
     let rule = LockoutRule {
@@ -585,7 +585,7 @@ async fn the_memory_and_redis_limiters_agree_on_attempts_settled_out_of_order() 
     ) else {
         return Ok(());
     };
-    let link = RedisLink::open(&redis_url, "auth.v1")?;
+    let link = RedisLink::open(&redis_url, None, "auth.v1").await?;
     // Reachable, so that the Redis limiter does not quietly fall back to memory.
     link.ping().await?;
     let redis = link.limiter(&format!("test:{}", unique_email("order")));

@@ -20,6 +20,7 @@ use tonic_types::StatusExt;
 
 mod binary;
 pub mod http_client;
+mod private_servers;
 mod proxy;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -463,6 +464,7 @@ pub fn postgres_and_redis(test: &str) -> Option<(Backend, String)> {
 }
 
 pub use binary::start_listening;
+pub use private_servers::{PrivatePostgres, PrivateRedis};
 pub use proxy::CuttableProxy;
 
 /// `host:port` of a `redis://host:port[/db]` URL.

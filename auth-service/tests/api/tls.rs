@@ -27,20 +27,20 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// How long a refused client may take to find out.
 const REFUSAL_LIMIT: Duration = Duration::from_secs(10);
 
-/// A throwaway CA.
-struct Ca {
-    pem: String,
+/// A throwaway CA (also used by `dependency_tls.rs`).
+pub(crate) struct Ca {
+    pub(crate) pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, PEM.
-struct Issued {
-    cert: String,
-    key: String,
+pub(crate) struct Issued {
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
 impl Ca {
-    fn new(name: &str) -> Result<Self, BoxError> {
+    pub(crate) fn new(name: &str) -> Result<Self, BoxError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, name);
@@ -53,7 +53,11 @@ impl Ca {
         })
     }
 
-    fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Result<Issued, BoxError> {
+    pub(crate) fn issue(
+        &self,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> Result<Issued, BoxError> {
         let key = KeyPair::generate()?;
         let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
         let mut params = CertificateParams::new(names)?;

@@ -9,14 +9,14 @@
 mod changes;
 pub(crate) mod group_commit;
 mod keys;
-mod rotations;
 mod retention;
+mod rotations;
 mod rows;
 
 pub(crate) use changes::change_log;
 pub(crate) use keys::key_statements;
-pub(crate) use rotations::rotation_writer;
 pub(crate) use retention::{dropped_keys, ended_before, old_changes, retention_statements};
+pub(crate) use rotations::rotation_writer;
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
 
 macro_rules! impl_sql_store {
