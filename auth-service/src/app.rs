@@ -26,6 +26,7 @@ use crate::{
         hashing::PasswordHasher,
         hub::{self, RevocationHub},
         keys::KeyManager,
+        service_secrets::spawn_secret_retirement,
         session_cache::LiveSessions,
     },
     grpc::{AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer},
@@ -218,6 +219,10 @@ impl Application {
         }
         background.push(hub::spawn_reconciler(
             revocations.clone(),
+            settings.revocation_poll_interval,
+        ));
+        background.push(spawn_secret_retirement(
+            core.clone(),
             settings.revocation_poll_interval,
         ));
         // ext_authz: the decision cache follows the revocation feed from here on.

@@ -81,6 +81,8 @@ impl AuthCore {
             authenticated_at: Timestamp::from_unix_seconds(
                 claims.authenticated_at.unwrap_or(claims.issued_at),
             ),
+            service: false,
+            actors: Vec::new(),
         };
         self.mint_access_token(grant, Some(self.policy.audience.as_str()), now)
             .await

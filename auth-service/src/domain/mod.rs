@@ -22,6 +22,8 @@ pub mod policy;
 pub mod ports;
 pub mod refresh;
 pub mod revoker;
+pub mod service_admin;
+pub mod services;
 pub mod session;
 mod sessions;
 #[cfg(test)]

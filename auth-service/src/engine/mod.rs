@@ -14,5 +14,6 @@ pub mod hashing;
 pub mod hub;
 pub mod key_ring;
 pub mod keys;
+pub mod service_secrets;
 pub mod session_cache;
 pub mod signatures;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use auth_api::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use super::{client_address::client_of, convert, to_status};
+use super::{client_address::client_of, convert, services, to_status};
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
     client_address::TrustedProxies,
@@ -258,5 +258,13 @@ impl AuthService for AuthApi {
         Ok(Response::new(pb::ChangePasswordResponse {
             revoked_count: convert::count(revoked),
         }))
+    }
+
+    async fn issue_service_token(
+        &self,
+        request: Request<pb::IssueServiceTokenRequest>,
+    ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
+        let response = services::issue_token(&self.core, request).await?;
+        Ok(Response::new(response))
     }
 }

@@ -33,6 +33,7 @@ mod register;
 mod replicas;
 mod restart;
 mod revocation_feed;
+mod services;
 mod sessions;
 mod settings;
 mod tls;

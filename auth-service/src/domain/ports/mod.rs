@@ -4,6 +4,7 @@
 
 mod fanout;
 mod machinery;
+mod services;
 mod store;
 
 pub use fanout::{Fanout, FanoutEvent, FanoutListener};
@@ -11,6 +12,7 @@ pub use machinery::{
     CacheTicket, LiveSession, PasswordHashing, RevocationNews, RevokedSetCheck, SessionCache,
     SigningKeys,
 };
+pub use services::{LapsedGeneration, ServiceClientRecord, ServiceRotation};
 pub use store::{
     KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, RefreshRotation, RevokeReason,
     RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,

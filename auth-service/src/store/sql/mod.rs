@@ -9,10 +9,12 @@
 mod changes;
 mod keys;
 mod rows;
+mod services;
 
 pub(crate) use changes::change_log;
 pub(crate) use keys::key_statements;
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
+pub(crate) use services::{select_service_clients, service_statements};
 
 macro_rules! impl_sql_store {
     ($store:ty, $row:ty) => {
@@ -23,14 +25,16 @@ macro_rules! impl_sql_store {
             Timestamp,
             model::{Revocation, SessionKind},
             ports::{
-                FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, RefreshRotation,
-                RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+                FanoutEvent, KeyRotation, KeyRotationOutcome, LapsedGeneration, LoggedChange, NewSession,
+                RefreshRotation, RevokeReason, RevokedSession, ServiceClientRecord, ServiceRotation, SessionRecord,
+                SigningKeyRecord, Store, StoreError, UserRecord,
             },
         };
 
         $crate::store::sql::decode_rows!($row);
         $crate::store::sql::change_log!($row);
         $crate::store::sql::key_statements!($row);
+        $crate::store::sql::service_statements!($row);
 
         #[async_trait]
         impl Store for $store {
@@ -354,6 +358,35 @@ macro_rules! impl_sql_store {
 
             async fn erase_expired_signing_keys(&self, now: Timestamp) -> Result<u64, StoreError> {
                 erase_keys(&self.pool, now).await
+            }
+
+            async fn insert_service_client(
+                &self,
+                user: &UserRecord,
+                client: &ServiceClientRecord,
+                generation: &NewSession,
+            ) -> Result<(), StoreError> {
+                insert_client(&self.pool, user, client, generation).await
+            }
+
+            async fn find_service_client(&self, client_id: &str) -> Result<Option<ServiceClientRecord>, StoreError> {
+                find_client(&self.pool, "id", client_id).await
+            }
+
+            async fn find_service_client_by_mtls(&self, identity: &str) -> Result<Option<ServiceClientRecord>, StoreError> {
+                find_client(&self.pool, "mtls_identity", identity).await
+            }
+
+            async fn list_service_clients(&self) -> Result<Vec<ServiceClientRecord>, StoreError> {
+                list_clients(&self.pool).await
+            }
+
+            async fn rotate_service_secret(&self, rotation: &ServiceRotation<'_>) -> Result<bool, StoreError> {
+                rotate_client_secret(&self.pool, rotation).await
+            }
+
+            async fn lapsed_service_generations(&self, now: Timestamp) -> Result<Vec<LapsedGeneration>, StoreError> {
+                lapsed_generations(&self.pool, now).await
             }
 
             async fn ping(&self) -> Result<(), StoreError> {
