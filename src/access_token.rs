@@ -286,6 +286,33 @@ pub fn decoding_key_from_jwk(jwk: &serde_json::Value) -> Option<(String, Decodin
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_nested_act_claim_reads_as_a_chain_current_actor_first() {
+        let chain = vec!["order-service".to_owned(), "gateway".to_owned()];
+        let actor = Actor::from_chain(&chain).expect("a chain");
+        let json = serde_json::to_value(&actor).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({"sub": "order-service", "act": {"sub": "gateway"}})
+        );
+        assert_eq!(actor.chain(), chain);
+        assert!(Actor::from_chain(&[]).is_none());
+    }
+
+    #[test]
+    fn an_empty_or_too_deep_actor_chain_is_refused() {
+        for chain in [
+            vec![String::new()],
+            vec!["s".to_owned(); MAX_ACTOR_DEPTH + 1],
+        ] {
+            let mut claims = claims();
+            claims.act = Actor::from_chain(&chain);
+            let (token, key) = signed(&claims);
+            let checked = check(&token, &key, "api", NOW);
+            assert_eq!(checked, Err(TokenError::Invalid), "{chain:?}");
+        }
+    }
+
     use super::*;
     use aws_lc_rs::{
         rand::SystemRandom,

@@ -217,6 +217,43 @@ where
 mod tests {
     use super::*;
 
+    fn principal(roles: &[&str], actors: &[&str]) -> Principal {
+        Principal {
+            user_id: "u1".into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            actors: actors.iter().map(|a| (*a).to_owned()).collect(),
+            ..Principal::default()
+        }
+    }
+
+    #[test]
+    fn a_required_actor_is_the_current_one_never_an_earlier_one_nor_absent() {
+        let through =
+            |actors: &[&str]| authorize(principal(&[], actors), None, Some("order-service"));
+        assert!(through(&["order-service"]).is_ok());
+        assert!(through(&["order-service", "gateway"]).is_ok());
+        // The user's own token, or one exchanged by someone else, is refused.
+        for actors in [
+            &[][..],
+            &["cart-service"],
+            &["cart-service", "order-service"],
+        ] {
+            assert!(
+                matches!(through(actors), Err(VerifyError::ActorNotAllowed)),
+                "{actors:?}"
+            );
+        }
+        assert!(matches!(
+            authorize(
+                principal(&[], &["order-service"]),
+                Some("billing"),
+                Some("order-service")
+            ),
+            Err(VerifyError::MissingRole)
+        ));
+        assert!(authorize(principal(&["billing"], &[]), Some("billing"), None).is_ok());
+    }
+
     #[test]
     fn the_bearer_scheme_is_case_insensitive_and_required() {
         let mut headers = http::HeaderMap::new();

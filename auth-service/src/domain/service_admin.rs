@@ -74,7 +74,7 @@ impl std::fmt::Debug for IssuedSecret {
     }
 }
 
-pub(super) fn words(stored: &str) -> Vec<String> {
+pub fn words(stored: &str) -> Vec<String> {
     stored.split_whitespace().map(str::to_owned).collect()
 }
 

@@ -38,6 +38,9 @@ pub enum ServiceCredential<'a> {
     /// The identities of the client certificate of the call's mutual-TLS connection (subject and
     /// URI SANs), one of which must be bound to a client.
     Certificate { identities: &'a [String] },
+    /// A service token (the `authorization: Bearer` of a call a service makes on a user's
+    /// behalf, `ExchangeToken`); not accepted by `IssueServiceToken`.
+    Token { token: &'a str },
 }
 
 impl std::fmt::Debug for ServiceCredential<'_> {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for ServiceCredential<'_> {
                 .debug_struct("Certificate")
                 .field("identities", identities)
                 .finish(),
+            ServiceCredential::Token { .. } => f.debug_struct("Token").finish_non_exhaustive(),
         }
     }
 }
@@ -80,6 +84,7 @@ impl AuthCore {
             ServiceCredential::Certificate { identities } => {
                 self.check_certificate(identities).await?
             }
+            ServiceCredential::Token { .. } => return Err(AuthError::InvalidClientCredentials),
         };
         if authenticated.client.disabled_at.is_some() {
             return Err(AuthError::ServiceClientDisabled);

@@ -224,15 +224,10 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::ExchangeTokenRequest>,
     ) -> Result<Response<pb::ExchangeTokenResponse>, Status> {
-        let request = request.into_inner();
-        let (access_token, expires_at) = self
-            .core
-            .exchange_token(&request.subject_token, &request.audience, Timestamp::now())
-            .await
-            .map_err(to_status)?;
+        let (access_token, expires_at) = services::exchange(&self.core, request).await?;
         Ok(Response::new(pb::ExchangeTokenResponse {
             access_token,
-            expires_at: convert::timestamp(expires_at),
+            expires_at,
         }))
     }
 

@@ -109,3 +109,31 @@ pub async fn issue_token(
         expires_at: convert::timestamp(expires_at),
     })
 }
+
+/// `ExchangeToken`: the calling service is the call's bearer (a service token) or, without one,
+/// its client certificate; with neither, the deprecated unauthenticated exchange.
+pub async fn exchange(
+    core: &AuthCore,
+    request: Request<pb::ExchangeTokenRequest>,
+) -> Result<(String, Option<prost_types::Timestamp>), Status> {
+    let identities = peer_identities(&request);
+    let bearer = auth_api::bearer_token(request.metadata().as_ref()).map(str::to_owned);
+    let request = request.into_inner();
+    let caller = match (&bearer, identities.is_empty()) {
+        (Some(token), _) => Some(ServiceCredential::Token { token }),
+        (None, false) => Some(ServiceCredential::Certificate {
+            identities: &identities,
+        }),
+        (None, true) => None,
+    };
+    let (token, expires_at) = core
+        .exchange_token(
+            &request.subject_token,
+            &request.audience,
+            caller,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_status)?;
+    Ok((token, convert::timestamp(expires_at)))
+}

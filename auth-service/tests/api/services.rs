@@ -29,7 +29,27 @@ on_both_backends!(
     a_rotation_without_overlap_refuses_the_old_secret_and_its_tokens_at_once,
     service_and_user_credentials_never_stand_in_for_each_other,
     only_admins_manage_service_clients,
+    an_authenticated_exchange_names_the_calling_service_and_dies_with_the_users_session,
+    an_exchange_is_refused_without_a_service_credential_or_beyond_the_clients_policy,
 );
+
+/// `ExchangeToken` made by a service: its token as the call's bearer.
+pub async fn exchange_as(
+    app: &TestApp,
+    service_token: Option<&str>,
+    subject_token: &str,
+    audience: &str,
+) -> Result<pb::ExchangeTokenResponse, Status> {
+    let message = pb::ExchangeTokenRequest {
+        subject_token: subject_token.into(),
+        audience: audience.into(),
+    };
+    let request = match service_token {
+        Some(token) => with_bearer(token, message).map_err(|e| Status::internal(e.to_string()))?,
+        None => tonic::Request::new(message),
+    };
+    Ok(app.auth.clone().exchange_token(request).await?.into_inner())
+}
 
 /// An admin's AdminService client and bearer token.
 pub struct Admins {
@@ -553,5 +573,153 @@ async fn a_client_disabled_through_one_replica_is_refused_by_the_other_at_once()
         Code::Unauthenticated,
         "SERVICE_CLIENT_DISABLED",
     );
+    Ok(())
+}
+
+async fn an_authenticated_exchange_names_the_calling_service_and_dies_with_the_users_session(
+    backend: Backend,
+) -> TestResult {
+    // No global exchange audiences: only the client's policy allows anything.
+    let app = TestApp::spawn(&backend).await?;
+    let admins = Admins::new(&app).await?;
+    let name = unique_name("order");
+    let created = admins.create(&name, &["inventory"], &["payments"]).await?;
+    let service = service_token(&app, &name, &created.client_secret, "inventory").await?;
+    let (login, tokens) = app.user_with_tokens(&unique_email("buyer")).await?;
+
+    let exchanged = exchange_as(
+        &app,
+        Some(&service.access_token),
+        &tokens.access_token,
+        "payments",
+    )
+    .await?;
+    let minted = claims(&exchanged.access_token)?;
+    let user = claims(&tokens.access_token)?;
+    assert_eq!(minted.sub, user.sub);
+    assert_eq!(minted.sid, login.session_id);
+    assert_eq!(minted.aud, "payments");
+    assert_eq!(minted.actors(), std::slice::from_ref(&name));
+    assert_eq!(minted.exchanged, Some(true));
+    assert_eq!(minted.service, None);
+    assert!(minted.exp <= user.exp);
+    // The raw claim is RFC 8693's shape.
+    let payload = exchanged
+        .access_token
+        .split('.')
+        .nth(1)
+        .ok_or("not a JWT")?;
+    let raw: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload)?)?;
+    assert_eq!(raw["act"], serde_json::json!({ "sub": name }));
+
+    // Verify and a LocalVerifier both show the user, acted for by the service.
+    let principal = verify_for(&app, &exchanged.access_token, "payments")
+        .await?
+        .principal
+        .ok_or("no principal")?;
+    assert_eq!(principal.kind(), pb::PrincipalKind::User);
+    assert_eq!(principal.actors, std::slice::from_ref(&name));
+    let verifier = local_verifier(&app, "payments", |_| {}).await?;
+    let local = verifier.verify_token(&exchanged.access_token).await?;
+    assert_eq!(local.actors, std::slice::from_ref(&name));
+    assert_eq!(local.user_id, user.sub);
+
+    // A mutual exchange is still one hop: the minted token is no subject, whoever asks.
+    assert_error(
+        exchange_as(
+            &app,
+            Some(&service.access_token),
+            &exchanged.access_token,
+            "payments",
+        )
+        .await,
+        Code::Unauthenticated,
+        "TOKEN_INVALID",
+    );
+    // It dies with the user's session.
+    app.auth
+        .clone()
+        .logout(pb::LogoutRequest {
+            token: tokens.refresh_token.clone(),
+        })
+        .await?;
+    assert_error(
+        verify_for(&app, &exchanged.access_token, "payments").await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    let error =
+        wait_until_rejected(&verifier, &exchanged.access_token, Duration::from_secs(3)).await?;
+    assert!(matches!(error, VerifyError::Revoked), "{error:?}");
+    Ok(())
+}
+
+async fn an_exchange_is_refused_without_a_service_credential_or_beyond_the_clients_policy(
+    backend: Backend,
+) -> TestResult {
+    // The deprecated global list allows "orders" for unauthenticated callers only.
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.exchange_audiences = vec!["orders".into()];
+    })
+    .await?;
+    let admins = Admins::new(&app).await?;
+    let name = unique_name("order");
+    let created = admins.create(&name, &["inventory"], &["payments"]).await?;
+    let service = service_token(&app, &name, &created.client_secret, "inventory").await?;
+    let (_, tokens) = app.user_with_tokens(&unique_email("buyer")).await?;
+    let user = tokens.access_token.as_str();
+
+    // Without a service credential: only the deprecated global list, and no actor.
+    assert_error(
+        exchange_as(&app, None, user, "payments").await,
+        Code::PermissionDenied,
+        "AUDIENCE_NOT_ALLOWED",
+    );
+    let fallback = exchange_as(&app, None, user, "orders").await?;
+    assert!(claims(&fallback.access_token)?.act.is_none());
+    // A service is held to its own policy, not the global list.
+    assert_error(
+        exchange_as(&app, Some(&service.access_token), user, "orders").await,
+        Code::PermissionDenied,
+        "AUDIENCE_NOT_ALLOWED",
+    );
+    assert_error(
+        exchange_as(
+            &app,
+            Some(&service.access_token),
+            user,
+            &app.settings.management_audience,
+        )
+        .await,
+        Code::PermissionDenied,
+        "AUDIENCE_NOT_ALLOWED",
+    );
+    // A user's credential is no service credential.
+    assert_error(
+        exchange_as(&app, Some(user), user, "payments").await,
+        Code::Unauthenticated,
+        "SERVICE_CREDENTIAL_REQUIRED",
+    );
+    assert_error(
+        exchange_as(&app, Some(&tokens.refresh_token), user, "payments").await,
+        Code::Unauthenticated,
+        "SERVICE_CREDENTIAL_REQUIRED",
+    );
+    // A service token is no subject.
+    assert_error(
+        exchange_as(
+            &app,
+            Some(&service.access_token),
+            &service.access_token,
+            "payments",
+        )
+        .await,
+        Code::Unauthenticated,
+        "TOKEN_INVALID",
+    );
+    // A disabled client exchanges nothing more.
+    admins.disable(&name).await?;
+    let refused = exchange_as(&app, Some(&service.access_token), user, "payments").await;
+    assert_error(refused, Code::Unauthenticated, "SESSION_REVOKED");
     Ok(())
 }
