@@ -43,6 +43,54 @@ pub struct AccessClaims {
     /// gateway's forwarded token): it can never be exchanged again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchanged: Option<bool>,
+    /// Set on a service token (`IssueServiceToken`): `sub` is a service client, not a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<bool>,
+    /// The actor (RFC 8693 s4.1) of a delegated token: the service that exchanged the user's
+    /// credential for it; its own `act` names the actor before it, for chains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// An RFC 8693 `act` claim: who acts, and (nested) who acted before.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+/// Actor chains deeper than this are refused (a token is at most 4 KiB anyway).
+pub const MAX_ACTOR_DEPTH: usize = 8;
+
+impl Actor {
+    /// The chain, current actor first.
+    pub fn chain(&self) -> Vec<String> {
+        let mut chain = vec![self.sub.clone()];
+        let mut next = self.act.as_deref();
+        while let Some(actor) = next {
+            chain.push(actor.sub.clone());
+            next = actor.act.as_deref();
+        }
+        chain
+    }
+
+    /// The chain `actors` (current actor first) as nested claims; `None` when empty.
+    pub fn from_chain(actors: &[String]) -> Option<Self> {
+        actors.iter().rev().fold(None, |inner, sub| {
+            Some(Actor {
+                sub: sub.clone(),
+                act: inner.map(Box::new),
+            })
+        })
+    }
+}
+
+impl AccessClaims {
+    /// The actor chain, current actor first; empty for a token its subject uses itself.
+    pub fn actors(&self) -> Vec<String> {
+        self.act.as_ref().map(Actor::chain).unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -159,6 +207,10 @@ impl SignedToken<'_> {
         if claims.sub.is_empty() || claims.sid.is_empty() {
             return Err(TokenError::Invalid);
         }
+        let actors = claims.actors();
+        if actors.len() > MAX_ACTOR_DEPTH || actors.iter().any(String::is_empty) {
+            return Err(TokenError::Invalid);
+        }
         Ok(claims)
     }
 }
@@ -234,6 +286,33 @@ pub fn decoding_key_from_jwk(jwk: &serde_json::Value) -> Option<(String, Decodin
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_nested_act_claim_reads_as_a_chain_current_actor_first() {
+        let chain = vec!["order-service".to_owned(), "gateway".to_owned()];
+        let actor = Actor::from_chain(&chain).expect("a chain");
+        let json = serde_json::to_value(&actor).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({"sub": "order-service", "act": {"sub": "gateway"}})
+        );
+        assert_eq!(actor.chain(), chain);
+        assert!(Actor::from_chain(&[]).is_none());
+    }
+
+    #[test]
+    fn an_empty_or_too_deep_actor_chain_is_refused() {
+        for chain in [
+            vec![String::new()],
+            vec!["s".to_owned(); MAX_ACTOR_DEPTH + 1],
+        ] {
+            let mut claims = claims();
+            claims.act = Actor::from_chain(&chain);
+            let (token, key) = signed(&claims);
+            let checked = check(&token, &key, "api", NOW);
+            assert_eq!(checked, Err(TokenError::Invalid), "{chain:?}");
+        }
+    }
+
     use super::*;
     use aws_lc_rs::{
         rand::SystemRandom,
@@ -262,6 +341,8 @@ mod tests {
             nbf: None,
             auth_time: None,
             exchanged: None,
+            service: None,
+            act: None,
         }
     }
 

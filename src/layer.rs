@@ -34,6 +34,9 @@ pub enum VerifyError {
     Revoked,
     #[error("the caller lacks the required role")]
     MissingRole,
+    /// The token was not presented by the required service (its `act` claim).
+    #[error("the token does not come through the required service")]
+    ActorNotAllowed,
     /// Revocations cannot be known (feed down for too long, or the auth service unreachable):
     /// failing closed.
     #[error("authentication is temporarily unavailable")]
@@ -51,6 +54,7 @@ impl VerifyError {
             VerifyError::Expired => (Code::Unauthenticated, "TOKEN_EXPIRED"),
             VerifyError::Revoked => (Code::Unauthenticated, "SESSION_REVOKED"),
             VerifyError::MissingRole => (Code::PermissionDenied, "PERMISSION_DENIED"),
+            VerifyError::ActorNotAllowed => (Code::PermissionDenied, "ACTOR_NOT_ALLOWED"),
             VerifyError::Unavailable => (Code::Unavailable, "AUTH_UNAVAILABLE"),
             VerifyError::Remote(status) => return status.clone(),
         };
@@ -91,6 +95,7 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, Status> {
 pub struct AuthLayer<V> {
     verifier: V,
     required_role: Option<Arc<str>>,
+    required_actor: Option<Arc<str>>,
 }
 
 impl<V: Verifier> AuthLayer<V> {
@@ -98,6 +103,7 @@ impl<V: Verifier> AuthLayer<V> {
         Self {
             verifier,
             required_role: None,
+            required_actor: None,
         }
     }
 
@@ -106,6 +112,29 @@ impl<V: Verifier> AuthLayer<V> {
         self.required_role = Some(role.into());
         self
     }
+
+    /// Also require that the token was exchanged by this service: its current actor (RFC 8693
+    /// `act.sub`, [`Principal::actors`]'s first) is `service` (PERMISSION_DENIED,
+    /// `ACTOR_NOT_ALLOWED`, otherwise, also for a token its subject presents itself).
+    pub fn require_actor(mut self, service: impl Into<Arc<str>>) -> Self {
+        self.required_actor = Some(service.into());
+        self
+    }
+}
+
+/// What a principal must satisfy besides a valid credential.
+fn authorize(
+    principal: Principal,
+    role: Option<&str>,
+    actor: Option<&str>,
+) -> Result<Principal, VerifyError> {
+    if role.is_some_and(|role| !principal.roles.iter().any(|held| held == role)) {
+        return Err(VerifyError::MissingRole);
+    }
+    if actor.is_some_and(|actor| principal.actors.first().map(String::as_str) != Some(actor)) {
+        return Err(VerifyError::ActorNotAllowed);
+    }
+    Ok(principal)
 }
 
 impl<S, V: Clone> Layer<S> for AuthLayer<V> {
@@ -116,6 +145,7 @@ impl<S, V: Clone> Layer<S> for AuthLayer<V> {
             inner,
             verifier: self.verifier.clone(),
             required_role: self.required_role.clone(),
+            required_actor: self.required_actor.clone(),
         }
     }
 }
@@ -126,6 +156,7 @@ pub struct Authenticated<S, V> {
     inner: S,
     verifier: V,
     required_role: Option<Arc<str>>,
+    required_actor: Option<Arc<str>>,
 }
 
 impl<S: NamedService, V> NamedService for Authenticated<S, V> {
@@ -158,16 +189,18 @@ where
         let token = bearer_token(request.headers()).map(str::to_owned);
         let verifier = self.verifier.clone();
         let required_role = self.required_role.clone();
+        let required_actor = self.required_actor.clone();
         Box::pin(async move {
             let verified = match token {
                 None => Err(VerifyError::Missing),
                 Some(token) => verifier.verify(&token).await,
             };
-            let authorized = verified.and_then(|principal| match &required_role {
-                Some(role) if !principal.roles.iter().any(|held| **held == **role) => {
-                    Err(VerifyError::MissingRole)
-                }
-                _ => Ok(principal),
+            let authorized = verified.and_then(|principal| {
+                authorize(
+                    principal,
+                    required_role.as_deref(),
+                    required_actor.as_deref(),
+                )
             });
             match authorized {
                 Ok(principal) => {
@@ -183,6 +216,43 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn principal(roles: &[&str], actors: &[&str]) -> Principal {
+        Principal {
+            user_id: "u1".into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            actors: actors.iter().map(|a| (*a).to_owned()).collect(),
+            ..Principal::default()
+        }
+    }
+
+    #[test]
+    fn a_required_actor_is_the_current_one_never_an_earlier_one_nor_absent() {
+        let through =
+            |actors: &[&str]| authorize(principal(&[], actors), None, Some("order-service"));
+        assert!(through(&["order-service"]).is_ok());
+        assert!(through(&["order-service", "gateway"]).is_ok());
+        // The user's own token, or one exchanged by someone else, is refused.
+        for actors in [
+            &[][..],
+            &["cart-service"],
+            &["cart-service", "order-service"],
+        ] {
+            assert!(
+                matches!(through(actors), Err(VerifyError::ActorNotAllowed)),
+                "{actors:?}"
+            );
+        }
+        assert!(matches!(
+            authorize(
+                principal(&[], &["order-service"]),
+                Some("billing"),
+                Some("order-service")
+            ),
+            Err(VerifyError::MissingRole)
+        ));
+        assert!(authorize(principal(&["billing"], &[]), Some("billing"), None).is_ok());
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive_and_required() {

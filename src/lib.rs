@@ -102,5 +102,14 @@ pub use local_verifier::{LocalVerifier, LocalVerifierConfig};
 pub use remote_verifier::RemoteVerifier;
 pub use v1::Principal;
 
+/// The proto kind of a principal: a service client's or a user's.
+pub fn principal_kind(service: bool) -> v1::PrincipalKind {
+    if service {
+        v1::PrincipalKind::Service
+    } else {
+        v1::PrincipalKind::User
+    }
+}
+
 /// The gRPC error domain carried in every `google.rpc.ErrorInfo` this service returns.
 pub const ERROR_DOMAIN: &str = "auth.v1";

@@ -201,6 +201,8 @@ impl LocalVerifier {
             email: String::new(),
             roles: claims.roles.clone(),
             session_id: claims.sid.clone(),
+            kind: crate::principal_kind(claims.service == Some(true)).into(),
+            actors: claims.actors(),
         })
     }
 

@@ -145,6 +145,8 @@ mod tests {
                 nbf: None,
                 auth_time: None,
                 exchanged: None,
+                service: None,
+                act: None,
             },
         })
     }

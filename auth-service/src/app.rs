@@ -28,6 +28,7 @@ use crate::{
         key_seal::KeySealError,
         keys::KeyManager,
         keys_at_rest, pruner,
+        service_secrets::spawn_secret_retirement,
         session_cache::LiveSessions,
     },
     grpc::{AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer},
@@ -247,6 +248,10 @@ impl Application {
             store.clone(),
             settings.prune_rules(),
             prune_interval,
+        ));
+        background.push(spawn_secret_retirement(
+            core.clone(),
+            settings.revocation_poll_interval,
         ));
         // ext_authz: the decision cache follows the revocation feed from here on.
         let (decision_cache, decision_sync) =

@@ -65,6 +65,45 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage service clients (service accounts that obtain tokens with IssueServiceToken).
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Create a service client and print its secret (shown only this once).
+    Create {
+        /// The client id, e.g. `order-service` (lower-case letters, digits, `-`).
+        name: String,
+        /// An audience its own tokens may be issued for (repeatable).
+        #[arg(long = "audience", value_name = "AUDIENCE")]
+        audiences: Vec<String>,
+        /// An audience it may exchange users' credentials into (repeatable).
+        #[arg(long = "exchange-audience", value_name = "AUDIENCE")]
+        exchange_audiences: Vec<String>,
+        /// A bound mutual-TLS identity: certificate subject (`CN=order-service`) or URI SAN
+        /// (`spiffe://example.org/order-service`).
+        #[arg(long, value_name = "IDENTITY")]
+        mtls_identity: Option<String>,
+    },
+    /// List every service client.
+    List,
+    /// Disable a client: its tokens are refused everywhere at once, and it gets no new ones.
+    Disable {
+        /// The client id.
+        client_id: String,
+    },
+    /// Replace a client's secret and print the new one (shown only this once).
+    RotateSecret {
+        /// The client id.
+        client_id: String,
+        /// How long the replaced secret stays valid (e.g. `1h`); default: not at all.
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        overlap: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

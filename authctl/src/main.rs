@@ -12,6 +12,7 @@ mod cli;
 mod credentials;
 mod login;
 mod render;
+mod service;
 
 use std::{
     io::{BufRead, IsTerminal},
@@ -209,6 +210,7 @@ impl Admin {
             Command::Keys {
                 command: KeysCommand::Revoke { kid },
             } => self.revoke_key(kid).await,
+            Command::Service { command } => self.service(command).await,
             // Handled before any token is loaded (`run`).
             Command::Login { .. } => Err(Failure::Usage("login needs no token".into())),
         }
@@ -294,7 +296,7 @@ impl Admin {
                 Ok(Rendered {
                     text: format!(
                         "suspended user {user_id}; ended {revoked} live session{}",
-                        plural(revoked)
+                        render::plural(revoked)
                     ),
                     json: json!({ "userId": user_id, "suspended": true, "revokedCount": revoked }),
                 })
@@ -351,7 +353,7 @@ impl Admin {
                 Ok(Rendered {
                     text: format!(
                         "revoked {revoked} live session{} of user {user_id}",
-                        plural(revoked)
+                        render::plural(revoked)
                     ),
                     json: json!({ "userId": user_id, "revokedCount": revoked }),
                 })
@@ -406,10 +408,6 @@ impl Admin {
         });
         Ok(Rendered { text, json })
     }
-}
-
-fn plural(count: u32) -> &'static str {
-    if count == 1 { "" } else { "s" }
 }
 
 /// An error with its causes (`transport error: tcp connect error: Connection refused`).

@@ -26,6 +26,10 @@ fn system_time(timestamp: &prost_types::Timestamp) -> Option<SystemTime> {
 }
 
 /// `2026-11-23T17:56:17Z`, or `-` when unset.
+pub fn plural(count: u32) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
 pub fn time_text(timestamp: Option<&prost_types::Timestamp>) -> String {
     timestamp
         .and_then(system_time)

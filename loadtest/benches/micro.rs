@@ -66,6 +66,8 @@ fn access_tokens(c: &mut Criterion) {
         nbf: None,
         auth_time: None,
         exchanged: None,
+        service: None,
+        act: None,
     };
     let rules = TokenRules {
         issuer: "auth".into(),

@@ -88,7 +88,11 @@ impl AdminCore {
         Ok(verified.principal)
     }
 
-    fn require_admin(caller: &Principal) -> Result<(), AuthError> {
+    pub(super) fn core(&self) -> &AuthCore {
+        &self.core
+    }
+
+    pub(super) fn require_admin(caller: &Principal) -> Result<(), AuthError> {
         if caller.is_admin() {
             Ok(())
         } else {
@@ -348,6 +352,8 @@ mod tests {
             email: "u1@example.com".into(),
             roles: roles.iter().map(|role| (*role).to_owned()).collect(),
             session_id: "s1".into(),
+            service: false,
+            actors: Vec::new(),
         }
     }
 

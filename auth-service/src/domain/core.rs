@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use auth_api::{
-    access_token::{AccessClaims, TokenRules},
+    access_token::{AccessClaims, Actor, TokenRules},
     verified_tokens::VerifiedTokens,
 };
 
@@ -140,6 +140,8 @@ impl AuthCore {
             nbf: None,
             auth_time: Some(grant.authenticated_at.unix_seconds()),
             exchanged: exchange_audience.map(|_| true),
+            service: grant.service.then_some(true),
+            act: Actor::from_chain(&grant.actors),
         };
         let token = self.keys.sign(&claims, now).await?;
         Ok((token, Timestamp::from_unix_seconds(claims.exp)))
@@ -156,6 +158,10 @@ pub(super) struct Grant<'a> {
     pub(super) management: bool,
     /// The session's login (`auth_time`).
     pub(super) authenticated_at: Timestamp,
+    /// A service client's token (`services.rs`), not a user's.
+    pub(super) service: bool,
+    /// The actor chain (`act`), current actor first; empty unless delegated.
+    pub(super) actors: Vec<String>,
 }
 
 impl<'a> Grant<'a> {
@@ -168,6 +174,8 @@ impl<'a> Grant<'a> {
             session_expires_at: expires_at,
             management: verified.management,
             authenticated_at: verified.authenticated_at,
+            service: verified.principal.service,
+            actors: verified.principal.actors.clone(),
         }
     }
 }

@@ -69,6 +69,22 @@ pub enum AuthError {
     /// A new password found in the list of the most common passwords.
     #[error("this password is too common; choose another")]
     CommonPassword,
+    /// A service's client id and secret (or certificate) match no enabled client credential;
+    /// the same answer for an unknown client.
+    #[error("invalid client credentials")]
+    InvalidClientCredentials,
+    /// Only said once the client's credential was proven.
+    #[error("the service client is disabled")]
+    ServiceClientDisabled,
+    /// Only returned to administrators.
+    #[error("no such service client")]
+    ServiceClientNotFound,
+    #[error("a service client (or user) with this id already exists")]
+    ServiceClientExists,
+    /// A call that a service must make with its own credential (a service token, or a bound
+    /// client certificate) was made without one.
+    #[error("this call needs the calling service's credential")]
+    ServiceCredentialRequired,
     /// A dependency (the database) is unreachable; the request may be retried.
     #[error("service unavailable: {0}")]
     Unavailable(String),

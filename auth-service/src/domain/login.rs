@@ -231,6 +231,8 @@ impl AuthCore {
                     session_expires_at: expires_at,
                     management,
                     authenticated_at: now,
+                    service: false,
+                    actors: Vec::new(),
                 };
                 let (access_token, access_expires_at) =
                     self.mint_access_token(grant, None, now).await?;
@@ -240,6 +242,11 @@ impl AuthCore {
                     refresh_token: credential_token.text,
                     refresh_expires_at,
                 })
+            }
+            SessionKind::Service => {
+                return Err(AuthError::InvalidArgument(
+                    "a login cannot start a service session",
+                ));
             }
             SessionKind::Session => {
                 session.idle_timeout_ms = duration_millis(self.policy.session_idle_timeout);

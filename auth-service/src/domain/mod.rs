@@ -23,6 +23,8 @@ pub mod ports;
 pub mod refresh;
 pub mod retention;
 pub mod revoker;
+pub mod service_admin;
+pub mod services;
 pub mod session;
 mod sessions;
 #[cfg(test)]

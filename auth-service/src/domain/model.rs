@@ -12,6 +12,9 @@ pub enum SessionKind {
     Tokens,
     /// One opaque session token.
     Session,
+    /// A service client's credential generation (`services.rs`): the session its secret's
+    /// service tokens name in `sid`. It has no credential of its own.
+    Service,
 }
 
 impl SessionKind {
@@ -19,6 +22,7 @@ impl SessionKind {
         match self {
             SessionKind::Tokens => "tokens",
             SessionKind::Session => "session",
+            SessionKind::Service => "service",
         }
     }
 
@@ -26,6 +30,7 @@ impl SessionKind {
         match stored {
             "tokens" => Some(SessionKind::Tokens),
             "session" => Some(SessionKind::Session),
+            "service" => Some(SessionKind::Service),
             _ => None,
         }
     }
@@ -75,6 +80,11 @@ pub struct Principal {
     pub email: String,
     pub roles: Vec<String>,
     pub session_id: String,
+    /// A service client (a service token), not a user.
+    pub service: bool,
+    /// The actor chain of a delegated token (RFC 8693 `act`): the service that presented it
+    /// first, then the one before it; empty when the principal acts for itself.
+    pub actors: Vec<String>,
 }
 
 impl Principal {

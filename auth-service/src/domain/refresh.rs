@@ -167,6 +167,8 @@ impl AuthCore {
             session_expires_at: session.expires_at,
             management: session.management,
             authenticated_at: session.created_at,
+            service: false,
+            actors: Vec::new(),
         };
         let (access_token, access_expires_at) = self.mint_access_token(grant, None, now).await?;
         Ok(IssuedTokens {

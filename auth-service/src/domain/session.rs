@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{
     AuthError, Timestamp,
     accounts::parse_roles,
-    model::Principal,
+    model::{Principal, SessionKind},
     ports::{LiveSession, SessionRecord},
 };
 
@@ -44,6 +44,8 @@ impl LiveSession {
                 email: record.email.clone(),
                 roles: parse_roles(&record.roles),
                 session_id: record.id.clone(),
+                service: record.kind == SessionKind::Service,
+                actors: Vec::new(),
             },
             kind: record.kind,
             management: record.management,
@@ -81,7 +83,6 @@ pub fn activity_is_stale(last_seen_at: Timestamp, idle_timeout_ms: i64, now: Tim
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::SessionKind;
 
     fn session(last_seen_ms: i64, idle_ms: i64, expires_ms: i64) -> SessionRecord {
         SessionRecord {

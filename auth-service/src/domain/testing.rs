@@ -19,6 +19,7 @@ use super::{
         PrivateKeyReplacement, RefreshRotation, RevocationNews, RevokeReason, RevokedSession,
         SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
     },
+    ports::{LapsedGeneration, ServiceClientRecord, ServiceRotation},
     revoker::Revoker,
 };
 
@@ -434,9 +435,53 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    // Service clients are exercised end to end by the API suite (`tests/api/services.rs`) on
+    // the real databases; no unit test needs them here.
+    async fn insert_service_client(
+        &self,
+        _user: &UserRecord,
+        _client: &ServiceClientRecord,
+        _generation: &NewSession,
+    ) -> Result<(), StoreError> {
+        Err(unkept())
+    }
+
+    async fn find_service_client(
+        &self,
+        _: &str,
+    ) -> Result<Option<ServiceClientRecord>, StoreError> {
+        Ok(None)
+    }
+
+    async fn find_service_client_by_mtls(
+        &self,
+        _: &str,
+    ) -> Result<Option<ServiceClientRecord>, StoreError> {
+        Ok(None)
+    }
+
+    async fn list_service_clients(&self) -> Result<Vec<ServiceClientRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn rotate_service_secret(&self, _: &ServiceRotation<'_>) -> Result<bool, StoreError> {
+        Err(unkept())
+    }
+
+    async fn lapsed_service_generations(
+        &self,
+        _: Timestamp,
+    ) -> Result<Vec<LapsedGeneration>, StoreError> {
+        Ok(Vec::new())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+fn unkept() -> StoreError {
+    StoreError::Other("the in-memory test store keeps no service clients".into())
 }
 
 /// Remembers every announcement, in order.

@@ -73,8 +73,14 @@ impl AuthCore {
         if claims.aud == self.policy.management_audience && !session.management {
             return Err(AuthError::TokenInvalid);
         }
+        // A service token names a service's generation, a user's token a user's session.
+        if claims.service.unwrap_or(false) != session.principal.service {
+            return Err(AuthError::TokenInvalid);
+        }
+        let mut principal = session.principal.clone();
+        principal.actors = claims.actors();
         let verified = Verified {
-            principal: session.principal.clone(),
+            principal,
             kind: SessionKind::Tokens,
             expires_at: Timestamp::from_unix_seconds(claims.exp),
             management: session.management,
@@ -163,7 +169,7 @@ impl AuthCore {
     /// The live session `session_id` of `user_id` (of either kind: ExchangeToken mints access
     /// tokens for session-token sessions): from memory if this replica saw it recently, else
     /// from the store.
-    async fn live_session(
+    pub(super) async fn live_session(
         &self,
         session_id: &str,
         user_id: &str,

@@ -310,6 +310,8 @@ mod tests {
             nbf: None,
             auth_time: None,
             exchanged: None,
+            service: None,
+            act: None,
         };
         let token = other.sign(&claims, now).await?;
         let signed = access_token::split(&token).map_err(AuthError::from)?;

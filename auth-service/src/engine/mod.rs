@@ -18,5 +18,6 @@ pub mod key_seal;
 pub mod keys;
 pub mod keys_at_rest;
 pub mod pruner;
+pub mod service_secrets;
 pub mod session_cache;
 pub mod signatures;

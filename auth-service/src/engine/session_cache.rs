@@ -294,6 +294,8 @@ mod tests {
                 email: format!("{user}@example.com"),
                 roles: Vec::new(),
                 session_id: id.into(),
+                service: false,
+                actors: Vec::new(),
             },
             kind: SessionKind::Tokens,
             management: false,

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use auth_api::v1::{self as pb, admin_service_server::AdminService};
 use tonic::{Request, Response, Status};
 
-use super::{convert, to_status};
+use super::{convert, services, to_status};
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
     admin::{AdminCore, UserLookup, UserView},
@@ -235,6 +235,57 @@ impl AdminService for AdminApi {
             newly_revoked: revoked.successor_kid.is_some(),
             successor_kid: revoked.successor_kid.unwrap_or_default(),
         }))
+    }
+
+    async fn create_service_client(
+        &self,
+        request: Request<pb::CreateServiceClientRequest>,
+    ) -> Result<Response<pb::CreateServiceClientResponse>, Status> {
+        let now = Timestamp::now();
+        let caller = self.caller(&request, now).await?;
+        let response = services::create(&self.admin, &caller, request.into_inner(), now).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_service_clients(
+        &self,
+        request: Request<pb::ListServiceClientsRequest>,
+    ) -> Result<Response<pb::ListServiceClientsResponse>, Status> {
+        let caller = self.caller(&request, Timestamp::now()).await?;
+        let clients = self
+            .admin
+            .list_service_clients(&caller)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListServiceClientsResponse {
+            clients: clients.into_iter().map(services::service_client).collect(),
+        }))
+    }
+
+    async fn disable_service_client(
+        &self,
+        request: Request<pb::DisableServiceClientRequest>,
+    ) -> Result<Response<pb::DisableServiceClientResponse>, Status> {
+        let now = Timestamp::now();
+        let caller = self.caller(&request, now).await?;
+        let revoked = self
+            .admin
+            .disable_service_client(&caller, &request.get_ref().client_id, now)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::DisableServiceClientResponse {
+            revoked_count: convert::count(revoked),
+        }))
+    }
+
+    async fn rotate_service_client_secret(
+        &self,
+        request: Request<pb::RotateServiceClientSecretRequest>,
+    ) -> Result<Response<pb::RotateServiceClientSecretResponse>, Status> {
+        let now = Timestamp::now();
+        let caller = self.caller(&request, now).await?;
+        let response = services::rotate(&self.admin, &caller, request.into_inner(), now).await?;
+        Ok(Response::new(response))
     }
 }
 

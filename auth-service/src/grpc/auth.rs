@@ -7,7 +7,7 @@ use std::sync::Arc;
 use auth_api::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use super::{client_address::client_of, convert, to_status};
+use super::{client_address::client_of, convert, services, to_status};
 use crate::domain::{
     AuthCore, AuthError, Timestamp,
     client_address::TrustedProxies,
@@ -224,15 +224,10 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::ExchangeTokenRequest>,
     ) -> Result<Response<pb::ExchangeTokenResponse>, Status> {
-        let request = request.into_inner();
-        let (access_token, expires_at) = self
-            .core
-            .exchange_token(&request.subject_token, &request.audience, Timestamp::now())
-            .await
-            .map_err(to_status)?;
+        let (access_token, expires_at) = services::exchange(&self.core, request).await?;
         Ok(Response::new(pb::ExchangeTokenResponse {
             access_token,
-            expires_at: convert::timestamp(expires_at),
+            expires_at,
         }))
     }
 
@@ -258,5 +253,13 @@ impl AuthService for AuthApi {
         Ok(Response::new(pb::ChangePasswordResponse {
             revoked_count: convert::count(revoked),
         }))
+    }
+
+    async fn issue_service_token(
+        &self,
+        request: Request<pb::IssueServiceTokenRequest>,
+    ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
+        let response = services::issue_token(&self.core, request).await?;
+        Ok(Response::new(response))
     }
 }

@@ -22,7 +22,7 @@ pub fn timestamp(instant: Timestamp) -> Option<prost_types::Timestamp> {
 
 pub fn credential_kind(kind: SessionKind) -> pb::CredentialKind {
     match kind {
-        SessionKind::Tokens => pb::CredentialKind::Tokens,
+        SessionKind::Tokens | SessionKind::Service => pb::CredentialKind::Tokens,
         SessionKind::Session => pb::CredentialKind::Session,
     }
 }
@@ -42,6 +42,8 @@ pub fn principal(principal: Principal) -> pb::Principal {
         email: principal.email,
         roles: principal.roles,
         session_id: principal.session_id,
+        kind: auth_api::principal_kind(principal.service).into(),
+        actors: principal.actors,
     }
 }
 

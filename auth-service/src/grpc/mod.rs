@@ -11,6 +11,8 @@ pub mod feed_streams;
 pub mod health;
 mod keys;
 pub mod limits;
+mod peer_identity;
+mod services;
 mod status;
 
 pub use admin::AdminApi;

@@ -41,6 +41,15 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::Overloaded { .. } => (Code::ResourceExhausted, "OVERLOADED"),
         AuthError::TooManyStreams => (Code::ResourceExhausted, "TOO_MANY_STREAMS"),
         AuthError::CommonPassword => (Code::InvalidArgument, "COMMON_PASSWORD"),
+        AuthError::InvalidClientCredentials => {
+            (Code::Unauthenticated, "INVALID_CLIENT_CREDENTIALS")
+        }
+        AuthError::ServiceClientDisabled => (Code::Unauthenticated, "SERVICE_CLIENT_DISABLED"),
+        AuthError::ServiceClientNotFound => (Code::NotFound, "SERVICE_CLIENT_NOT_FOUND"),
+        AuthError::ServiceClientExists => (Code::AlreadyExists, "SERVICE_CLIENT_EXISTS"),
+        AuthError::ServiceCredentialRequired => {
+            (Code::Unauthenticated, "SERVICE_CREDENTIAL_REQUIRED")
+        }
         AuthError::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
         AuthError::Internal(_) => (Code::Internal, "INTERNAL"),
     };

@@ -22,6 +22,7 @@ on_both_backends!(
     authctl_manages_accounts_and_sessions_with_a_token_from_the_environment,
     authctl_reads_its_token_from_a_file,
     authctl_login_prints_a_management_token_the_other_commands_accept,
+    authctl_creates_lists_rotates_and_disables_service_clients,
 );
 
 /// The `authctl` binary. It belongs to another package, so cargo gives this test no
@@ -634,5 +635,79 @@ async fn authctl_login_prints_a_management_token_the_other_commands_accept(
     assert!(refused.stdout.is_empty());
     let stderr = String::from_utf8(refused.stderr)?;
     assert!(stderr.contains("INVALID_CREDENTIALS"), "{stderr}");
+    Ok(())
+}
+
+async fn authctl_creates_lists_rotates_and_disables_service_clients(
+    backend: Backend,
+) -> TestResult {
+    use crate::services::{service_token, unique_name, verify_for};
+
+    let app = TestApp::spawn(&backend).await?;
+    let token = admin(&app).await?.session_token;
+    let name = unique_name("cli");
+    let created = json(
+        &authctl(
+            &app,
+            Auth::Env(&token),
+            &[
+                "service",
+                "create",
+                &name,
+                "--audience",
+                "inventory",
+                "--exchange-audience",
+                "payments",
+                "--json",
+            ],
+            "",
+        )
+        .await?,
+    )?;
+    assert_eq!(created["clientId"], name.as_str());
+    let secret = created["clientSecret"]
+        .as_str()
+        .ok_or("no secret")?
+        .to_owned();
+    assert_eq!(secret.len(), 43);
+    let issued = service_token(&app, &name, &secret, "inventory").await?;
+
+    let listed = stdout(&authctl(&app, Auth::Env(&token), &["service", "list"], "").await?)?;
+    assert!(
+        listed.contains(&name) && listed.contains("payments"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret), "{listed}");
+
+    let rotated = json(
+        &authctl(
+            &app,
+            Auth::Env(&token),
+            &["service", "rotate-secret", &name, "--json"],
+            "",
+        )
+        .await?,
+    )?;
+    let new_secret = rotated["clientSecret"]
+        .as_str()
+        .ok_or("no secret")?
+        .to_owned();
+    assert_ne!(new_secret, secret);
+    // No overlap asked for: the old secret's token is refused at once.
+    assert_error(
+        verify_for(&app, &issued.access_token, "inventory").await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    let fresh = service_token(&app, &name, &new_secret, "inventory").await?;
+
+    let disabled =
+        stdout(&authctl(&app, Auth::Env(&token), &["service", "disable", &name], "").await?)?;
+    assert!(disabled.contains("disabled service client"), "{disabled}");
+    assert_error(
+        verify_for(&app, &fresh.access_token, "inventory").await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
     Ok(())
 }

@@ -274,3 +274,96 @@ async fn incomplete_or_unreadable_tls_settings_fail_the_start() -> TestResult {
     assert!(!error.to_string().contains("PRIVATE KEY-----\n"), "{error}");
     Ok(())
 }
+
+/// A service client bound to a SPIFFE ID (a URI SAN) obtains its tokens over mutual TLS with the
+/// certificate alone; a certificate of the same CA without the bound identity gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_client_bound_to_a_certificate_identity_needs_no_secret() -> TestResult {
+    use auth_api::v1::IssueServiceTokenRequest;
+    use auth_service::domain::{
+        Timestamp, admin::AdminCore, model::Principal, service_admin::ServiceClientSpec,
+    };
+    use rcgen::{SanType, string::Ia5String};
+
+    const SPIFFE_ID: &str = "spiffe://example.org/order-service";
+    let ca = Ca::new("test CA")?;
+    let database = TestDatabase::create(&Backend::Sqlite).await?;
+    let mut settings = test_settings(&database);
+    let dir = settings.data_dir.clone();
+    let issued = ca.server()?;
+    settings.tls_cert = Some(write(&dir, "server.pem", &issued.cert)?);
+    settings.tls_key = Some(write(&dir, "server-key.pem", &issued.key)?);
+    settings.tls_client_ca = Some(write(&dir, "client-ca.pem", &ca.pem)?);
+    {
+        // The client, made as an administrator would (the admin RPCs are tested in services.rs).
+        let components = auth_service::app::Components::open(&settings).await?;
+        let admin = AdminCore::new(components.core.clone(), Duration::ZERO);
+        let root = Principal {
+            user_id: "root".into(),
+            email: String::new(),
+            roles: vec!["admin".into()],
+            session_id: String::new(),
+            service: false,
+            actors: Vec::new(),
+        };
+        let spec = ServiceClientSpec {
+            name: "order-service".into(),
+            audiences: vec!["inventory".into()],
+            exchange_audiences: Vec::new(),
+            mtls_identity: Some(SPIFFE_ID.into()),
+        };
+        admin
+            .create_service_client(&root, spec, Timestamp::now())
+            .await?;
+    }
+    let app = Application::build(settings).await?;
+    let addr = app.local_addr();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let url: Uri = format!("https://{addr}").parse()?;
+
+    // A workload certificate whose only SAN is the SPIFFE ID.
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.subject_alt_names = vec![SanType::URI(Ia5String::try_from(SPIFFE_ID)?)];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let workload = Issued {
+        cert: params.signed_by(&key, &ca.issuer)?.pem(),
+        key: key.serialize_pem(),
+    };
+    let request = IssueServiceTokenRequest {
+        audience: "inventory".into(),
+        ..Default::default()
+    };
+    let channel = connect(&url, Some(&ca.client_tls(Some(&workload)))).await?;
+    let issued = AuthServiceClient::new(channel)
+        .issue_service_token(request.clone())
+        .await?
+        .into_inner();
+    let verified =
+        AuthServiceClient::new(connect(&url, Some(&ca.client_tls(Some(&workload)))).await?)
+            .verify(VerifyRequest {
+                token: issued.access_token,
+                audience: "inventory".into(),
+            })
+            .await?
+            .into_inner();
+    let principal = verified.principal.ok_or("no principal")?;
+    assert_eq!(principal.user_id, "order-service");
+    assert_eq!(principal.kind(), auth_api::v1::PrincipalKind::Service);
+
+    // Same CA, other identity: no client is bound to it.
+    let stranger = ca.client("intruder")?;
+    let channel = connect(&url, Some(&ca.client_tls(Some(&stranger)))).await?;
+    let refused = AuthServiceClient::new(channel)
+        .issue_service_token(request)
+        .await;
+    crate::helpers::assert_error(
+        refused,
+        tonic::Code::Unauthenticated,
+        "INVALID_CLIENT_CREDENTIALS",
+    );
+    Ok(())
+}

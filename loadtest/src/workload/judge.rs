@@ -167,6 +167,7 @@ fn local_label(error: &VerifyError) -> String {
         VerifyError::Expired => "TOKEN_EXPIRED".into(),
         VerifyError::Revoked => "SESSION_REVOKED".into(),
         VerifyError::MissingRole => "MISSING_ROLE".into(),
+        VerifyError::ActorNotAllowed => "ACTOR_NOT_ALLOWED".into(),
         VerifyError::Unavailable => "UNAVAILABLE".into(),
         VerifyError::Remote(status) => status_label(status),
     }

@@ -5,6 +5,7 @@
 mod fanout;
 mod machinery;
 mod retention;
+mod services;
 mod store;
 
 pub use fanout::{Fanout, FanoutEvent, FanoutListener};
@@ -13,6 +14,7 @@ pub use machinery::{
     SigningKeys,
 };
 pub use retention::{PruneCounts, PruneLease, Retention};
+pub use services::{LapsedGeneration, ServiceClientRecord, ServiceRotation};
 pub use store::{
     KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, PrivateKeyReplacement,
     RefreshRotation, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store,

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::FanoutEvent;
+use super::{FanoutEvent, LapsedGeneration, ServiceClientRecord, ServiceRotation};
 use crate::domain::{
     AuthError, Timestamp,
     model::{Revocation, SessionKind},
@@ -131,6 +131,8 @@ pub enum RevokeReason {
     Evicted,
     /// The account was suspended by an administrator.
     Suspended,
+    /// A service client's secret was replaced and its overlap is over.
+    SecretRotated,
 }
 
 impl RevokeReason {
@@ -142,6 +144,7 @@ impl RevokeReason {
             RevokeReason::PasswordChanged => "password_changed",
             RevokeReason::Evicted => "evicted",
             RevokeReason::Suspended => "suspended",
+            RevokeReason::SecretRotated => "secret_rotated",
         }
     }
 }
@@ -330,6 +333,35 @@ pub trait Store: Send + Sync + 'static {
         &self,
         replacements: &[PrivateKeyReplacement],
     ) -> Result<bool, StoreError>;
+
+    /// Creates a service client: its principal row (`user`, no password), the client row and
+    /// the session of its first generation, in one transaction. `Conflict` if the id is taken.
+    async fn insert_service_client(
+        &self,
+        user: &UserRecord,
+        client: &ServiceClientRecord,
+        generation: &NewSession,
+    ) -> Result<(), StoreError>;
+    async fn find_service_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceClientRecord>, StoreError>;
+    async fn find_service_client_by_mtls(
+        &self,
+        identity: &str,
+    ) -> Result<Option<ServiceClientRecord>, StoreError>;
+    /// Every service client, by id.
+    async fn list_service_clients(&self) -> Result<Vec<ServiceClientRecord>, StoreError>;
+    /// False if another rotation won the race (the client's rotation count moved on).
+    async fn rotate_service_secret(
+        &self,
+        rotation: &ServiceRotation<'_>,
+    ) -> Result<bool, StoreError>;
+    /// Replaced generations whose overlap ended before `now` and whose session is still live.
+    async fn lapsed_service_generations(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<LapsedGeneration>, StoreError>;
 
     /// Cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -12,12 +12,14 @@ mod keys;
 mod retention;
 mod rotations;
 mod rows;
+mod services;
 
 pub(crate) use changes::change_log;
 pub(crate) use keys::key_statements;
 pub(crate) use retention::{dropped_keys, ended_before, old_changes, retention_statements};
 pub(crate) use rotations::rotation_writer;
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
+pub(crate) use services::{select_service_clients, service_statements};
 
 macro_rules! impl_sql_store {
     ($store:ty, $row:ty) => {
@@ -28,8 +30,9 @@ macro_rules! impl_sql_store {
             Timestamp,
             model::{Revocation, SessionKind},
             ports::{
-                FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, PrivateKeyReplacement, RefreshRotation,
-                RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+                FanoutEvent, KeyRotation, KeyRotationOutcome, LapsedGeneration, LoggedChange, NewSession,
+                PrivateKeyReplacement, RefreshRotation, RevokeReason, RevokedSession, ServiceClientRecord,
+                ServiceRotation, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
             },
         };
 
@@ -38,6 +41,7 @@ macro_rules! impl_sql_store {
         $crate::store::sql::key_statements!($row);
         $crate::store::sql::rotation_writer!($row);
         $crate::store::sql::retention_statements!($store, $row);
+        $crate::store::sql::service_statements!($row);
 
         #[async_trait]
         impl Store for $store {
@@ -342,6 +346,35 @@ macro_rules! impl_sql_store {
 
             async fn replace_private_keys(&self, replacements: &[PrivateKeyReplacement]) -> Result<bool, StoreError> {
                 replace_keys(&self.pool, replacements).await
+            }
+
+            async fn insert_service_client(
+                &self,
+                user: &UserRecord,
+                client: &ServiceClientRecord,
+                generation: &NewSession,
+            ) -> Result<(), StoreError> {
+                insert_client(&self.pool, user, client, generation).await
+            }
+
+            async fn find_service_client(&self, client_id: &str) -> Result<Option<ServiceClientRecord>, StoreError> {
+                find_client(&self.pool, "id", client_id).await
+            }
+
+            async fn find_service_client_by_mtls(&self, identity: &str) -> Result<Option<ServiceClientRecord>, StoreError> {
+                find_client(&self.pool, "mtls_identity", identity).await
+            }
+
+            async fn list_service_clients(&self) -> Result<Vec<ServiceClientRecord>, StoreError> {
+                list_clients(&self.pool).await
+            }
+
+            async fn rotate_service_secret(&self, rotation: &ServiceRotation<'_>) -> Result<bool, StoreError> {
+                rotate_client_secret(&self.pool, rotation).await
+            }
+
+            async fn lapsed_service_generations(&self, now: Timestamp) -> Result<Vec<LapsedGeneration>, StoreError> {
+                lapsed_generations(&self.pool, now).await
             }
 
             async fn ping(&self) -> Result<(), StoreError> {
