@@ -21,8 +21,8 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::helpers::{
-    Backend, CuttableProxy, PASSWORD, TestApp, TestResult, assert_error, on_both_backends,
-    postgres_and_redis, redis_host_port, token_pair, unique_email, with_bearer,
+    Backend, CuttableProxy, PASSWORD, TestApp, TestResult, assert_error, host_port,
+    on_both_backends, postgres_and_redis, token_pair, unique_email, with_bearer,
 };
 
 on_both_backends!(
@@ -649,7 +649,7 @@ async fn without_redis_the_limits_fall_back_to_this_process() -> TestResult {
     let Some((backend, upstream)) = postgres_and_redis("brute_force_redis_outage") else {
         return Ok(());
     };
-    let proxy = CuttableProxy::start(redis_host_port(&upstream)).await?;
+    let proxy = CuttableProxy::start(host_port(&upstream)).await?;
     let through_proxy = format!("redis://{}", proxy.addr);
     let app = TestApp::spawn_with(&backend, |settings| {
         settings.redis_url = Some(SecretString::new(through_proxy));

@@ -156,6 +156,16 @@ impl TestDatabase {
         })
     }
 
+    /// A fresh schema on the PostgreSQL at `base`, reached through `proxy` (started on
+    /// `host_port(base)`), so a test can cut the database away from the server.
+    pub async fn create_behind(
+        base: &str,
+        proxy: &CuttableProxy,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let through_proxy = base.replacen(&host_port(base), &proxy.addr.to_string(), 1);
+        Self::create(&Backend::Postgres(through_proxy)).await
+    }
+
     pub fn apply(&self, settings: &mut Settings) {
         settings.data_dir = self.data_dir.clone();
         settings.database_url = self.database_url.clone().map(SecretString::new);
@@ -467,8 +477,8 @@ pub use binary::start_listening;
 pub use private_servers::{PrivatePostgres, PrivateRedis};
 pub use proxy::CuttableProxy;
 
-/// `host:port` of a `redis://host:port[/db]` URL.
-pub fn redis_host_port(url: &str) -> String {
+/// `host:port` of a `redis://host:port[/db]` or `postgres://user@host:port/db` URL.
+pub fn host_port(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
     rest.split('/').next().unwrap_or(rest).to_owned()

@@ -10,8 +10,8 @@ use tonic_health::pb::{
 };
 
 use crate::helpers::{
-    Backend, CuttableProxy, TestApp, TestDatabase, TestResult, assert_error, http_client,
-    postgres_and_redis, redis_host_port, test_settings, unique_email,
+    Backend, CuttableProxy, TestApp, TestDatabase, TestResult, assert_error, host_port,
+    http_client, postgres_and_redis, test_settings, unique_email,
 };
 
 pub(crate) async fn scrape(
@@ -143,16 +143,6 @@ async fn wait_for_health(app: &TestApp, wanted: ServingStatus) -> TestResult {
     .await
 }
 
-/// `host:port` of a `postgres://user@host:port/db` URL.
-fn postgres_host_port(base: &str) -> String {
-    base.split_once('@')
-        .map_or(base, |(_, rest)| rest)
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// Polls `/readyz` until it answers `status`; returns its body.
 async fn wait_for_readyz(
     app: &TestApp,
@@ -183,10 +173,7 @@ async fn behind_proxies(
     database_proxy: &CuttableProxy,
     redis_proxy: &CuttableProxy,
 ) -> Result<TestApp, Box<dyn std::error::Error + Send + Sync>> {
-    let host_port = postgres_host_port(base);
-    let through_proxy =
-        Backend::Postgres(base.replacen(&host_port, &database_proxy.addr.to_string(), 1));
-    let database = TestDatabase::create(&through_proxy).await?;
+    let database = TestDatabase::create_behind(base, database_proxy).await?;
     let mut settings = test_settings(&database);
     settings.health_check_interval = Duration::from_millis(200);
     settings.redis_url = Some(SecretString::new(format!("redis://{}", redis_proxy.addr)));
@@ -203,8 +190,8 @@ async fn without_its_database_a_replica_is_not_ready_until_the_database_answers_
     else {
         return Ok(());
     };
-    let database_proxy = CuttableProxy::start(postgres_host_port(&base)).await?;
-    let redis_proxy = CuttableProxy::start(redis_host_port(&redis)).await?;
+    let database_proxy = CuttableProxy::start(host_port(&base)).await?;
+    let redis_proxy = CuttableProxy::start(host_port(&redis)).await?;
     let app = behind_proxies(&base, &database_proxy, &redis_proxy).await?;
     let http = app.http_addr.ok_or("no HTTP listener")?;
     wait_for_health(&app, ServingStatus::Serving).await?;
@@ -242,8 +229,8 @@ async fn a_redis_outage_is_reported_as_degraded_while_the_replica_keeps_serving(
     let Some((Backend::Postgres(base), redis)) = postgres_and_redis("redis_outage_degrades") else {
         return Ok(());
     };
-    let database_proxy = CuttableProxy::start(postgres_host_port(&base)).await?;
-    let redis_proxy = CuttableProxy::start(redis_host_port(&redis)).await?;
+    let database_proxy = CuttableProxy::start(host_port(&base)).await?;
+    let redis_proxy = CuttableProxy::start(host_port(&redis)).await?;
     let app = behind_proxies(&base, &database_proxy, &redis_proxy).await?;
     wait_for_sample(&app, "auth_redis_up", 1.0).await?;
     let (_, before) = app.user_with_tokens(&unique_email("before")).await?;

@@ -8,8 +8,8 @@ use auth_service::config::SecretString;
 use tonic::{Code, Status};
 
 use crate::helpers::{
-    CuttableProxy, TestApp, TestResult, assert_error, local_verifier, postgres_and_redis,
-    redis_host_port, session_token, unique_email, wait_until_rejected, with_bearer,
+    CuttableProxy, TestApp, TestResult, assert_error, host_port, local_verifier,
+    postgres_and_redis, session_token, unique_email, wait_until_rejected, with_bearer,
 };
 
 /// Two replicas on one fresh PostgreSQL schema, both using the Redis at `redis_url`.
@@ -226,7 +226,7 @@ async fn a_redis_outage_loses_no_revocation() -> TestResult {
     let Some((_, upstream)) = postgres_and_redis("replicas_redis_outage") else {
         return Ok(());
     };
-    let proxy = CuttableProxy::start(redis_host_port(&upstream)).await?;
+    let proxy = CuttableProxy::start(host_port(&upstream)).await?;
     let through_proxy = format!("redis://{}", proxy.addr);
     let Some((a, b)) = two_replicas(
         "replicas_redis_outage",
@@ -285,7 +285,7 @@ async fn pub_sub_resumes_after_a_redis_outage_without_waiting_for_the_poll() -> 
     let Some((_, upstream)) = postgres_and_redis(test) else {
         return Ok(());
     };
-    let proxy = CuttableProxy::start(redis_host_port(&upstream)).await?;
+    let proxy = CuttableProxy::start(host_port(&upstream)).await?;
     let through_proxy = format!("redis://{}", proxy.addr);
     let Some((a, b)) =
         two_replicas(test, || through_proxy.clone(), Duration::from_secs(600)).await?

@@ -15,7 +15,7 @@ use tonic::{
 
 use super::stored_session_count;
 use crate::helpers::{
-    Backend, CuttableProxy, PASSWORD, TestApp, TestDatabase, TestResult, assert_error,
+    Backend, CuttableProxy, PASSWORD, TestApp, TestDatabase, TestResult, assert_error, host_port,
     on_both_backends, postgres_and_redis, test_settings, unique_email, with_bearer,
 };
 
@@ -377,16 +377,8 @@ async fn with_redis_recently_verified_sessions_outlive_a_database_outage_for_the
 async fn database_behind_a_proxy(
     base: &str,
 ) -> Result<(CuttableProxy, TestDatabase), Box<dyn std::error::Error + Send + Sync>> {
-    let host_port = base
-        .split_once('@')
-        .map_or(base, |(_, rest)| rest)
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let proxy = CuttableProxy::start(host_port.clone()).await?;
-    let through_proxy = Backend::Postgres(base.replacen(&host_port, &proxy.addr.to_string(), 1));
-    let database = TestDatabase::create(&through_proxy).await?;
+    let proxy = CuttableProxy::start(host_port(base)).await?;
+    let database = TestDatabase::create_behind(base, &proxy).await?;
     Ok((proxy, database))
 }
 
