@@ -137,12 +137,14 @@ impl Chains {
         client: &mut AuthServiceClient<Channel>,
     ) -> Option<Result<String, Status>> {
         let slot = self.current.get(index % self.current.len().max(1))?;
+        // Taken out of the slot while it is spent, so no other caller presents it meanwhile (a
+        // second presentation would be reuse and end the session); put back only on success.
         let token = {
-            let guard = slot.try_lock().ok()?;
+            let mut guard = slot.try_lock().ok()?;
             if guard.is_empty() {
                 return None;
             }
-            guard.clone()
+            std::mem::take(&mut *guard)
         };
         let answer = client
             .refresh(pb::RefreshRequest {
@@ -157,11 +159,8 @@ impl Chains {
                 Ok(pair.access_token)
             }
             Ok(None) => Err(Status::internal("a refresh without tokens")),
-            Err(status) => {
-                // The chain's fate is unknown now: retire it.
-                guard.clear();
-                Err(status)
-            }
+            // The chain's fate is unknown now: it stays retired (empty).
+            Err(status) => Err(status),
         })
     }
 }
