@@ -222,8 +222,8 @@ pub(super) fn mixed_open_call(
                 let mut client = auth[caller % auth.len()].clone();
                 let (chains, next_chain) = (Arc::clone(&chains), Arc::clone(&next_chain));
                 let call: Call = Box::pin(async move {
-                    // A few chains on from the last one taken, skipping those in flight.
-                    for _ in 0..16 {
+                    // The next chain not in flight (or retired), trying each at most once.
+                    for _ in 0..chains.len() {
                         let chain = next_chain.fetch_add(1, Ordering::Relaxed);
                         if let Some(outcome) = chains.refresh(chain, &mut client).await {
                             return outcome.map(|_| ());
