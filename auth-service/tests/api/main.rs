@@ -39,6 +39,7 @@ mod replicas;
 mod restart;
 mod retention;
 mod revocation_feed;
+mod rotations;
 mod services;
 mod sessions;
 mod settings;

@@ -23,6 +23,10 @@ pub(crate) use services::{select_service_clients, service_statements};
 
 macro_rules! impl_sql_store {
     ($store:ty, $row:ty) => {
+        $crate::store::sql::impl_sql_store!($store, $row, rotate_each);
+    };
+    // `$write_batch` writes a group commit's rotations (`rotations.rs`).
+    ($store:ty, $row:ty, $write_batch:path) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
@@ -39,7 +43,7 @@ macro_rules! impl_sql_store {
         $crate::store::sql::decode_rows!($row);
         $crate::store::sql::change_log!($row);
         $crate::store::sql::key_statements!($row);
-        $crate::store::sql::rotation_writer!($row);
+        $crate::store::sql::rotation_writer!($row, $write_batch);
         $crate::store::sql::retention_statements!($store, $row);
         $crate::store::sql::service_statements!($row);
 
