@@ -487,9 +487,7 @@ mod tests {
     #[test]
     fn reconnect_waits_are_spread_over_the_whole_range() {
         let delay = Duration::from_millis(1000);
-        let waits: Vec<Duration> = (0..2000)
-            .map(|_| jittered(delay, random_unit()))
-            .collect();
+        let waits: Vec<Duration> = (0..2000).map(|_| jittered(delay, random_unit())).collect();
         assert!(waits.iter().all(|wait| (delay / 2..=delay).contains(wait)));
         // Spread, not one value: with 2000 uniform draws each quarter of the range is hit (a
         // quarter missed by chance: 4 * 0.75^2000, never).

@@ -6,14 +6,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use auth_api::v1::ErrorReason;
 use auth_api::VerifyError;
+use auth_api::v1::ErrorReason;
 use tonic_types::StatusExt;
 
 use super::limits::REQUEST_TOO_LARGE;
 use super::to_status;
-use crate::domain::gateway::CsrfFailure;
 use crate::domain::AuthError;
+use crate::domain::gateway::CsrfFailure;
 
 /// One `AuthError` of each variant. The `match` has no wildcard arm: a new variant does not
 /// compile until it is chained in here, so it cannot escape the check.
@@ -59,7 +59,9 @@ fn every_auth_error() -> Vec<AuthError> {
         })
     }
     // `take`: a chain that loops by mistake fails the check instead of hanging it.
-    std::iter::successors(Some(AuthError::InvalidCredentials), after).take(256).collect()
+    std::iter::successors(Some(AuthError::InvalidCredentials), after)
+        .take(256)
+        .collect()
 }
 
 /// The verifiers' own refusals (auth-api), chained the same way. `Remote` passes on the auth
@@ -89,11 +91,18 @@ fn reason_of(status: &tonic::Status) -> String {
 
 /// Every reason the code can send.
 fn sent_reasons() -> BTreeSet<String> {
-    let csrf = [CsrfFailure::OriginNotAllowed, CsrfFailure::CsrfHeaderMissing];
+    let csrf = [
+        CsrfFailure::OriginNotAllowed,
+        CsrfFailure::CsrfHeaderMissing,
+    ];
     every_auth_error()
         .into_iter()
         .map(|error| reason_of(&to_status(error)))
-        .chain(every_verify_error().iter().map(|e| reason_of(&e.to_status())))
+        .chain(
+            every_verify_error()
+                .iter()
+                .map(|e| reason_of(&e.to_status())),
+        )
         .chain(csrf.into_iter().map(|failure| failure.reason().to_owned()))
         .chain([REQUEST_TOO_LARGE.to_owned()])
         .collect()
@@ -104,10 +113,12 @@ fn contract_reasons() -> BTreeSet<String> {
     (0..1024)
         .filter_map(|number| ErrorReason::try_from(number).ok())
         .filter(|reason| *reason != ErrorReason::Unspecified)
-        .map(|reason| match reason.as_str_name().strip_prefix("ERROR_REASON_") {
-            Some(name) => name.to_owned(),
-            None => panic!("{} lacks the ERROR_REASON_ prefix", reason.as_str_name()),
-        })
+        .map(
+            |reason| match reason.as_str_name().strip_prefix("ERROR_REASON_") {
+                Some(name) => name.to_owned(),
+                None => panic!("{} lacks the ERROR_REASON_ prefix", reason.as_str_name()),
+            },
+        )
         .collect()
 }
 

@@ -517,7 +517,10 @@ fn principal_kind_and_actor_cases(k1: &TestKey) -> Vec<Value> {
         ),
         case(
             "a nested actor with an empty sub",
-            k1.sign(&with("act", json!({"sub": "order-service", "act": {"sub": ""}}))),
+            k1.sign(&with(
+                "act",
+                json!({"sub": "order-service", "act": {"sub": ""}}),
+            )),
             "TOKEN_INVALID",
         ),
         case(
