@@ -19,6 +19,7 @@ use tonic::{Status, transport::Channel};
 
 use crate::{
     access_token::{self, TokenRules},
+    backoff::Backoff,
     layer::{Verifier, VerifyError},
     revoked_set::RevokedSet,
     v1::{
@@ -28,10 +29,6 @@ use crate::{
     verified_tokens::{VerifiedToken, VerifiedTokens},
 };
 
-/// The feed's reconnect backoff: the delay doubles from the first to the max after each failed
-/// attempt, and each wait is drawn from the upper half of it (see [`jittered`]).
-const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(50);
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 /// How long a revocation of all of a user's sessions is kept: longer than any access token lives.
 const USER_REVOCATION_KEPT: i64 = 24 * 3600;
 
@@ -400,7 +397,7 @@ impl Shared {
 /// Keeps the feed open for as long as a verifier exists.
 async fn keep_feed_open(shared: Weak<Shared>, mut verifier_dropped: watch::Receiver<()>) {
     let mut cursor = String::new();
-    let mut delay = FIRST_RECONNECT_DELAY;
+    let mut backoff = Backoff::default();
     loop {
         let Some(strong) = shared.upgrade() else {
             return;
@@ -430,7 +427,7 @@ async fn keep_feed_open(shared: Weak<Shared>, mut verifier_dropped: watch::Recei
                     cursor.clone_from(&event.cursor);
                 }
                 strong.apply(event);
-                delay = FIRST_RECONNECT_DELAY;
+                backoff = Backoff::default();
             }
         }
         let Some(strong) = shared.upgrade() else {
@@ -438,27 +435,7 @@ async fn keep_feed_open(shared: Weak<Shared>, mut verifier_dropped: watch::Recei
         };
         strong.set_live(false);
         drop(strong);
-        tokio::time::sleep(jittered(delay, random_unit())).await;
-        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
-    }
-}
-
-/// A reconnect wait of between half of `delay` and all of it, `unit` (in `[0, 1)`) picking where:
-/// verifiers cut off together (an auth-service replica restarting) then spread their reconnects
-/// instead of arriving in lockstep, while the wait stays bounded by the backoff. The same rule
-/// as the Python and Node verifiers (clients/).
-fn jittered(delay: Duration, unit: f64) -> Duration {
-    delay.mul_f64(0.5 + unit.clamp(0.0, 1.0) / 2.0)
-}
-
-/// A uniformly distributed number in `[0, 1)` from the system's random source; `1.0` (no
-/// jitter, the full delay) in the unlikely case it fails.
-fn random_unit() -> f64 {
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 4];
-    match SystemRandom::new().fill(&mut bytes) {
-        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / 4_294_967_296.0,
-        Err(_) => 1.0,
+        tokio::time::sleep(backoff.next_wait()).await;
     }
 }
 
@@ -472,34 +449,6 @@ fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_reconnect_waits_between_half_the_backoff_and_all_of_it() {
-        let delay = Duration::from_millis(800);
-        assert_eq!(jittered(delay, 0.0), Duration::from_millis(400));
-        assert_eq!(jittered(delay, 1.0), delay);
-        // Out-of-range input cannot leave the bounds.
-        assert_eq!(jittered(delay, -3.0), Duration::from_millis(400));
-        assert_eq!(jittered(delay, 7.0), delay);
-        assert_eq!(jittered(MAX_RECONNECT_DELAY, 1.0), MAX_RECONNECT_DELAY);
-    }
-
-    #[test]
-    fn reconnect_waits_are_spread_over_the_whole_range() {
-        let delay = Duration::from_millis(1000);
-        let waits: Vec<Duration> = (0..2000).map(|_| jittered(delay, random_unit())).collect();
-        assert!(waits.iter().all(|wait| (delay / 2..=delay).contains(wait)));
-        // Spread, not one value: with 2000 uniform draws each quarter of the range is hit (a
-        // quarter missed by chance: 4 * 0.75^2000, never).
-        for quarter in 0..4u32 {
-            let low = delay / 2 + delay / 8 * quarter;
-            let high = low + delay / 8;
-            assert!(
-                waits.iter().any(|wait| (low..high).contains(wait)),
-                "no wait in [{low:?}, {high:?})"
-            );
-        }
-    }
 
     /// The server (leeway 5 s) says a revoked session's tokens live until second 1_000; this
     /// verifier tolerates 60 s, so it accepts a token with `exp` 995 until second 1_055.
