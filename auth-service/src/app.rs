@@ -20,7 +20,6 @@ use crate::{
         AuthCore, AuthError, Machinery, Timestamp,
         gateway::Gateway,
         ports::{RevocationNews, Store, StoreError},
-        recovery::Accounts,
     },
     engine::{
         decision_cache::DecisionCache,
@@ -28,9 +27,7 @@ use crate::{
         hub::{self, RevocationHub},
         key_seal::KeySealError,
         keys::KeyManager,
-        keys_at_rest,
-        notifier::NotifierQueue,
-        pruner,
+        keys_at_rest, pruner,
         service_secrets::spawn_secret_retirement,
         session_cache::LiveSessions,
     },
@@ -121,17 +118,8 @@ impl Components {
         if let Some(link) = &redis {
             core = core.with_limiter(Arc::new(link.limiter(&settings.limits_key_prefix)));
         }
-        // Email verification and password reset: codes leave through the notifier's queue.
-        let notifier = settings
-            .accounts
-            .notifier_config()
-            .and_then(NotifierQueue::start)
-            .map_err(StartError::Settings)?;
-        core = core.with_accounts(Accounts {
-            policy: settings.accounts.account_policy(),
-            notifier,
-        });
-        let core = Arc::new(core);
+        let accounts = settings.accounts.start().map_err(StartError::Settings)?;
+        let core = Arc::new(core.with_accounts(accounts));
         Ok(Self {
             store,
             keys,

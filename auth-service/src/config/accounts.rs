@@ -10,9 +10,9 @@ use super::SecretString;
 use crate::{
     domain::{
         limits::{ADDRESS_WINDOW, Budget},
-        recovery::AccountPolicy,
+        recovery::{AccountPolicy, Accounts},
     },
-    engine::notifier::{Channel, NotifierConfig, SmtpTarget, WebhookTarget},
+    engine::notifier::{Channel, NotifierConfig, NotifierQueue, SmtpTarget, WebhookTarget},
 };
 
 /// How account codes are delivered.
@@ -126,6 +126,15 @@ pub struct AccountSettings {
 }
 
 impl AccountSettings {
+    /// Verification and reset as configured, their notifier started (codes leave through its
+    /// queue); what is missing or wrong, naming the variable.
+    pub fn start(&self) -> Result<Accounts, String> {
+        Ok(Accounts {
+            policy: self.account_policy(),
+            notifier: NotifierQueue::start(self.notifier_config()?)?,
+        })
+    }
+
     pub fn account_policy(&self) -> AccountPolicy {
         let per_minute = |limit| Budget {
             limit,
