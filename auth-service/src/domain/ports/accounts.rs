@@ -54,8 +54,9 @@ pub struct CodeRecord {
 #[async_trait]
 pub trait AccountCodes: Send + Sync {
     /// In one transaction, whether or not `code.email_key` names an account (the same statements
-    /// run either way, so the answer's timing says nothing): the account's earlier codes of the
-    /// purpose are deleted and this one stored. `None` when no account has the address.
+    /// run and a row is written either way, so the answer's timing says nothing): the account's
+    /// earlier codes of the purpose are deleted and this one stored (for no account: stored
+    /// unusable). `None` when no account has the address.
     async fn issue_code(&self, code: &NewCode<'_>) -> Result<Option<CodeRecipient>, StoreError>;
     /// The code with this hash, consumed or not.
     async fn find_code(&self, hash: &[u8]) -> Result<Option<CodeRecord>, StoreError>;

@@ -19,7 +19,7 @@ macro_rules! account_statements {
         ) -> Result<Option<String>, sqlx::Error> {
             let row = sqlx::query(
                 "UPDATE account_codes SET consumed_at = $3 WHERE code_hash = $1 AND purpose = $2 \
-                 AND consumed_at IS NULL AND expires_at > $3 RETURNING user_id",
+                 AND user_id IS NOT NULL AND consumed_at IS NULL AND expires_at > $3 RETURNING user_id",
             )
             .bind(hash)
             .bind(purpose.as_str())
@@ -33,17 +33,21 @@ macro_rules! account_statements {
         impl AccountCodes for $store {
             async fn issue_code(&self, code: &NewCode<'_>) -> Result<Option<CodeRecipient>, StoreError> {
                 let mut tx = self.pool.begin().await?;
+                // The account's earlier codes of the purpose, and expired rows of unknown addresses.
                 sqlx::query(
-                    "DELETE FROM account_codes WHERE purpose = $2 AND user_id IN \
-                     (SELECT id FROM users WHERE email_key = $1)",
+                    "DELETE FROM account_codes WHERE purpose = $2 AND (user_id IN \
+                     (SELECT id FROM users WHERE email_key = $1) OR (user_id IS NULL AND expires_at <= $3))",
                 )
                 .bind(code.email_key)
                 .bind(code.purpose.as_str())
+                .bind(code.created_at.millis())
                 .execute(&mut *tx)
                 .await?;
+                // One row either way (user_id NULL for an unknown address): the commit writes, and
+                // waits for the disk, in both cases.
                 let row = sqlx::query(
                     "INSERT INTO account_codes (code_hash, user_id, purpose, created_at, expires_at) \
-                     SELECT $1, id, $2, $3, $4 FROM users WHERE email_key = $5 RETURNING user_id",
+                     SELECT $1, (SELECT id FROM users WHERE email_key = $5), $2, $3, $4 RETURNING user_id",
                 )
                 .bind(code.hash)
                 .bind(code.purpose.as_str())
@@ -58,10 +62,13 @@ macro_rules! account_statements {
                     .await?;
                 tx.commit().await?;
                 match (row, email) {
-                    (Some(row), Some(email)) => Ok(Some(CodeRecipient {
-                        user_id: row.try_get("user_id")?,
-                        email: email.try_get("email")?,
-                    })),
+                    (Some(row), Some(email)) => match row.try_get::<Option<String>, _>("user_id")? {
+                        Some(user_id) => Ok(Some(CodeRecipient {
+                            user_id,
+                            email: email.try_get("email")?,
+                        })),
+                        None => Ok(None),
+                    },
                     _ => Ok(None),
                 }
             }
@@ -76,6 +83,10 @@ macro_rules! account_statements {
                 let Some(row) = row else {
                     return Ok(None);
                 };
+                // A row written for an unknown address grants nothing.
+                let Some(user_id) = row.try_get::<Option<String>, _>("user_id")? else {
+                    return Ok(None);
+                };
                 let purpose: String = row.try_get("purpose")?;
                 let purpose = match purpose.as_str() {
                     "verify_email" => CodePurpose::VerifyEmail,
@@ -84,7 +95,7 @@ macro_rules! account_statements {
                     _ => return Ok(None),
                 };
                 Ok(Some(CodeRecord {
-                    user_id: row.try_get("user_id")?,
+                    user_id,
                     purpose,
                     expires_at: Timestamp::from_millis(row.try_get("expires_at")?),
                     consumed: row.try_get::<Option<i64>, _>("consumed_at")?.is_some(),
