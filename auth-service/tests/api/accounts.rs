@@ -8,14 +8,17 @@
 use std::time::Duration;
 
 use auth_api::v1::{self as pb, CredentialKind, admin_service_client::AdminServiceClient};
-use auth_service::config::{NotifierKind, SecretString, Settings};
+use auth_service::{
+    app::Application,
+    config::{NotifierKind, SecretString, Settings},
+};
 use tonic::Code;
 
 use crate::admin::admin;
 use crate::helpers::{
-    Backend, TestApp, TestResult, assert_error, local_verifier,
+    Backend, TestApp, TestDatabase, TestResult, assert_error, local_verifier,
     mail_sink::MailSink,
-    on_both_backends, session_token, token_pair, unique_email, wait_until_rejected,
+    on_both_backends, session_token, test_settings, token_pair, unique_email, wait_until_rejected,
     webhook_receiver::{WEBHOOK_SECRET, WebhookReceiver},
     with_bearer,
 };
@@ -29,6 +32,51 @@ on_both_backends!(
     reset_requests_take_as_long_for_an_unknown_address_as_for_a_known_one,
     an_administrator_sets_and_clears_the_verified_mark,
 );
+
+/// A notifier that cannot work stops the start, naming the variable (and never the secret).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notifier_missing_its_settings_stops_the_start() -> TestResult {
+    let database = TestDatabase::create(&Backend::Sqlite).await?;
+    let start_error = |configure: &dyn Fn(&mut Settings)| {
+        let mut settings = test_settings(&database);
+        configure(&mut settings);
+        async move {
+            match Application::build(settings).await {
+                Ok(_) => "started".to_owned(),
+                Err(error) => error.to_string(),
+            }
+        }
+    };
+    let no_url = start_error(&|settings| settings.accounts.notifier = NotifierKind::Webhook).await;
+    assert!(no_url.contains("AUTH_NOTIFIER_WEBHOOK_URL"), "{no_url}");
+    let weak_secret = "too short a secret";
+    let short = start_error(&|settings| {
+        settings.accounts.notifier = NotifierKind::Webhook;
+        settings.accounts.notifier_webhook_url = Some("https://hooks.example.com/auth".into());
+        settings.accounts.notifier_webhook_secret = Some(SecretString::new(weak_secret));
+    })
+    .await;
+    assert!(short.contains("AUTH_NOTIFIER_WEBHOOK_SECRET"), "{short}");
+    assert!(!short.contains(weak_secret), "{short}");
+    let no_from = start_error(&|settings| {
+        settings.accounts.notifier = NotifierKind::Smtp;
+        settings.accounts.notifier_smtp_url =
+            Some(SecretString::new("smtps://u:pw@mail.example.com"));
+    })
+    .await;
+    assert!(no_from.contains("AUTH_NOTIFIER_SMTP_FROM"), "{no_from}");
+    let bad_url = start_error(&|settings| {
+        settings.accounts.notifier = NotifierKind::Smtp;
+        settings.accounts.notifier_smtp_url = Some(SecretString::new("gopher://u:hunter2@x"));
+        settings.accounts.notifier_smtp_from = Some("accounts@example.com".into());
+    })
+    .await;
+    assert!(
+        bad_url.contains("AUTH_NOTIFIER_SMTP_URL") && !bad_url.contains("hunter2"),
+        "{bad_url}"
+    );
+    Ok(())
+}
 
 const NEW_PASSWORD: &str = "a fresh reset passphrase";
 const WAIT: Duration = Duration::from_secs(20);
