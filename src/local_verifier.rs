@@ -203,6 +203,7 @@ impl LocalVerifier {
             session_id: claims.sid.clone(),
             kind: crate::principal_kind(claims.service == Some(true)).into(),
             actors: claims.actors(),
+            email_verified: claims.email_verified.unwrap_or(false),
         })
     }
 

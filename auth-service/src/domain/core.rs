@@ -51,6 +51,8 @@ pub struct AuthCore {
     /// still checks the session every time, in the session cache or the store; ext_authz checks
     /// its revoked set).
     pub(super) verified_tokens: VerifiedTokens,
+    /// Email verification and password reset (`recovery.rs`); off until `with_accounts`.
+    pub(super) accounts: Option<super::recovery::Accounts>,
 }
 
 impl AuthCore {
@@ -72,6 +74,7 @@ impl AuthCore {
             news: machinery.news,
             limits,
             verified_tokens: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
+            accounts: None,
         }
     }
 
@@ -142,6 +145,8 @@ impl AuthCore {
             exchanged: exchange_audience.map(|_| true),
             service: grant.service.then_some(true),
             act: Actor::from_chain(&grant.actors),
+            // OpenID Connect's claim; absent from service tokens.
+            email_verified: (!grant.service).then_some(grant.email_verified),
         };
         let token = self.keys.sign(&claims, now).await?;
         Ok((token, Timestamp::from_unix_seconds(claims.exp)))
@@ -162,6 +167,8 @@ pub(super) struct Grant<'a> {
     pub(super) service: bool,
     /// The actor chain (`act`), current actor first; empty unless delegated.
     pub(super) actors: Vec<String>,
+    /// The user's address is verified (the `email_verified` claim).
+    pub(super) email_verified: bool,
 }
 
 impl<'a> Grant<'a> {
@@ -176,6 +183,7 @@ impl<'a> Grant<'a> {
             authenticated_at: verified.authenticated_at,
             service: verified.principal.service,
             actors: verified.principal.actors.clone(),
+            email_verified: verified.principal.email_verified,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod opaque_token;
 pub mod password_policy;
 pub mod policy;
 pub mod ports;
+pub mod recovery;
 pub mod refresh;
 pub mod retention;
 pub mod revoker;

@@ -10,6 +10,7 @@
 
 mod helpers;
 
+mod accounts;
 mod admin;
 mod architecture;
 mod attacks;

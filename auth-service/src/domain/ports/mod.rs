@@ -2,12 +2,16 @@
 //! implements storage and fan-out for SQLite, PostgreSQL and Redis, `engine/` the machinery;
 //! nothing here knows how.
 
+mod accounts;
 mod fanout;
 mod machinery;
 mod retention;
 mod services;
 mod store;
 
+pub use accounts::{
+    AccountCodes, CodePurpose, CodeRecipient, CodeRecord, NewCode, Notice, NoticeKind, Notifier,
+};
 pub use fanout::{Fanout, FanoutEvent, FanoutListener};
 pub use machinery::{
     CacheTicket, LiveSession, PasswordHashing, RevocationNews, RevokedSetCheck, SessionCache,

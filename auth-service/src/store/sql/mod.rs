@@ -6,6 +6,7 @@
 //! This module holds the statements, one per `Store` method; `rows` holds what they read back
 //! (column lists and row decoders).
 
+mod accounts;
 mod changes;
 pub(crate) mod group_commit;
 mod keys;
@@ -14,12 +15,11 @@ mod rotations;
 mod rows;
 mod services;
 
-pub(crate) use changes::change_log;
-pub(crate) use keys::key_statements;
 pub(crate) use retention::{dropped_keys, ended_before, old_changes, retention_statements};
 pub(crate) use rotations::rotation_writer;
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
 pub(crate) use services::{select_service_clients, service_statements};
+pub(crate) use {accounts::account_statements, changes::change_log, keys::key_statements};
 
 macro_rules! impl_sql_store {
     ($store:ty, $row:ty) => {
@@ -46,6 +46,7 @@ macro_rules! impl_sql_store {
         $crate::store::sql::rotation_writer!($row, $write_batch);
         $crate::store::sql::retention_statements!($store, $row);
         $crate::store::sql::service_statements!($row);
+        $crate::store::sql::account_statements!($store, $row);
 
         #[async_trait]
         impl Store for $store {
@@ -386,9 +387,9 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            fn retention(&self) -> Option<&dyn Retention> {
-                Some(self)
-            }
+            fn retention(&self) -> Option<&dyn Retention> { Some(self) }
+
+            fn account_codes(&self) -> Option<&dyn AccountCodes> { Some(self) }
         }
 
     };
