@@ -53,7 +53,9 @@ fn every_auth_error() -> Vec<AuthError> {
             ServiceClientDisabled => ServiceClientNotFound,
             ServiceClientNotFound => ServiceClientExists,
             ServiceClientExists => ServiceCredentialRequired,
-            ServiceCredentialRequired => Unavailable("database".into()),
+            ServiceCredentialRequired => CodeInvalid,
+            CodeInvalid => CodeExpired,
+            CodeExpired => Unavailable("database".into()),
             Unavailable(_) => Internal("bug".into()),
             Internal(_) => return None,
         })
