@@ -1,14 +1,15 @@
-//! A group commit's rotations in one round trip per table instead of two statements per rotation
-//! (`sql/rotations.rs`): the batch travels as one parameter (arrays on PostgreSQL, a JSON array
-//! on SQLite) and the database records every new token and compare-and-sets every session at
-//! once. On PostgreSQL that saves a round trip and a plan per rotation; on SQLite, where every
-//! statement is a hand-off to the connection's worker thread and back, it saves the thread
-//! switches that were most of a refresh's CPU. Both are idempotent like `rotate_one`: a session
-//! already at the rotation's new token wins.
+//! PostgreSQL writes a group commit's rotations in one statement instead of two per rotation
+//! (`sql/rotations.rs`): the batch travels as arrays, is unnested server-side, and every new token
+//! is recorded and every session compare-and-set at once, saving a round trip and a plan per
+//! rotation. Idempotent like `rotate_one`: a session already at the rotation's new token wins.
+//!
+//! SQLite writes its batches statement by statement (`rotate_each`): a one-statement form with the
+//! batch as a JSON parameter saved thread hand-offs but re-parsed the JSON for every field and
+//! measured slower (BENCHMARKS.md, "The write path").
 
-use std::{collections::HashSet, fmt::Write as _};
+use std::collections::HashSet;
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{Postgres, Transaction};
 
 use crate::domain::ports::{RefreshRotation, StoreError};
 
@@ -69,75 +70,6 @@ pub(super) async fn postgres_together(
     verdicts(&sessions, &rows)
 }
 
-/// The batch as a JSON array of `[session, expected, new, previous, rotated_at,
-/// refresh_expires_at, now]`, hashes in hex. `INSERT ... SELECT` needs its `WHERE true` before
-/// an upsert clause (SQLite's parsing ambiguity); `RETURNING` names the sessions that won.
-const SQLITE_RECORD: &str = "\
-INSERT INTO refresh_tokens (token_hash, session_id, issued_at)
-SELECT unhex(value ->> 2), value ->> 0, value ->> 6 FROM json_each($1) WHERE true
-ON CONFLICT (token_hash) DO NOTHING";
-const SQLITE_SWAP: &str = "\
-UPDATE sessions
-SET refresh_current_hash = unhex(b.value ->> 2), refresh_previous_hash = unhex(b.value ->> 3),
-    refresh_rotated_at = b.value ->> 4, refresh_expires_at = b.value ->> 5,
-    last_seen_at = b.value ->> 6
-FROM json_each($1) AS b
-WHERE sessions.id = b.value ->> 0
-  AND (sessions.refresh_current_hash = unhex(b.value ->> 1)
-       OR sessions.refresh_current_hash = unhex(b.value ->> 2))
-  AND sessions.revoked_at IS NULL
-RETURNING sessions.id";
-
-/// Like [`postgres_together`], in two statements (SQLite's `RETURNING` cannot see a data-modifying
-/// CTE's table): the new tokens first, then the swaps.
-pub(super) async fn sqlite_together(
-    tx: &mut Transaction<'static, Sqlite>,
-    batch: &[RefreshRotation],
-    first: &[usize],
-) -> Result<Vec<bool>, StoreError> {
-    let sessions: Vec<&str> = first
-        .iter()
-        .map(|&index| batch[index].session_id.as_str())
-        .collect();
-    let json = sqlite_batch_json(batch, first)?;
-    sqlx::query(SQLITE_RECORD)
-        .bind(&json)
-        .execute(&mut **tx)
-        .await?;
-    let rows = sqlx::query(SQLITE_SWAP)
-        .bind(&json)
-        .fetch_all(&mut **tx)
-        .await?;
-    verdicts(&sessions, &rows)
-}
-
-fn sqlite_batch_json(batch: &[RefreshRotation], first: &[usize]) -> Result<String, StoreError> {
-    fn hex(bytes: &[u8]) -> String {
-        bytes
-            .iter()
-            .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-                let _ = write!(out, "{byte:02x}");
-                out
-            })
-    }
-    let rows: Vec<serde_json::Value> = first
-        .iter()
-        .map(|&index| {
-            let r = &batch[index];
-            serde_json::json!([
-                r.session_id,
-                hex(&r.expected_current),
-                hex(&r.new_current),
-                hex(&r.new_previous),
-                r.rotated_at.millis(),
-                r.refresh_expires_at.millis(),
-                r.now.millis(),
-            ])
-        })
-        .collect();
-    serde_json::to_string(&rows).map_err(|error| StoreError::Other(error.to_string()))
-}
-
 /// One verdict per session of `sessions`: whether `RETURNING` named it.
 fn verdicts<R: sqlx::Row>(sessions: &[&str], rows: &[R]) -> Result<Vec<bool>, StoreError>
 where
@@ -170,13 +102,6 @@ mod tests {
             refresh_expires_at: at,
             now: at,
         }
-    }
-
-    #[test]
-    fn the_sqlite_batch_carries_hashes_in_hex_and_instants_as_numbers() {
-        let batch = [rotation("a"), rotation("b")];
-        let json = sqlite_batch_json(&batch, &[1]).unwrap();
-        assert_eq!(json, r#"[["b","00","01","02",1,1,1]]"#);
     }
 
     #[test]
