@@ -144,7 +144,8 @@ impl AuthCore {
 
     /// Mints the access token the gateway forwards for a client's access token (already checked
     /// against the revoked set): the apps' audience, the exchange lifetime, never past the
-    /// client's token.
+    /// client's token, and the same kind of principal: a service token's stays a service token
+    /// (`Verify` matches it against its client's generation), a delegated token keeps its actors.
     pub async fn mint_for_access_token(
         &self,
         claims: &CachedClaims,
@@ -159,8 +160,8 @@ impl AuthCore {
             authenticated_at: Timestamp::from_unix_seconds(
                 claims.authenticated_at.unwrap_or(claims.issued_at),
             ),
-            service: false,
-            actors: Vec::new(),
+            service: claims.service,
+            actors: claims.actors.clone(),
         };
         self.mint_access_token(grant, Some(self.policy.audience.as_str()), now)
             .await

@@ -180,11 +180,17 @@ pub struct CachedClaims {
     pub expires_at: i64,
     /// `auth_time`, unix seconds, when the token has one.
     pub authenticated_at: Option<i64>,
+    /// A service token (`service: true`): the token forwarded for it is a service token too.
+    pub service: bool,
+    /// The actor chain (`act`), current actor first: kept on the forwarded token.
+    pub actors: Vec<String>,
 }
 
 impl From<AccessClaims> for CachedClaims {
     fn from(claims: AccessClaims) -> Self {
         Self {
+            service: claims.service == Some(true),
+            actors: claims.actors(),
             user_id: claims.sub,
             session_id: claims.sid,
             roles: claims.roles,

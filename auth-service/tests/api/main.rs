@@ -39,6 +39,7 @@ mod replicas;
 mod restart;
 mod retention;
 mod revocation_feed;
+mod service_principals;
 mod services;
 mod sessions;
 mod settings;
