@@ -2,19 +2,22 @@
 //! token) passed through ext_authz stays what it is, `SuspendUser`/`ReactivateUser` never take a
 //! service client for an account, and client secrets are guessed under the lockout.
 
-use auth_api::v1 as pb;
-use tonic::Code;
+use auth_api::v1::{self as pb, admin_service_client::AdminServiceClient};
+use tonic::{Code, Status};
 
 use crate::{
     admin::BoxError,
     ext_authz::{allowed, check, http_check},
-    helpers::{Backend, TestApp, TestResult, assert_error, on_both_backends, unique_email},
+    helpers::{
+        Backend, TestApp, TestResult, assert_error, on_both_backends, unique_email, with_bearer,
+    },
     services::{Admins, claims, exchange_as, service_token, unique_name, verify_for},
 };
 
 on_both_backends!(
     a_service_token_forwarded_by_ext_authz_still_verifies_as_the_service,
     a_delegated_token_forwarded_by_ext_authz_keeps_its_actor_chain,
+    suspend_and_reactivate_refuse_a_service_client_id,
 );
 
 /// The bearer Envoy would forward upstream for `token`.
@@ -93,5 +96,57 @@ async fn a_delegated_token_forwarded_by_ext_authz_keeps_its_actor_chain(
     assert_eq!(principal.kind(), pb::PrincipalKind::User);
     assert_eq!(principal.user_id, login.user_id);
     assert_eq!(principal.actors, std::slice::from_ref(&name));
+    Ok(())
+}
+
+async fn suspend_and_reactivate_refuse_a_service_client_id(backend: Backend) -> TestResult {
+    let app = TestApp::spawn(&backend).await?;
+    let admins = Admins::new(&app).await?;
+    let name = unique_name("payments");
+    let created = admins.create(&name, &["inventory"], &[]).await?;
+    let issued = service_token(&app, &name, &created.client_secret, "inventory").await?;
+    let client = AdminServiceClient::new(app.channel.clone());
+
+    let suspended = client
+        .clone()
+        .suspend_user(with_bearer(
+            &admins.token,
+            pb::SuspendUserRequest {
+                user_id: name.clone(),
+            },
+        )?)
+        .await;
+    assert_error(
+        suspended.as_ref().map(|_| ()).map_err(Status::clone),
+        Code::NotFound,
+        "USER_NOT_FOUND",
+    );
+    let message = suspended.err().map(|status| status.message().to_owned());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|message| message.contains("DisableServiceClient")),
+        "{message:?}"
+    );
+    // Nothing happened to the client: its token still verifies.
+    verify_for(&app, &issued.access_token, "inventory").await?;
+
+    // A disabled client is not brought back by ReactivateUser either.
+    admins.disable(&name).await?;
+    let reactivated = client
+        .clone()
+        .reactivate_user(with_bearer(
+            &admins.token,
+            pb::ReactivateUserRequest {
+                user_id: name.clone(),
+            },
+        )?)
+        .await;
+    assert_error(reactivated, Code::NotFound, "USER_NOT_FOUND");
+    assert_error(
+        service_token(&app, &name, &created.client_secret, "inventory").await,
+        Code::Unauthenticated,
+        "SERVICE_CLIENT_DISABLED",
+    );
     Ok(())
 }
