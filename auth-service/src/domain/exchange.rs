@@ -76,15 +76,15 @@ impl AuthCore {
                 Ok(Some(self.service_of_token(token, now).await?))
             }
             ServiceCredential::Certificate { .. } => {
-                match self.authenticate_service(caller, now).await {
+                match self.authenticate_service(caller, None, now).await {
                     Ok(service) => Ok(Some(service.client)),
                     Err(AuthError::InvalidClientCredentials) => Ok(None),
                     Err(error) => Err(error),
                 }
             }
-            ServiceCredential::Secret { .. } => {
-                Ok(Some(self.authenticate_service(caller, now).await?.client))
-            }
+            ServiceCredential::Secret { .. } => Ok(Some(
+                self.authenticate_service(caller, None, now).await?.client,
+            )),
         }
     }
 

@@ -2,11 +2,14 @@
 //! token) passed through ext_authz stays what it is, `SuspendUser`/`ReactivateUser` never take a
 //! service client for an account, and client secrets are guessed under the lockout.
 
+use std::time::Duration;
+
 use auth_api::v1::{self as pb, admin_service_client::AdminServiceClient};
 use tonic::{Code, Status};
 
 use crate::{
     admin::BoxError,
+    attacks::forwarded,
     ext_authz::{allowed, check, http_check},
     helpers::{
         Backend, TestApp, TestResult, assert_error, on_both_backends, unique_email, with_bearer,
@@ -18,6 +21,7 @@ on_both_backends!(
     a_service_token_forwarded_by_ext_authz_still_verifies_as_the_service,
     a_delegated_token_forwarded_by_ext_authz_keeps_its_actor_chain,
     suspend_and_reactivate_refuse_a_service_client_id,
+    a_burst_of_wrong_client_secrets_is_throttled_but_not_the_client_elsewhere,
 );
 
 /// The bearer Envoy would forward upstream for `token`.
@@ -148,5 +152,94 @@ async fn suspend_and_reactivate_refuse_a_service_client_id(backend: Backend) -> 
         Code::Unauthenticated,
         "SERVICE_CLIENT_DISABLED",
     );
+    Ok(())
+}
+
+/// `IssueServiceToken` from `from` (a client address past the trusted proxy).
+async fn service_token_from(
+    app: &TestApp,
+    from: &str,
+    client_id: &str,
+    secret: &str,
+) -> Result<pb::IssueServiceTokenResponse, Status> {
+    let request = forwarded(
+        from,
+        pb::IssueServiceTokenRequest {
+            client_id: client_id.into(),
+            client_secret: secret.into(),
+            audience: "inventory".into(),
+        },
+    );
+    Ok(app
+        .auth
+        .clone()
+        .issue_service_token(request)
+        .await?
+        .into_inner())
+}
+
+const ATTACKER: &str = "198.51.100.66";
+const FLEET: &str = "203.0.113.10";
+
+async fn a_burst_of_wrong_client_secrets_is_throttled_but_not_the_client_elsewhere(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn_with(&backend, |settings| {
+        settings.trusted_proxies = "127.0.0.1/32".parse().expect("a block");
+        settings.account_lockout_threshold = 3;
+        settings.account_lockout_base = Duration::from_secs(60);
+        settings.account_lockout_max = Duration::from_secs(60);
+    })
+    .await?;
+    let admins = Admins::new(&app).await?;
+    let name = unique_name("order");
+    let created = admins.create(&name, &["inventory"], &[]).await?;
+    let wrong = "A".repeat(43);
+
+    // Wrong secrets are told so, as ever, up to the threshold...
+    for _ in 0..3 {
+        assert_error(
+            service_token_from(&app, ATTACKER, &name, &wrong).await,
+            Code::Unauthenticated,
+            "INVALID_CLIENT_CREDENTIALS",
+        );
+    }
+    // ...then that address is throttled, for wrong and right secrets alike (a right guess
+    // among a burst learns nothing).
+    let throttled = service_token_from(&app, ATTACKER, &name, &wrong).await;
+    let retry = throttled
+        .as_ref()
+        .err()
+        .and_then(tonic_types::StatusExt::get_details_retry_info)
+        .and_then(|info| info.retry_delay);
+    assert!(
+        retry.is_some_and(|delay| delay > Duration::ZERO),
+        "{retry:?}"
+    );
+    assert_error(throttled, Code::ResourceExhausted, "RATE_LIMITED");
+    assert_error(
+        service_token_from(&app, ATTACKER, &name, &created.client_secret).await,
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+    );
+    // The client itself, from its own address, is not locked out.
+    let issued = service_token_from(&app, FLEET, &name, &created.client_secret).await?;
+    verify_for(&app, &issued.access_token, "inventory").await?;
+
+    // Spraying client ids from one address locks it too (4x the threshold over all ids).
+    let sprayer = "198.51.100.77";
+    for n in 0..12 {
+        assert_error(
+            service_token_from(&app, sprayer, &format!("guess-{n}"), &wrong).await,
+            Code::Unauthenticated,
+            "INVALID_CLIENT_CREDENTIALS",
+        );
+    }
+    assert_error(
+        service_token_from(&app, sprayer, &name, &created.client_secret).await,
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+    );
+    service_token_from(&app, FLEET, &name, &created.client_secret).await?;
     Ok(())
 }
