@@ -22,6 +22,7 @@ use super::{
     policy::Policy,
     ports::{PasswordHashing, RevocationNews, SessionCache, SigningKeys, Store},
     revoker::Revoker,
+    seen_clients::SeenClients,
 };
 
 /// Verified access tokens remembered per replica (about 200 bytes each).
@@ -51,6 +52,8 @@ pub struct AuthCore {
     /// still checks the session every time, in the session cache or the store; ext_authz checks
     /// its revoked set).
     pub(super) verified_tokens: VerifiedTokens,
+    /// Service client records exchanges read recently (`seen_clients.rs`).
+    pub(super) seen_clients: SeenClients,
 }
 
 impl AuthCore {
@@ -72,6 +75,7 @@ impl AuthCore {
             news: machinery.news,
             limits,
             verified_tokens: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
+            seen_clients: SeenClients::default(),
         }
     }
 

@@ -23,6 +23,7 @@ pub mod ports;
 pub mod refresh;
 pub mod retention;
 pub mod revoker;
+mod seen_clients;
 pub mod service_admin;
 pub mod services;
 pub mod session;
