@@ -53,6 +53,13 @@ start_service() { # env assignments...
     wait_port $PORT
 }
 stop_service() { kill "$SERVICE"; wait "$SERVICE" 2>/dev/null || true; SERVICE=""; }
+# The admin the service scenarios (service-token, exchange) log in as to create service clients.
+ADMIN_EMAIL=bench-admin@example.com
+export LOADGEN_ADMIN_PASSWORD='bench admin password 1'
+create_admin() { # env assignments...
+    printf '%s\n' "$LOADGEN_ADMIN_PASSWORD" | env "$@" AUTH_DATA_DIR="$DATA_DIR" RUST_LOG=warn \
+        "$ROOT/target/release/auth-service" user create --email "$ADMIN_EMAIL" --role admin >/dev/null
+}
 idle_rss() { awk '/VmRSS/ {printf "%.1f MiB\n", $2/1024}' "/proc/$SERVICE/status"; }
 
 if [ -z "${SKIP_MICRO:-}" ]; then
@@ -68,9 +75,13 @@ h2load_grpc() { # name body-file expect-file label
 }
 
 step "SQLite (the embedded default)"
-start_service
+create_admin
+# AUTH_EXCHANGE_AUDIENCES: the order path below uses the deprecated anonymous exchange (its
+# order-service has no client secret); `exchange` measures the authenticated one.
+start_service AUTH_EXCHANGE_AUDIENCES=payments
 echo "idle RSS (SQLite): $(idle_rss)" | tee "$OUT/memory.txt"
-"$LOADGEN" bench --target "http://127.0.0.1:$PORT" --service-pid "$SERVICE" --duration "${DURATION}s" --label sqlite --json "$OUT/scenarios.jsonl"
+"$LOADGEN" bench --target "http://127.0.0.1:$PORT" --service-pid "$SERVICE" --duration "${DURATION}s" --label sqlite --json "$OUT/scenarios.jsonl" \
+    --admin-email "$ADMIN_EMAIL"
 "$LOADGEN" h2load-bodies --target "http://127.0.0.1:$PORT" --dir "$OUT/h2load"
 h2load_grpc "Verify, access token (one token, h2load)" "$OUT/h2load/verify-access.bin" "$OUT/h2load/verify-access.expect" sqlite
 h2load_grpc "Verify, session token (one token, h2load)" "$OUT/h2load/verify-session.bin" "$OUT/h2load/verify-session.expect" sqlite
@@ -80,7 +91,7 @@ for callers in 1 4 16 64 256; do
         --users 20 --tokens 2000 --duration "$(( DURATION / 2 + 1 ))s" --label sweep --json "$OUT/scenarios.jsonl"
 done
 step "the demo order path: order-service (Verify, ExchangeToken) -> payment-service (LocalVerifier)"
-PAYMENT_LISTEN_ADDR=127.0.0.1:50162 PAYMENT_AUTH_URL=http://127.0.0.1:$PORT RUST_LOG=warn \
+PAYMENT_LISTEN_ADDR=127.0.0.1:50162 PAYMENT_AUTH_URL=http://127.0.0.1:$PORT PAYMENT_REQUIRED_ACTOR= RUST_LOG=warn \
     "$ROOT/target/release/payment-service" >>"$OUT/service.log" 2>&1 &
 PAYMENT=$!
 wait_port 50162
@@ -98,9 +109,11 @@ step "PostgreSQL + Redis"
 SCHEMA=bench_$(date +%s)
 psql "$PG" -qc "CREATE SCHEMA $SCHEMA"
 SEP='?'; case "$PG" in *\?*) SEP='&';; esac
+create_admin DATABASE_URL="$PG${SEP}options[search_path]=$SCHEMA"
 start_service DATABASE_URL="$PG${SEP}options[search_path]=$SCHEMA" REDIS_URL="$REDIS" AUTH_LIMITS_KEY_PREFIX="$SCHEMA"
 "$LOADGEN" bench --target "http://127.0.0.1:$PORT" --service-pid "$SERVICE" --duration "${DURATION}s" --label postgres+redis \
-    --scenarios verify-access,verify-session,verify-cold,refresh,login,mixed --json "$OUT/scenarios.jsonl"
+    --scenarios verify-access,verify-session,verify-cold,refresh,login,mixed,service-token,exchange --json "$OUT/scenarios.jsonl" \
+    --admin-email "$ADMIN_EMAIL"
 "$LOADGEN" h2load-bodies --target "http://127.0.0.1:$PORT" --dir "$OUT/h2load-pg"
 h2load_grpc "Verify, access token (one token, h2load)" "$OUT/h2load-pg/verify-access.bin" "$OUT/h2load-pg/verify-access.expect" postgres+redis
 h2load_grpc "Verify, session token (one token, h2load)" "$OUT/h2load-pg/verify-session.bin" "$OUT/h2load-pg/verify-session.expect" postgres+redis

@@ -69,6 +69,21 @@ pub struct OrderSettings {
     #[arg(long, env = "ORDER_PAYMENT_AUDIENCE", default_value = crate::PAYMENT_AUDIENCE)]
     pub payment_audience: String,
 
+    /// This service's client id at the auth service (a service client, `authctl service
+    /// create`): it exchanges its callers' tokens as itself.
+    #[arg(long, env = "ORDER_CLIENT_ID", default_value = "order-service")]
+    pub client_id: String,
+
+    /// The client's secret (set the variable rather than the flag: a flag shows in the process
+    /// list). Unset: exchanges are made without a service credential (deprecated; the auth
+    /// service allows them only for AUTH_EXCHANGE_AUDIENCES, and their tokens name no actor).
+    #[arg(long, env = "ORDER_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<ClientSecret>,
+
+    /// The audience of this service's own service token (one of its client's audiences).
+    #[arg(long, env = "ORDER_SERVICE_AUDIENCE", default_value = crate::ORDER_AUDIENCE)]
+    pub service_audience: String,
+
     /// TLS: this server's certificate chain (PEM). Set with --tls-key; unset, plaintext.
     #[arg(long, env = "ORDER_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -122,6 +137,11 @@ pub struct PaymentSettings {
     #[arg(long, env = "PAYMENT_ISSUER", default_value = "auth")]
     pub issuer: String,
 
+    /// The service that must have exchanged a token for it to be accepted (its `act`): only
+    /// order-service charges on a user's behalf. Empty: any holder of a "payments" token.
+    #[arg(long, env = "PAYMENT_REQUIRED_ACTOR", default_value = crate::ORDER_CLIENT_ID)]
+    pub required_actor: String,
+
     /// How long the revocation feed may be down before every call is refused (fail closed).
     #[arg(long, env = "PAYMENT_MAX_FEED_OUTAGE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub max_feed_outage: Duration,
@@ -149,6 +169,34 @@ pub struct PaymentSettings {
     /// Mutual TLS: the private key of --client-cert (PEM). Never printed.
     #[arg(long, env = "PAYMENT_CLIENT_KEY")]
     pub client_key: Option<PathBuf>,
+}
+
+/// A service client's secret: never printed (`Debug` shows its length only).
+#[derive(Clone)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientSecret(<{} characters>)", self.0.len())
+    }
+}
+
+impl std::str::FromStr for ClientSecret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(secret: &str) -> Result<Self, Self::Err> {
+        Ok(Self(secret.to_owned()))
+    }
 }
 
 /// `demo`: the walkthrough.
@@ -200,6 +248,16 @@ pub struct DemoSettings {
     /// The private key (PEM) of --client-cert. Never printed.
     #[arg(long, env = "DEMO_CLIENT_KEY", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+
+    /// With --use-running: order-service's client secret, for the steps that act as
+    /// order-service (an exchange, then a charge, timed against a logout).
+    #[arg(long, env = "DEMO_ORDER_CLIENT_SECRET", hide_env_values = true)]
+    pub order_client_secret: Option<ClientSecret>,
+
+    /// With --use-running: a management session's access token of an admin, to disable
+    /// order-service at the end (it stays disabled: re-enable it by creating a new client).
+    #[arg(long, env = "DEMO_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<ClientSecret>,
 }
 
 /// Which credential the walkthrough logs in for.
@@ -224,5 +282,10 @@ mod tests {
         let payment = PaymentSettings::parse_from(["payment-service"]);
         assert_eq!(payment.listen_addr.to_string(), "127.0.0.1:50062");
         assert_eq!(payment.audience, "payments");
+        assert_eq!(payment.required_actor, "order-service");
+        assert_eq!(order.client_id, "order-service");
+        assert!(order.client_secret.is_none());
+        let secret: ClientSecret = "s3cret".parse().unwrap_or_else(|never| match never {});
+        assert!(!format!("{secret:?}").contains("s3cret"));
     }
 }

@@ -25,10 +25,12 @@ pub mod v1 {
 }
 
 pub mod config;
+pub mod operator;
 pub mod order;
 pub mod payment;
 pub mod pki;
 pub mod server;
+pub mod service_account;
 pub mod stack;
 pub mod telemetry;
 pub mod walkthrough;
@@ -48,6 +50,13 @@ pub const ERROR_DOMAIN: &str = "demo.v1";
 
 /// The audience payment-service accepts, and order-service asks `ExchangeToken` for.
 pub const PAYMENT_AUDIENCE: &str = "payments";
+
+/// order-service's client id at the auth service: the actor payment-service requires.
+pub const ORDER_CLIENT_ID: &str = "order-service";
+
+/// The audience of order-service's own service token (what it authenticates `ExchangeToken`
+/// with; no service accepts it for anything else).
+pub const ORDER_AUDIENCE: &str = "orders";
 
 /// A request carrying `authorization: Bearer <token>`.
 pub fn with_bearer<T>(token: &str, message: T) -> Result<Request<T>, Status> {

@@ -3,8 +3,10 @@
 //! Authentication is [`auth_api::RemoteVerifier`] behind [`auth_api::AuthLayer`]: every call asks
 //! the auth service (`Verify`), so session tokens work as well as access tokens and a logout is
 //! refused from the very next call. To pay, the service does not forward the caller's token: it
-//! exchanges it (`ExchangeToken`) for a short-lived token of the audience "payments", tied to the
-//! same session, and calls `PaymentService.Charge` with that. Orders are kept in memory.
+//! exchanges it (`ExchangeToken`, authenticated as itself with its service token:
+//! [`ServiceAccount`]) for a short-lived token of the audience "payments", tied to the same
+//! session and naming order-service as its actor, and calls `PaymentService.Charge` with that.
+//! Orders are kept in memory.
 
 use std::{future::Future, sync::Mutex};
 
@@ -20,6 +22,7 @@ use crate::{
     config::OrderSettings,
     demo_status, error_reason,
     server::{Bound, StartError, channel, record},
+    service_account::ServiceAccount,
     timestamp_now,
     v1::{
         ChargeRequest, ListOrdersRequest, ListOrdersResponse, Order, PlaceOrderRequest,
@@ -42,6 +45,10 @@ pub enum OrderError {
     CallerRefused(Status),
     #[error("token exchange failed: {} {}", .0.code(), .0.message())]
     Exchange(Status),
+    /// The auth service refused order-service's own credential (a disabled client, a wrong
+    /// secret): no payment can be made.
+    #[error("order-service's client credential was refused: {} {}", .0.code(), .0.message())]
+    ServiceCredential(Status),
     #[error("payment failed: {} {}", .0.code(), .0.message())]
     Payment(Status),
     #[error("internal error: {0}")]
@@ -70,7 +77,7 @@ impl OrderError {
                 demo_status(Code::InvalidArgument, "INVALID_ORDER", *message)
             }
             OrderError::CallerRefused(status) => status.clone(),
-            OrderError::Exchange(_) | OrderError::Payment(_) => {
+            OrderError::Exchange(_) | OrderError::ServiceCredential(_) | OrderError::Payment(_) => {
                 tracing::warn!(error = %self, "order not paid");
                 demo_status(
                     Code::Unavailable,
@@ -92,16 +99,59 @@ pub struct OrderApi {
     auth: AuthServiceClient<Channel>,
     payments: PaymentServiceClient<Channel>,
     payment_audience: String,
+    /// Who this service is at the auth service; `None`: exchanges without a service credential
+    /// (deprecated, and payment-service's actor check refuses their tokens).
+    service: Option<ServiceAccount>,
 }
 
 impl OrderApi {
-    pub fn new(auth: Channel, payments: Channel, payment_audience: impl Into<String>) -> Self {
+    pub fn new(
+        auth: Channel,
+        payments: Channel,
+        payment_audience: impl Into<String>,
+        service: Option<ServiceAccount>,
+    ) -> Self {
         Self {
             orders: Mutex::new(Vec::new()),
             ids: IdSequence::new("ord"),
             auth: AuthServiceClient::new(auth),
             payments: PaymentServiceClient::new(payments),
             payment_audience: payment_audience.into(),
+            service,
+        }
+    }
+
+    /// A "payments" token for the caller's session, exchanged as this service. A refused service
+    /// token (expired, or ended by a rotation) is renewed once; a refused renewal means this
+    /// service may not act (disabled): [`OrderError::ServiceCredential`].
+    async fn exchange(&self, subject_token: String) -> Result<String, OrderError> {
+        let message = ExchangeTokenRequest {
+            subject_token,
+            audience: self.payment_audience.clone(),
+        };
+        let Some(service) = &self.service else {
+            return self
+                .auth
+                .clone()
+                .exchange_token(auth_api::telemetry::traced(message))
+                .await
+                .map(|response| response.into_inner().access_token)
+                .map_err(|status| OrderError::from_downstream(status, OrderError::Exchange));
+        };
+        let mut renew = false;
+        loop {
+            let token = service
+                .token(renew)
+                .await
+                .map_err(OrderError::ServiceCredential)?;
+            let request = with_bearer(&token, message.clone()).map_err(OrderError::Exchange)?;
+            match self.auth.clone().exchange_token(request).await {
+                Ok(response) => return Ok(response.into_inner().access_token),
+                Err(status) if !renew && status.code() == Code::Unauthenticated => renew = true,
+                Err(status) => {
+                    return Err(OrderError::from_downstream(status, OrderError::Exchange));
+                }
+            }
         }
     }
 
@@ -127,16 +177,7 @@ impl OrderApi {
         let order_id = self.ids.next_id();
         record("order_id", &order_id);
 
-        let exchanged = self
-            .auth
-            .clone()
-            .exchange_token(auth_api::telemetry::traced(ExchangeTokenRequest {
-                subject_token,
-                audience: self.payment_audience.clone(),
-            }))
-            .await
-            .map_err(|status| OrderError::from_downstream(status, OrderError::Exchange))?
-            .into_inner();
+        let payments_token = self.exchange(subject_token).await?;
         let charge = ChargeRequest {
             order_id: order_id.clone(),
             amount_cents,
@@ -145,7 +186,7 @@ impl OrderApi {
         let payment = self
             .payments
             .clone()
-            .charge(with_bearer(&exchanged.access_token, charge).map_err(OrderError::Payment)?)
+            .charge(with_bearer(&payments_token, charge).map_err(OrderError::Payment)?)
             .await
             .map_err(|status| OrderError::from_downstream(status, OrderError::Payment))?
             .into_inner();
@@ -233,10 +274,25 @@ impl OrderServer {
     ) -> Result<(), StartError> {
         // Empty audience: access tokens must carry the auth service's own audience.
         let verifier = RemoteVerifier::new(self.auth.clone(), "");
+        let secret = self.settings.client_secret.clone();
+        let service = secret.filter(|s| !s.expose().is_empty()).map(|secret| {
+            ServiceAccount::new(
+                self.auth.clone(),
+                self.settings.client_id.clone(),
+                secret,
+                self.settings.service_audience.clone(),
+            )
+        });
+        if service.is_none() {
+            tracing::warn!(
+                "ORDER_CLIENT_SECRET is unset: exchanging without a service credential (deprecated)"
+            );
+        }
         let api = OrderApi::new(
             self.auth,
             self.payments,
             self.settings.payment_audience.clone(),
+            service,
         );
         let service = AuthLayer::new(verifier).layer(OrderServiceServer::new(api));
         self.bound.serve(service, shutdown).await

@@ -4,9 +4,10 @@
 //! checked with the auth service's published keys and revocations arrive on its feed, so a call
 //! costs no round trip to the auth service, yet a logged-out session is refused within
 //! milliseconds. Only tokens for the audience "payments" pass, so a user's general access token
-//! (audience "api") or session token is refused: callers get a payments token from
-//! `ExchangeToken`. Payments are kept in memory, keyed by (user, order id) so a repeated charge is
-//! answered, not made again.
+//! (audience "api") or session token is refused, and only those order-service exchanged
+//! (`AuthLayer::require_actor`: their `act` names it), so a user cannot charge directly, nor can
+//! any other service. Payments are kept in memory, keyed by (user, order id) so a repeated
+//! charge is answered, not made again.
 
 use std::{collections::HashMap, future::Future, sync::Mutex};
 
@@ -103,6 +104,8 @@ fn invalid(message: &'static str) -> Status {
 pub struct PaymentServer {
     bound: Bound,
     verifier: LocalVerifier,
+    /// The service whose exchanged tokens are accepted (none: any "payments" token).
+    required_actor: Option<String>,
 }
 
 impl PaymentServer {
@@ -123,7 +126,12 @@ impl PaymentServer {
                 url: settings.auth_url.clone(),
                 status,
             })?;
-        Ok(Self { bound, verifier })
+        let required_actor = Some(settings.required_actor.clone()).filter(|a| !a.is_empty());
+        Ok(Self {
+            bound,
+            verifier,
+            required_actor,
+        })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -134,8 +142,11 @@ impl PaymentServer {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
-        let service =
-            AuthLayer::new(self.verifier).layer(PaymentServiceServer::new(PaymentApi::default()));
+        let mut layer = AuthLayer::new(self.verifier);
+        if let Some(actor) = self.required_actor {
+            layer = layer.require_actor(actor);
+        }
+        let service = layer.layer(PaymentServiceServer::new(PaymentApi::default()));
         self.bound.serve(service, shutdown).await
     }
 }

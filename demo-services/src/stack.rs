@@ -1,5 +1,6 @@
 //! The three services in this process, each on a free port of 127.0.0.1: the auth service (on a
-//! temporary SQLite database), payment-service and order-service. Used by `demo`, by loadtest's
+//! temporary SQLite database, with the `order-service` client the operator creates:
+//! `operator.rs`), payment-service and order-service. Used by `demo`, by loadtest's
 //! `revocation-bench` (auth replicas only) and by the integration test; they are the same
 //! `build` + `run_until` calls the binaries make.
 
@@ -13,6 +14,7 @@ use auth_api::tls::ClientTls;
 
 use crate::{
     config::{OrderSettings, PaymentSettings},
+    operator::{Operator, ProvisionError, provision},
     order::OrderServer,
     payment::PaymentServer,
     pki::{IssuedFiles, Pki},
@@ -36,6 +38,8 @@ pub enum StackError {
     Pki(#[from] rcgen::Error),
     #[error("cannot write the demo certificates: {0}")]
     Certificates(std::io::Error),
+    #[error("cannot set up the order-service client: {0}")]
+    Provision(#[from] ProvisionError),
 }
 
 /// The URL clients use for a bound address.
@@ -69,15 +73,14 @@ pub struct AuthReplica {
 
 impl AuthReplica {
     /// Default settings on a free port of 127.0.0.1, with SQLite in `data_dir` (the database URL
-    /// and Redis URL of the environment are ignored), and exchange into "payments" allowed.
+    /// and Redis URL of the environment are ignored). No exchange without a service credential
+    /// (`AUTH_EXCHANGE_AUDIENCES` is empty): order-service exchanges as its service client.
     pub fn sqlite_settings(data_dir: &Path) -> Settings {
         let mut settings = Settings::defaults();
         settings.listen_addr = ([127, 0, 0, 1], 0).into();
         settings.data_dir = data_dir.to_path_buf();
         settings.database_url = None;
         settings.redis_url = None;
-        // order-service exchanges its callers' tokens for payment-service's audience.
-        settings.exchange_audiences = vec![crate::PAYMENT_AUDIENCE.into()];
         settings
     }
 
@@ -109,6 +112,8 @@ pub struct LocalStack {
     pub order_url: Uri,
     /// With [`LocalStack::start_mtls`]: the CA and a client certificate to call the services.
     pub tls: Option<StackTls>,
+    /// The admin and order-service credentials the stack was set up with.
+    pub operator: Operator,
     auth: AuthReplica,
     stop: watch::Sender<bool>,
     services: Vec<(&'static str, JoinHandle<()>)>,
@@ -142,8 +147,14 @@ impl LocalStack {
             auth_settings.tls_key = Some(files.auth.key.clone());
             auth_settings.tls_client_ca = Some(files.ca.clone());
         }
-        let auth = AuthReplica::start(auth_settings).await?;
+        let auth = AuthReplica::start(auth_settings.clone()).await?;
         let auth_url = auth.url.clone();
+        let operator = provision(
+            &auth_settings,
+            &auth_url,
+            tls.as_ref().map(|tls| &tls.client),
+        )
+        .await?;
         let (stop, _) = watch::channel(false);
 
         // Each service presents its own certificate to the services it calls.
@@ -161,6 +172,7 @@ impl LocalStack {
             auth_url: auth_url.clone(),
             audience: crate::PAYMENT_AUDIENCE.into(),
             issuer: "auth".into(),
+            required_actor: crate::ORDER_CLIENT_ID.into(),
             max_feed_outage: Duration::from_secs(30),
             tls_cert: cert.clone(),
             tls_key: key.clone(),
@@ -177,6 +189,9 @@ impl LocalStack {
             auth_url: auth_url.clone(),
             payment_url: payment_url.clone(),
             payment_audience: crate::PAYMENT_AUDIENCE.into(),
+            client_id: operator.order_client_id.clone(),
+            client_secret: Some(operator.order_client_secret.clone()),
+            service_audience: crate::ORDER_AUDIENCE.into(),
             tls_cert: cert.clone(),
             tls_key: key.clone(),
             tls_client_ca: ca.clone(),
@@ -212,6 +227,7 @@ impl LocalStack {
             payment_url,
             order_url,
             tls,
+            operator,
             auth,
             stop,
             services,

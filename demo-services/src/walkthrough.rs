@@ -1,27 +1,34 @@
-//! The demo's story, as steps with an expected outcome each: register, log in, order (paid),
-//! charge payment-service directly (refused with the login credential, accepted with an
-//! exchanged "payments" token), log out, and then both services refuse the session:
-//! order-service on its next call (it asks the auth service), payment-service as soon as the
-//! revocation feed has reached its LocalVerifier, which is what the walkthrough times.
+//! The demo's story, as steps with an expected outcome each: register, log in, order (paid by
+//! order-service with a token it exchanged as itself), charge payment-service directly (refused
+//! with the login credential; an exchange without a service credential refused; accepted with a
+//! "payments" token exchanged as order-service), log out, and then both services refuse the
+//! session: order-service on its next call (it asks the auth service), payment-service as soon as
+//! the revocation feed has reached its LocalVerifier, which the walkthrough times. Last, with a
+//! new session, the operator disables the `order-service` client while orders keep coming: the
+//! next charge is refused, also timed.
 //!
 //! [`run`] reports every step as it completes (the `demo` binary prints them) and returns a
 //! [`Report`]; the integration test asserts on the same report. A step that does not behave as
 //! expected ends the walkthrough, since later steps build on it.
 
+mod as_service;
+mod probe;
 mod story;
 
 use std::{fmt, time::Duration};
 
 use tonic::{Code, Status, transport::Uri};
 
-use crate::{config::CredentialChoice, error_reason};
+use crate::{config::CredentialChoice, error_reason, operator::Operator};
 
-/// Where the three services are.
+/// Where the three services are, and the operator's credentials (the admin's token and
+/// order-service's client secret) for the steps that act as order-service and disable it.
 #[derive(Clone, Debug)]
 pub struct Targets {
     pub auth: Uri,
     pub order: Uri,
     pub payment: Uri,
+    pub operator: Option<Operator>,
 }
 
 /// What a step should do.
@@ -101,10 +108,10 @@ impl fmt::Display for Step {
     }
 }
 
-/// How long the logout took to reach payment-service.
+/// How long a revocation (the logout, the disabled client) took to stop a charge.
 #[derive(Clone, Copy, Debug)]
 pub struct RevocationTiming {
-    /// From sending Logout to its response.
+    /// From sending the revoking call (Logout, DisableServiceClient) to its response.
     pub logout_returned_after: Duration,
     /// From sending Logout to payment-service's first refusal of the exchanged token.
     pub refused_after: Duration,
@@ -119,6 +126,8 @@ pub struct Report {
     pub steps: Vec<Step>,
     /// Set once payment-service has refused the revoked session.
     pub revocation: Option<RevocationTiming>,
+    /// Set once order-service could charge no more after its client was disabled.
+    pub disable: Option<RevocationTiming>,
     /// Every step ran (none was cut short by an earlier failure).
     pub completed: bool,
 }
@@ -232,6 +241,13 @@ pub async fn run_with_tls(
         .await
         .is_some();
     walk.report
+}
+
+pub(crate) fn unix_seconds() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// `1.84 ms`

@@ -119,10 +119,13 @@ async fn an_order_is_one_trace_across_order_auth_and_payment_services() {
         Some(endpoint.clone()),
     );
     let data = tempfile::tempdir().unwrap();
-    let auth = AuthReplica::start(AuthReplica::sqlite_settings(data.path()))
+    let settings = AuthReplica::sqlite_settings(data.path());
+    let auth = AuthReplica::start(settings.clone()).await.unwrap();
+    let auth_url = auth.url.to_string();
+    // The order-service client, as an operator creates it; the binary gets its secret.
+    let operator = demo_services::operator::provision(&settings, &auth.url, None)
         .await
         .unwrap();
-    let auth_url = auth.url.to_string();
 
     let (payment_port, order_port) = (free_port(), free_port());
     let otel = [
@@ -145,6 +148,10 @@ async fn an_order_is_one_trace_across_order_auth_and_payment_services() {
             otel[1].clone(),
             ("ORDER_LISTEN_ADDR", format!("127.0.0.1:{order_port}")),
             ("ORDER_AUTH_URL", auth_url.clone()),
+            (
+                "ORDER_CLIENT_SECRET",
+                operator.order_client_secret.expose().to_owned(),
+            ),
             (
                 "ORDER_PAYMENT_URL",
                 format!("http://127.0.0.1:{payment_port}"),

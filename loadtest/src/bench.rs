@@ -18,6 +18,7 @@ mod credentials;
 mod h2load;
 mod measure;
 mod open_loop;
+mod services;
 mod storms;
 
 use std::{
@@ -33,6 +34,8 @@ pub use self::credentials::{Chains, Credentials};
 pub use self::h2load::write_h2load_bodies;
 pub use self::measure::{BenchRow, closed_loop, closed_loop_until, markdown_table, service_cpu};
 pub use self::open_loop::{open_loop, open_loop_by_operation};
+pub use self::services::ServiceClients;
+use self::services::{exchange_call, service_token_call};
 
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
@@ -51,6 +54,11 @@ pub struct BenchConfig {
     pub order_target: Option<String>,
     /// The service's process, to measure its CPU time per call.
     pub service_pid: Option<u32>,
+    /// An account with the admin role, for the service scenarios (they create service clients).
+    pub admin_email: Option<String>,
+    pub admin_password: String,
+    /// Service clients created for `service-token` and `exchange`.
+    pub service_clients: usize,
 }
 
 impl BenchConfig {
@@ -67,6 +75,9 @@ impl BenchConfig {
             password,
             order_target: None,
             service_pid: None,
+            admin_email: None,
+            admin_password: String::new(),
+            service_clients: 0,
         }
     }
 }
@@ -86,6 +97,8 @@ pub const SCENARIOS: &[&str] = &[
     "mixed-open",
     "login-storm",
     "refresh-storm",
+    "service-token",
+    "exchange",
 ];
 
 /// The loads of `mixed-open`, in percent of the capacity the closed loop measured first.
@@ -112,7 +125,12 @@ pub async fn run(
     let mut credentials = Credentials::mint(&clients, config, &run_id).await?;
     eprintln!("minted in {:.1} s", minting.elapsed().as_secs_f64());
     let mut rows = Vec::new();
+    let mut services: Option<ServiceClients> = None;
     for scenario in scenarios {
+        if matches!(scenario.as_str(), "service-token" | "exchange") && services.is_none() {
+            eprintln!("creating {} service clients...", config.service_clients);
+            services = Some(ServiceClients::create(&clients, config, &run_id).await?);
+        }
         let row = match scenario.as_str() {
             "health" => closed_loop("health (empty handler)", config, health_call(&clients)).await,
             "verify-access" => {
@@ -202,6 +220,22 @@ pub async fn run(
                     call,
                 )
                 .await
+            }
+            "service-token" => {
+                let services = services.as_ref().ok_or("no service clients")?;
+                let label = format!("service-token ({} clients)", services.ids.len());
+                closed_loop(&label, config, service_token_call(&clients, services)).await
+            }
+            "exchange" => {
+                let services = services.as_ref().ok_or("no service clients")?;
+                let subjects = Arc::new(credentials.access_tokens.clone());
+                let label = format!(
+                    "exchange ({} clients x {} user tokens of {} sessions)",
+                    services.ids.len(),
+                    subjects.len(),
+                    credentials.chains.len()
+                );
+                closed_loop(&label, config, exchange_call(&clients, services, subjects)).await
             }
             "login-storm" => {
                 // Verify as in verify-access while logins arrive at `STORM_LOGINS_PER_SECOND`,

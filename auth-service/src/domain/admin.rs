@@ -112,6 +112,23 @@ impl AdminCore {
             .ok_or(AuthError::UserNotFound)
     }
 
+    /// A service client's principal is no account to suspend or reactivate: its lifecycle is
+    /// `DisableServiceClient` and `RotateServiceClientSecret` (a reactivated principal would
+    /// otherwise look enabled to `Verify` while its client stays disabled).
+    async fn refuse_service_client(&self, user_id: &str) -> Result<(), AuthError> {
+        if is_identifier(user_id)
+            && self
+                .core
+                .store
+                .find_service_client(user_id)
+                .await?
+                .is_some()
+        {
+            return Err(AuthError::NotAnAccount);
+        }
+        Ok(())
+    }
+
     /// Creates an account with roles, whether or not self-registration is enabled.
     pub async fn create_user(
         &self,
@@ -202,6 +219,7 @@ impl AdminCore {
                 "an administrator cannot suspend their own account",
             ));
         }
+        self.refuse_service_client(user_id).await?;
         let count = self
             .core
             .revoker
@@ -220,6 +238,7 @@ impl AdminCore {
     ) -> Result<(), AuthError> {
         Self::require_admin(caller)?;
         user_id_argument(user_id)?;
+        self.refuse_service_client(user_id).await?;
         if !self.core.store.reactivate_user(user_id).await? {
             return Err(AuthError::UserNotFound);
         }

@@ -22,6 +22,7 @@ use super::{
     policy::Policy,
     ports::{PasswordHashing, RevocationNews, SessionCache, SigningKeys, Store},
     revoker::Revoker,
+    seen_clients::SeenClients,
 };
 
 /// Verified access tokens remembered per replica (about 200 bytes each).
@@ -53,6 +54,8 @@ pub struct AuthCore {
     pub(super) verified_tokens: VerifiedTokens,
     /// Email verification and password reset (`recovery.rs`); off until `with_accounts`.
     pub(super) accounts: Option<super::recovery::Accounts>,
+    /// Service client records exchanges read recently (`seen_clients.rs`).
+    pub(super) seen_clients: SeenClients,
 }
 
 impl AuthCore {
@@ -75,6 +78,7 @@ impl AuthCore {
             limits,
             verified_tokens: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
             accounts: None,
+            seen_clients: SeenClients::default(),
         }
     }
 

@@ -76,6 +76,12 @@ pub enum AuthError {
     /// Only said once the client's credential was proven.
     #[error("the service client is disabled")]
     ServiceClientDisabled,
+    /// An account RPC (`SuspendUser`, `ReactivateUser`) naming a service client (admins only):
+    /// `USER_NOT_FOUND`, with a message that says where clients are managed.
+    #[error(
+        "no such user: this id is a service client's (use DisableServiceClient or RotateServiceClientSecret)"
+    )]
+    NotAnAccount,
     /// Only returned to administrators.
     #[error("no such service client")]
     ServiceClientNotFound,

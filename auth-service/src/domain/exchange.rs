@@ -6,7 +6,7 @@
 //! never the management one) nor be exchanged again (only a credential a login issued is an
 //! exchange's subject): a token leaked by an upstream reaches no further than that upstream.
 
-use auth_api::access_token::Audience;
+use std::sync::Arc;
 
 use super::{
     AuthCore, AuthError, Timestamp,
@@ -58,7 +58,7 @@ impl AuthCore {
         // reach, again and again, must not stretch a stolen token past its expiry.
         let mut grant = Grant::for_verified(&verified, session_expires_at.min(verified.expires_at));
         if let Some(client) = actor {
-            grant.actors.insert(0, client.id);
+            grant.actors.insert(0, client.id.clone());
         }
         self.mint_access_token(grant, Some(audience), now).await
     }
@@ -70,35 +70,37 @@ impl AuthCore {
         &self,
         caller: ServiceCredential<'_>,
         now: Timestamp,
-    ) -> Result<Option<ServiceClientRecord>, AuthError> {
+    ) -> Result<Option<Arc<ServiceClientRecord>>, AuthError> {
         match caller {
             ServiceCredential::Token { token } => {
                 Ok(Some(self.service_of_token(token, now).await?))
             }
             ServiceCredential::Certificate { .. } => {
-                match self.authenticate_service(caller, now).await {
-                    Ok(service) => Ok(Some(service.client)),
+                match self.authenticate_service(caller, None, now).await {
+                    Ok(service) => Ok(Some(Arc::new(service.client))),
                     Err(AuthError::InvalidClientCredentials) => Ok(None),
                     Err(error) => Err(error),
                 }
             }
-            ServiceCredential::Secret { .. } => {
-                Ok(Some(self.authenticate_service(caller, now).await?.client))
-            }
+            ServiceCredential::Secret { .. } => Ok(Some(Arc::new(
+                self.authenticate_service(caller, None, now).await?.client,
+            ))),
         }
     }
 
-    /// The client behind a service token: signature, times, `service: true`, and a live
-    /// generation of an enabled client. A user's credential here is `SERVICE_CREDENTIAL_REQUIRED`.
+    /// The client behind a service token: signature (once per token), times, `service: true`,
+    /// and a live generation (from the session cache) of an enabled client (its record read at
+    /// most every few seconds: `seen_clients.rs`). A user's credential here is
+    /// `SERVICE_CREDENTIAL_REQUIRED`.
     async fn service_of_token(
         &self,
         token: &str,
         now: Timestamp,
-    ) -> Result<ServiceClientRecord, AuthError> {
+    ) -> Result<Arc<ServiceClientRecord>, AuthError> {
         if OpaqueToken::looks_like(token) {
             return Err(AuthError::ServiceCredentialRequired);
         }
-        let checked = self.decode_access_token(token, Audience::Any, now).await?;
+        let checked = self.decode_callers_token(token, now).await?;
         let claims = &checked.claims;
         if claims.service != Some(true) {
             return Err(AuthError::ServiceCredentialRequired);
@@ -106,6 +108,9 @@ impl AuthCore {
         let session = self.live_session(&claims.sid, &claims.sub, now).await?;
         if !session.principal.service {
             return Err(AuthError::ServiceCredentialRequired);
+        }
+        if let Some(client) = self.seen_clients.get(&claims.sub, now) {
+            return Ok(client);
         }
         let client = self
             .store
@@ -115,6 +120,8 @@ impl AuthCore {
         if client.disabled_at.is_some() {
             return Err(AuthError::ServiceClientDisabled);
         }
+        let client = Arc::new(client);
+        self.seen_clients.remember(Arc::clone(&client), now);
         Ok(client)
     }
 
@@ -144,7 +151,8 @@ impl AuthCore {
 
     /// Mints the access token the gateway forwards for a client's access token (already checked
     /// against the revoked set): the apps' audience, the exchange lifetime, never past the
-    /// client's token.
+    /// client's token, and the same kind of principal: a service token's stays a service token
+    /// (`Verify` matches it against its client's generation), a delegated token keeps its actors.
     pub async fn mint_for_access_token(
         &self,
         claims: &CachedClaims,
@@ -159,8 +167,8 @@ impl AuthCore {
             authenticated_at: Timestamp::from_unix_seconds(
                 claims.authenticated_at.unwrap_or(claims.issued_at),
             ),
-            service: false,
-            actors: Vec::new(),
+            service: claims.service,
+            actors: claims.actors.clone(),
             email_verified: claims.email_verified,
         };
         self.mint_access_token(grant, Some(self.policy.audience.as_str()), now)

@@ -24,6 +24,7 @@ pub mod recovery;
 pub mod refresh;
 pub mod retention;
 pub mod revoker;
+mod seen_clients;
 pub mod service_admin;
 pub mod services;
 pub mod session;

@@ -185,11 +185,17 @@ pub struct CachedClaims {
     pub authenticated_at: Option<i64>,
     /// The `email_verified` claim (false when absent).
     pub email_verified: bool,
+    /// A service token (`service: true`): the token forwarded for it is a service token too.
+    pub service: bool,
+    /// The actor chain (`act`), current actor first: kept on the forwarded token.
+    pub actors: Vec<String>,
 }
 
 impl From<AccessClaims> for CachedClaims {
     fn from(claims: AccessClaims) -> Self {
         Self {
+            service: claims.service == Some(true),
+            actors: claims.actors(),
             user_id: claims.sub,
             session_id: claims.sid,
             roles: claims.roles,

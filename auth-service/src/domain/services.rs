@@ -16,12 +16,13 @@
 //! Secrets are random 256-bit values: a single SHA-256 is the right hash (no dictionary to
 //! search), compared in constant time; an unknown client pays the same comparison.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use super::{
     AuthCore, AuthError, Timestamp,
     accounts::parse_roles,
     core::Grant,
+    limits::Attempt,
     opaque_token::OpaqueToken,
     ports::{RevokeReason, ServiceClientRecord},
 };
@@ -71,15 +72,34 @@ pub struct AuthenticatedService {
 impl AuthCore {
     /// Checks a service's credential: the secret (current, or the replaced one within its
     /// overlap) or a bound certificate identity. A disabled client is told so only after its
-    /// credential was proven.
+    /// credential was proven. Secrets are checked under the lockout (`limits`): from a network
+    /// locked out of the client (or locked for spraying), every secret is `RateLimited`, the
+    /// right one too, so parallel guesses learn nothing more.
     pub async fn authenticate_service(
         &self,
         credential: ServiceCredential<'_>,
+        client: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<AuthenticatedService, AuthError> {
         let authenticated = match credential {
             ServiceCredential::Secret { client_id, secret } => {
-                self.check_secret(client_id, secret, now).await?
+                let checked = self.check_secret(client_id, secret, now).await;
+                let succeeded = match &checked {
+                    Ok(_) => true,
+                    Err(AuthError::InvalidClientCredentials) => false,
+                    // The store failed: nothing was learnt, nothing to count.
+                    Err(_) => return checked,
+                };
+                if let Attempt::Locked { remaining } = self
+                    .limits
+                    .settle_client_secret(client_id, client, succeeded, now)
+                    .await
+                {
+                    return Err(AuthError::RateLimited {
+                        retry_after: remaining.max(Duration::from_millis(1)),
+                    });
+                }
+                checked?
             }
             ServiceCredential::Certificate { identities } => {
                 self.check_certificate(identities).await?
@@ -163,9 +183,10 @@ impl AuthCore {
         &self,
         credential: ServiceCredential<'_>,
         audience: &str,
+        client: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<(String, Timestamp), AuthError> {
-        let service = self.authenticate_service(credential, now).await?;
+        let service = self.authenticate_service(credential, client, now).await?;
         if audience.is_empty() {
             return Err(AuthError::InvalidArgument("audience is required"));
         }

@@ -260,7 +260,8 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::IssueServiceTokenRequest>,
     ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
-        let response = services::issue_token(&self.core, request).await?;
+        let client = client_of(&self.trusted_proxies, &request).address;
+        let response = services::issue_token(&self.core, request, client).await?;
         Ok(Response::new(response))
     }
 

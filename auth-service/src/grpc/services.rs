@@ -2,7 +2,7 @@
 //! thin conversions between the protobuf messages and `domain/service_admin.rs`,
 //! `domain/services.rs`.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use auth_api::v1 as pb;
 use tonic::{Request, Status};
@@ -87,6 +87,7 @@ pub async fn rotate(
 pub async fn issue_token(
     core: &AuthCore,
     request: Request<pb::IssueServiceTokenRequest>,
+    client: Option<IpAddr>,
 ) -> Result<pb::IssueServiceTokenResponse, Status> {
     let identities = peer_identities(&request);
     let request = request.into_inner();
@@ -101,7 +102,7 @@ pub async fn issue_token(
         }
     };
     let (access_token, expires_at) = core
-        .issue_service_token(credential, &request.audience, Timestamp::now())
+        .issue_service_token(credential, &request.audience, client, Timestamp::now())
         .await
         .map_err(to_status)?;
     Ok(pb::IssueServiceTokenResponse {

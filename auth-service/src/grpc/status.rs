@@ -35,7 +35,7 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::ReauthenticationRequired => (Code::Unauthenticated, "REAUTHENTICATION_REQUIRED"),
         AuthError::SessionNotFound => (Code::NotFound, "SESSION_NOT_FOUND"),
         AuthError::AccountSuspended => (Code::Unauthenticated, "ACCOUNT_SUSPENDED"),
-        AuthError::UserNotFound => (Code::NotFound, "USER_NOT_FOUND"),
+        AuthError::UserNotFound | AuthError::NotAnAccount => (Code::NotFound, "USER_NOT_FOUND"),
         AuthError::Contended => (Code::Aborted, "CONCURRENT_REFRESH"),
         AuthError::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
         AuthError::Overloaded { .. } => (Code::ResourceExhausted, "OVERLOADED"),

@@ -41,6 +41,7 @@ mod restart;
 mod retention;
 mod revocation_feed;
 mod rotations;
+mod service_principals;
 mod services;
 mod sessions;
 mod settings;

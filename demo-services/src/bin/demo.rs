@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use auth_api::tls::ClientTls;
 use clap::Parser;
 use demo_services::{
+    ORDER_CLIENT_ID,
     config::DemoSettings,
+    operator::Operator,
     stack::LocalStack,
     telemetry,
     walkthrough::{self, Targets, millis},
@@ -51,11 +53,13 @@ async fn main() -> ExitCode {
             auth: stack.auth_url.clone(),
             order: stack.order_url.clone(),
             payment: stack.payment_url.clone(),
+            operator: Some(stack.operator.clone()),
         },
         None => Targets {
             auth: settings.auth_url.clone(),
             order: settings.order_url.clone(),
             payment: settings.payment_url.clone(),
+            operator: running_operator(&settings),
         },
     };
     let client_tls = match &stack {
@@ -94,6 +98,13 @@ async fn main() -> ExitCode {
             millis(timing.logout_returned_after),
         );
     }
+    if let Some(timing) = report.disable {
+        println!(
+            "Disabling order-service stopped the next charge {} after DisableServiceClient was sent (it returned after {}).",
+            millis(timing.refused_after),
+            millis(timing.logout_returned_after),
+        );
+    }
     if report.passed() {
         println!("All {} steps behaved as expected.", report.steps.len());
         ExitCode::SUCCESS
@@ -104,4 +115,13 @@ async fn main() -> ExitCode {
         );
         ExitCode::FAILURE
     }
+}
+
+/// With --use-running: the operator's credentials, when order-service's secret was given.
+fn running_operator(settings: &DemoSettings) -> Option<Operator> {
+    Some(Operator {
+        admin_token: settings.admin_token.clone(),
+        order_client_id: ORDER_CLIENT_ID.into(),
+        order_client_secret: settings.order_client_secret.clone()?,
+    })
 }

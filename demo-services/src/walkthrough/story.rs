@@ -2,17 +2,18 @@
 
 use std::{
     sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use auth_api::tls::ClientTls;
 use auth_api::v1::{
     CredentialKind, ExchangeTokenRequest, LoginRequest, LogoutRequest, RegisterRequest,
-    auth_service_client::AuthServiceClient, login_response::Credential,
+    admin_service_client::AdminServiceClient, auth_service_client::AuthServiceClient,
+    login_response::Credential,
 };
-use tonic::{Code, Status, transport::Channel};
+use tonic::Code;
 
-use super::{Expect, Outcome, RevocationTiming, Targets, Walk, millis};
+use super::{Expect, Outcome, RevocationTiming, Targets, Walk, as_service, millis, probe};
 use crate::{
     PAYMENT_AUDIENCE,
     config::CredentialChoice,
@@ -26,8 +27,6 @@ use crate::{
 };
 
 const PASSWORD: &str = "correct horse battery staple";
-/// How long payment-service may take to refuse a revoked session before the step fails.
-const REVOCATION_DEADLINE: Duration = Duration::from_secs(5);
 
 /// `None` as soon as a step fails.
 pub(super) async fn story(
@@ -60,6 +59,7 @@ pub(super) async fn story(
             return None;
         }
     };
+    let admin = AdminServiceClient::new(auth.clone());
     let auth = AuthServiceClient::new(auth);
     let orders = OrderServiceClient::new(orders);
     let payments = PaymentServiceClient::new(payments);
@@ -86,24 +86,20 @@ pub(super) async fn story(
             "a token pair (the demo uses its access token, audience \"api\")",
         ),
     };
-    let login = auth
-        .clone()
-        .login(LoginRequest {
-            email,
+    let log_in = || {
+        let mut auth = auth.clone();
+        let request = LoginRequest {
+            email: email.clone(),
             password: PASSWORD.into(),
             kind: kind.into(),
             management: false,
-        })
-        .await
-        .map(|response| response.into_inner());
-    let login = walk.accepted(format!("Login for {described}"), login, |login| {
+        };
+        async move { Ok(auth.login(request).await?.into_inner()) }
+    };
+    let login = walk.accepted(format!("Login for {described}"), log_in().await, |login| {
         Ok(format!("session {}", login.session_id))
     })?;
-    let token = match login.credential {
-        Some(Credential::Session(session)) => session.session_token,
-        Some(Credential::Tokens(tokens)) => tokens.access_token,
-        None => String::new(),
-    };
+    let token = credential_of(login);
 
     let item = "coffee beans, 1 kg";
     let order_request = PlaceOrderRequest {
@@ -128,7 +124,7 @@ pub(super) async fn story(
                 return Err(format!("the order is {order:?}"));
             }
             Ok(format!(
-                "order {} of user {}, paid by {} (order-service charged payment-service with an exchanged token)",
+                "order {} of user {}, paid by {} (order-service charged payment-service with a token it exchanged as itself)",
                 order.order_id, order.user_id, order.payment_id
             ))
         },
@@ -166,30 +162,53 @@ pub(super) async fn story(
         "Charge payment-service directly with the login credential",
         (Code::Unauthenticated, "TOKEN_INVALID"),
         charge(&token).await,
-        Some("payment-service accepts only access tokens for the audience \"payments\"".into()),
+        Some(
+            "a user's own credential: payment-service accepts only \"payments\" tokens that order-service exchanged"
+                .into(),
+        ),
     )?;
 
-    let exchanged = auth
+    let anonymous = auth
         .clone()
         .exchange_token(ExchangeTokenRequest {
             subject_token: token.clone(),
             audience: PAYMENT_AUDIENCE.into(),
         })
-        .await
-        .map(|response| response.into_inner());
-    let exchanged = walk.accepted(
-        format!("ExchangeToken: the login credential for a \"{PAYMENT_AUDIENCE}\" token"),
-        exchanged,
-        |exchanged| {
-            let lifetime = exchanged.expires_at.map_or(0, |at| at.seconds - unix_seconds());
-            Ok(format!("an access token for \"{PAYMENT_AUDIENCE}\" of the same session, valid for {lifetime} s"))
-        },
+        .await;
+    walk.rejected(
+        format!(
+            "ExchangeToken without a service credential: the login credential for a \"{PAYMENT_AUDIENCE}\" token"
+        ),
+        (Code::PermissionDenied, "AUDIENCE_NOT_ALLOWED"),
+        anonymous,
+        Some(
+            "only a service client exchanges a user's credential, into its own exchange audiences \
+             (AUTH_EXCHANGE_AUDIENCES, the deprecated anonymous exchange, is empty)"
+                .into(),
+        ),
     )?;
-    let payments_token = exchanged.access_token;
+
+    let Some(operator) = targets.operator.as_ref() else {
+        walk.record(
+            "Act as order-service".into(),
+            Expect::Accepted,
+            Outcome::Rejected {
+                code: Code::FailedPrecondition,
+                reason: None,
+                message: "order-service's client secret is needed: with --use-running, give \
+                          --order-client-secret (and --admin-token to end by disabling it)"
+                    .into(),
+            },
+            None,
+        );
+        return None;
+    };
+    let payments_token =
+        as_service::exchange_as_order_service(walk, &auth, operator, &token).await?;
 
     walk.accepted(
         format!(
-            "Charge payment-service directly with the exchanged token ({}, 300 cents)",
+            "Charge payment-service directly with the token exchanged as order-service ({}, 300 cents)",
             direct.order_id
         ),
         charge(&payments_token).await,
@@ -216,7 +235,13 @@ pub(super) async fn story(
             .await;
         (result, sent.elapsed())
     };
-    let probe = probe_until_refused(&payments, &payments_token, &direct, sent);
+    let probe = probe::until_refused(
+        || {
+            let charged = charge(&payments_token);
+            async move { charged.await.map(|_| ()) }
+        },
+        sent,
+    );
     let ((logout, logout_took), probe) = tokio::join!(logout, probe);
     walk.accepted("Logout with auth-service", logout, |_| {
         Ok(format!(
@@ -275,58 +300,34 @@ pub(super) async fn story(
         (Code::Unauthenticated, "SESSION_REVOKED"),
         probe.refusal.map_or(Ok(()), Err),
         Some(note),
+    )?;
+
+    // A new session; then the operator disables order-service while orders keep coming (only
+    // with an admin's token: it cannot be undone).
+    let Some(admin_token) = &operator.admin_token else {
+        return Some(());
+    };
+    let login = walk.accepted("Login again (a new session)", log_in().await, |login| {
+        Ok(format!("session {}", login.session_id))
+    })?;
+    let token = credential_of(login);
+    as_service::disable_order_service(
+        walk,
+        &admin,
+        &orders,
+        operator,
+        admin_token.expose(),
+        &token,
     )
+    .await
 }
 
-struct Probe {
-    refusal: Option<Status>,
-    elapsed: Duration,
-    attempts: u32,
-}
-
-/// Repeats `charge` back to back (one loopback round trip apart) until it is refused or
-/// [`REVOCATION_DEADLINE`] has passed since `sent`.
-async fn probe_until_refused(
-    payments: &PaymentServiceClient<Channel>,
-    token: &str,
-    charge: &ChargeRequest,
-    sent: Instant,
-) -> Probe {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let request = match with_bearer(token, charge.clone()) {
-            Ok(request) => request,
-            Err(status) => {
-                return Probe {
-                    refusal: Some(status),
-                    elapsed: sent.elapsed(),
-                    attempts,
-                };
-            }
-        };
-        if let Err(status) = payments.clone().charge(request).await {
-            return Probe {
-                refusal: Some(status),
-                elapsed: sent.elapsed(),
-                attempts,
-            };
-        }
-        if sent.elapsed() > REVOCATION_DEADLINE {
-            return Probe {
-                refusal: None,
-                elapsed: sent.elapsed(),
-                attempts,
-            };
-        }
+fn credential_of(login: auth_api::v1::LoginResponse) -> String {
+    match login.credential {
+        Some(Credential::Session(session)) => session.session_token,
+        Some(Credential::Tokens(tokens)) => tokens.access_token,
+        None => String::new(),
     }
-}
-
-fn unix_seconds() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Unique per run and per call, so the demo can run again against the same auth service.

@@ -37,15 +37,24 @@ impl Clients {
     pub fn channel(&self, caller: usize) -> Channel {
         self.channels[caller % self.channels.len()].clone()
     }
+
+    pub fn connections(&self) -> usize {
+        self.channels.len()
+    }
 }
 
-type Call = std::pin::Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>;
+pub(super) type Call = std::pin::Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>;
 
-/// The token a caller presents at an iteration: callers walk the tokens from different offsets.
-fn pick_token(tokens: &[String], caller: usize, iteration: u64) -> String {
+/// Which of `len` items a caller uses at an iteration: callers walk them from different offsets.
+pub(super) fn pick_index(len: usize, caller: usize, iteration: u64) -> usize {
     let index = (caller.wrapping_mul(7919) as u64).wrapping_add(iteration) as usize;
+    index % len.max(1)
+}
+
+/// The token a caller presents at an iteration.
+fn pick_token(tokens: &[String], caller: usize, iteration: u64) -> String {
     tokens
-        .get(index % tokens.len().max(1))
+        .get(pick_index(tokens.len(), caller, iteration))
         .cloned()
         .unwrap_or_default()
 }

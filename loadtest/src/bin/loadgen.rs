@@ -84,6 +84,17 @@ enum Run {
         /// (from /proc), the load generator's own cost left out.
         #[arg(long)]
         service_pid: Option<u32>,
+        /// An account with the admin role (`auth-service user create --role admin`), logged into
+        /// for a management session: the `service-token` and `exchange` scenarios create
+        /// service clients with it.
+        #[arg(long)]
+        admin_email: Option<String>,
+        /// Its password (the users' password of the run when unset).
+        #[arg(long, env = "LOADGEN_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+        /// Service clients to create for `service-token` and `exchange`.
+        #[arg(long, default_value_t = 100)]
+        service_clients: usize,
     },
     /// Write gRPC-framed Verify requests (one access token, one session token) for h2load.
     H2loadBodies {
@@ -252,7 +263,11 @@ async fn run(cli: Cli) -> Result<bool, RunError> {
             label,
             order_target,
             service_pid,
+            admin_email,
+            admin_password,
+            service_clients,
         } => {
+            let password = WorkloadConfig::default().password;
             let config = bench::BenchConfig {
                 target,
                 connections,
@@ -261,9 +276,12 @@ async fn run(cli: Cli) -> Result<bool, RunError> {
                 warmup,
                 users,
                 tokens,
-                password: WorkloadConfig::default().password,
+                admin_password: admin_password.unwrap_or_else(|| password.clone()),
+                password,
                 order_target,
                 service_pid,
+                admin_email,
+                service_clients,
             };
             let scenarios = if scenarios.is_empty() {
                 bench::SCENARIOS

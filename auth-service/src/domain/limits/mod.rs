@@ -49,6 +49,9 @@ use super::{AuthError, Timestamp, client_address::network_key};
 pub const FAILURE_MEMORY: Duration = Duration::from_secs(24 * 3600);
 /// How long a network a user logged in from stays exempt from the account-wide lock.
 pub const KNOWN_NETWORK_MEMORY: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Failed client-secret checks from one network, over every client id, before it locks: this
+/// many times the lockout threshold (`Limits::settle_client_secret`).
+pub const SPRAY_FACTOR: u32 = 4;
 /// The per-address budgets are counted over windows of this length.
 pub const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
 
@@ -232,6 +235,49 @@ impl Limits {
             .settle_attempt(scope, succeeded, &self.policy.lockout, now)
             .await
     }
+    /// Settles a check of a service client's secret (`IssueServiceToken`) from `client`, known
+    /// client id or not, under the login lockout's rule: failures are counted per client id and
+    /// network (locking that network out of the client, never the client's other networks, up to
+    /// the account-wide ceiling), and per network over every client id (a network spraying ids
+    /// or secrets locks after [`SPRAY_FACTOR`] times the threshold; no ceiling, so nobody can
+    /// lock every network out). Only failures count: a fleet's own calls are never throttled.
+    pub async fn settle_client_secret(
+        &self,
+        client_id: &str,
+        client: Option<IpAddr>,
+        succeeded: bool,
+        now: Timestamp,
+    ) -> Attempt {
+        let rule = self.policy.lockout;
+        if rule.threshold == 0 {
+            return Attempt::Allowed;
+        }
+        let network = client.map_or_else(|| "-".to_owned(), network_key);
+        let account = hashed_key("svc:", client_id);
+        let per_client = AttemptScope {
+            account: &account,
+            network: &network,
+        };
+        if let locked @ Attempt::Locked { .. } = self
+            .limiter
+            .settle_attempt(per_client, succeeded, &rule, now)
+            .await
+        {
+            return locked;
+        }
+        let spraying = LockoutRule {
+            threshold: rule.threshold.saturating_mul(SPRAY_FACTOR),
+            ceiling: 0,
+            ..rule
+        };
+        let per_network = AttemptScope {
+            account: "svc:*",
+            network: &network,
+        };
+        self.limiter
+            .settle_attempt(per_network, succeeded, &spraying, now)
+            .await
+    }
 }
 
 /// A budget of `limit` calls per `window` (0: unlimited), counted under a key of its own.
@@ -295,9 +341,13 @@ impl Limits {
 
 /// `acct:<hex SHA-256 of the lookup key>`: the shared counter never holds an email address.
 fn account_key(email_key: &str) -> String {
-    let digest = digest::digest(&digest::SHA256, email_key.as_bytes());
-    let mut key = String::with_capacity(5 + 64);
-    key.push_str("acct:");
+    hashed_key("acct:", email_key)
+}
+
+fn hashed_key(prefix: &str, value: &str) -> String {
+    let digest = digest::digest(&digest::SHA256, value.as_bytes());
+    let mut key = String::with_capacity(prefix.len() + 64);
+    key.push_str(prefix);
     for byte in digest.as_ref() {
         key.push_str(&format!("{byte:02x}"));
     }
