@@ -59,7 +59,7 @@ fn build() -> Result<PathBuf, String> {
 }
 
 /// How the child gets its token.
-enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     Env(&'a str),
     /// `--token-file PATH`.
     FileFlag(&'a std::path::Path),
@@ -71,7 +71,7 @@ enum Auth<'a> {
 }
 
 /// Runs `authctl --server <app> args...` with a clean `AUTHCTL_*` environment, feeding `stdin`.
-async fn authctl(
+pub(crate) async fn authctl(
     app: &TestApp,
     auth: Auth<'_>,
     args: &[&str],
@@ -121,7 +121,7 @@ async fn authctl(
     .await??)
 }
 
-fn stdout(output: &Output) -> Result<String, BoxError> {
+pub(crate) fn stdout(output: &Output) -> Result<String, BoxError> {
     if !output.status.success() {
         return Err(format!(
             "authctl failed ({:?}): {}",

@@ -10,9 +10,11 @@
 
 mod helpers;
 
+mod accounts;
 mod admin;
 mod architecture;
 mod attacks;
+mod audit;
 mod auth_layer;
 mod authctl;
 mod brute_force;
@@ -24,6 +26,7 @@ mod dependency_tls;
 mod exchange;
 mod ext_authz;
 mod health;
+mod import;
 mod key_discovery;
 mod keys;
 mod keys_at_rest;

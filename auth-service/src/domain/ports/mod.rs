@@ -2,12 +2,14 @@
 //! implements storage and fan-out for SQLite, PostgreSQL and Redis, `engine/` the machinery;
 //! nothing here knows how.
 
+mod accounts;
 mod fanout;
 mod machinery;
 mod retention;
 mod services;
 mod store;
 
+pub use accounts::{ImportOutcome, Keyset, UserFilter};
 pub use fanout::{Fanout, FanoutEvent, FanoutListener};
 pub use machinery::{
     CacheTicket, LiveSession, PasswordHashing, RevocationNews, RevokedSetCheck, SessionCache,
@@ -18,5 +20,5 @@ pub use services::{LapsedGeneration, ServiceClientRecord, ServiceRotation};
 pub use store::{
     KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, PrivateKeyReplacement,
     RefreshRotation, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store,
-    StoreError, UserRecord,
+    StoreError, TOMBSTONE_KEY_PREFIX, UserRecord,
 };

@@ -6,6 +6,7 @@
 //! This module holds the statements, one per `Store` method; `rows` holds what they read back
 //! (column lists and row decoders).
 
+mod accounts;
 mod changes;
 pub(crate) mod group_commit;
 mod keys;
@@ -14,6 +15,7 @@ mod rotations;
 mod rows;
 mod services;
 
+pub(crate) use accounts::account_statements;
 pub(crate) use changes::change_log;
 pub(crate) use keys::key_statements;
 pub(crate) use retention::{dropped_keys, ended_before, old_changes, retention_statements};
@@ -30,9 +32,9 @@ macro_rules! impl_sql_store {
             Timestamp,
             model::{Revocation, SessionKind},
             ports::{
-                FanoutEvent, KeyRotation, KeyRotationOutcome, LapsedGeneration, LoggedChange, NewSession,
+                FanoutEvent, ImportOutcome, Keyset, KeyRotation, KeyRotationOutcome, LapsedGeneration, LoggedChange, NewSession,
                 PrivateKeyReplacement, RefreshRotation, RevokeReason, RevokedSession, ServiceClientRecord,
-                ServiceRotation, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+                ServiceRotation, SessionRecord, SigningKeyRecord, Store, StoreError, TOMBSTONE_KEY_PREFIX, UserFilter, UserRecord,
             },
         };
 
@@ -42,6 +44,7 @@ macro_rules! impl_sql_store {
         $crate::store::sql::rotation_writer!($row);
         $crate::store::sql::retention_statements!($store, $row);
         $crate::store::sql::service_statements!($row);
+        $crate::store::sql::account_statements!($row);
 
         #[async_trait]
         impl Store for $store {
@@ -117,6 +120,18 @@ macro_rules! impl_sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(result.rows_affected() == 1)
+            }
+
+            async fn list_users(&self, filter: &UserFilter, after: Option<&Keyset>, limit: u32) -> Result<Vec<UserRecord>, StoreError> {
+                list_users_page(&self.pool, filter, after, limit).await
+            }
+
+            async fn delete_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+                tombstone_user(&self.pool, user_id, now).await
+            }
+
+            async fn import_users(&self, users: &[UserRecord]) -> Result<Vec<ImportOutcome>, StoreError> {
+                import_batch(&self.pool, users).await
             }
 
             async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError> {
@@ -315,17 +330,8 @@ macro_rules! impl_sql_store {
                 read_last_change_seq(&self.pool).await
             }
 
-            async fn list_sessions(&self, user_id: &str, now: Timestamp) -> Result<Vec<SessionRecord>, StoreError> {
-                let rows = sqlx::query(concat!(
-                    $crate::store::sql::select_sessions!(),
-                    "WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
-                     AND s.last_seen_at + s.idle_timeout_ms > $2 ORDER BY s.created_at DESC, s.id DESC"
-                ))
-                .bind(user_id)
-                .bind(now.millis())
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.iter().map(session_from_row).collect::<Result<_, _>>()?)
+            async fn list_sessions(&self, user_id: &str, now: Timestamp, before: Option<&Keyset>, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
+                list_sessions_page(&self.pool, user_id, now, before, limit).await
             }
 
             async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
