@@ -6,12 +6,17 @@
 //! progress on stderr, and prints a summary: imported, skipped as duplicates, refused with the
 //! reason per line. A line is never echoed: it holds a password hash.
 
+/// A batch is also cut before its message grows past this many bytes: the server refuses
+/// requests larger than `AUTH_MAX_REQUEST_BYTES` (64 KiB by default) as a whole.
+const MAX_BATCH_BYTES: usize = 48 * 1024;
+
 use std::{
     io::{BufRead, IsTerminal, Write},
     path::Path,
 };
 
 use auth_api::v1 as pb;
+use prost::Message as _;
 use serde_json::{Value, json};
 
 use crate::{Admin, Failure, cli::AccountCommand, cli::ListUsers, render, render::Rendered};
@@ -146,7 +151,7 @@ impl Admin {
         let total = rows.len();
         let mut done = 0;
         let progress = Progress::new(total);
-        for batch in rows.chunks(usize::try_from(batch_size).unwrap_or(500)) {
+        for batch in batches(&rows, usize::try_from(batch_size).unwrap_or(500)) {
             let mut sent = Vec::new();
             let mut users = Vec::new();
             for (line, row) in batch {
@@ -178,6 +183,28 @@ impl Admin {
         summary.refused.sort_by_key(|(line, _)| *line);
         Ok(summary.render(total))
     }
+}
+
+/// The rows in order, cut into batches of at most `size` rows and [`MAX_BATCH_BYTES`].
+fn batches<T>(
+    rows: &[(T, Result<pb::ImportedUser, String>)],
+    size: usize,
+) -> Vec<&[(T, Result<pb::ImportedUser, String>)]> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, (_, row)) in rows.iter().enumerate() {
+        // A repeated field's element costs its length, a tag and a length prefix.
+        let cost = row.as_ref().map_or(0, |user| user.encoded_len() + 4);
+        if index > start && (index - start >= size || bytes + cost > MAX_BATCH_BYTES) {
+            batches.push(&rows[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += cost;
+    }
+    if start < rows.len() {
+        batches.push(&rows[start..]);
+    }
+    batches
 }
 
 /// One line of the file as an `ImportedUser`, or why it is not one (never quoting it).
@@ -302,6 +329,29 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_keep_to_the_row_count_and_the_message_size() {
+        let row = |hash_len: usize| {
+            (
+                0,
+                Ok(pb::ImportedUser {
+                    email: "a@example.com".into(),
+                    password_hash: "h".repeat(hash_len),
+                    ..Default::default()
+                }),
+            )
+        };
+        let small: Vec<_> = (0..10).map(|_| row(60)).collect();
+        let sizes: Vec<usize> = batches(&small, 4).iter().map(|batch| batch.len()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let large: Vec<_> = (0..10).map(|_| row(20_000)).collect();
+        let sizes: Vec<usize> = batches(&large, 500)
+            .iter()
+            .map(|batch| batch.len())
+            .collect();
+        assert_eq!(sizes, [2, 2, 2, 2, 2]);
+    }
 
     #[test]
     fn a_line_becomes_an_imported_user_or_a_reason_that_never_quotes_it() {
