@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &[
                 PathBuf::from("proto/auth/v1/auth.proto"),
                 PathBuf::from("proto/auth/v1/admin.proto"),
+                PathBuf::from("proto/auth/v1/reasons.proto"),
             ],
             &[PathBuf::from("proto"), well_known],
         )?;

@@ -20,73 +20,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 cd "$root"
 
-PYTHON=${PYTHON:-python3}
 VENV=${CLIENTS_VENV:-$here/python/.venv}
-
-step() { printf '\n==> %s\n' "$*"; }
-
-for tool in cargo "$PYTHON" node npm; do
-    command -v "$tool" >/dev/null || { echo "clients/run.sh: $tool is not installed" >&2; exit 1; }
-done
-
 work=$(mktemp -d)
-server_pid=
-stop_server() {
-    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    server_pid=
-}
-cleanup() {
-    stop_server
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=clients/harness.sh
+source "$here/harness.sh"
+trap 'stop_auth_service; rm -rf "$work"' EXIT
 
-if [[ -n ${AUTH_SERVICE_BIN:-} ]]; then
-    server_bin=$AUTH_SERVICE_BIN
-else
-    step "building auth-service"
-    cargo build -q -p auth-service
-    server_bin=${CARGO_TARGET_DIR:-$root/target}/debug/auth-service
-fi
-
-port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export AUTH_ADDR="127.0.0.1:$port"
-
-step "starting auth-service on $AUTH_ADDR (SQLite in a temporary folder)"
-AUTH_LISTEN_ADDR=$AUTH_ADDR AUTH_DATA_DIR="$work/data" AUTH_SHUTDOWN_GRACE=1s NO_COLOR=1 \
-    "$server_bin" >"$work/server.log" 2>&1 &
-server_pid=$!
-listening=
-for _ in $(seq 100); do
-    kill -0 "$server_pid" 2>/dev/null || break
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        listening=yes
-        break
-    fi
-    sleep 0.2
-done
-if [[ -z $listening ]]; then
-    echo "auth-service did not start listening on $AUTH_ADDR; its log:" >&2
-    cat "$work/server.log" >&2
-    exit 1
-fi
+need cargo "$PYTHON" node npm
+auth_service_bin
+start_auth_service
 
 step "Python: pip install ./clients/python into $VENV (pinned: clients/python/requirements.txt)"
-if [[ ! -x $VENV/bin/python ]]; then
-    "$PYTHON" -m venv "$VENV" || {
-        echo "could not create a virtualenv (on Debian/Ubuntu: apt-get install python3-venv)" >&2
-        exit 1
-    }
-fi
-pip=("$VENV/bin/python" -m pip -q --disable-pip-version-check)
-"${pip[@]}" install -r "$here/python/requirements.txt"
-# Not --no-deps: pip checks the package's ranges against the pins; rebuilt every run (the stubs
-# are generated from proto/ at build time).
-"${pip[@]}" install --force-reinstall --no-deps "$here/python"
-"${pip[@]}" check >/dev/null
+install_python_library "$VENV"
 
 step "Node: npm ci in clients/node, and npm install ./clients/node into a scratch project"
 (cd "$here/node" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
@@ -104,7 +49,7 @@ step "Python: pytest (conformance vectors, live scenario, interceptors)"
 step "Node: node --test (conformance vectors, live scenario, server wrapper)"
 (cd "$here/node" && timeout 300 node --test --test-reporter=spec test/*.test.js) || failed+=(node)
 
-stop_server
+stop_auth_service
 
 if ((${#failed[@]})); then
     step "FAILED: ${failed[*]} (server log below)"

@@ -50,6 +50,11 @@ pub struct AccessClaims {
     /// credential for it; its own `act` names the actor before it, for chains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// Whether the user proved the account's email address (OpenID Connect `email_verified`).
+    /// Absent from service tokens and from tokens of servers before the claim was added (read
+    /// as false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 /// An RFC 8693 `act` claim: who acts, and (nested) who acted before.
@@ -343,6 +348,7 @@ mod tests {
             exchanged: None,
             service: None,
             act: None,
+            email_verified: None,
         }
     }
 

@@ -87,6 +87,7 @@ pub mod envoy {
 }
 
 pub mod access_token;
+mod backoff;
 mod layer;
 mod local_verifier;
 mod redact;

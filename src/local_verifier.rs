@@ -2,8 +2,8 @@
 //! service's published keys, and revocations arrive over the `WatchRevocations` feed, so a check
 //! costs no network call and still rejects a revoked session within milliseconds.
 //!
-//! The feed is kept open in the background (reconnecting with backoff and resuming from the last
-//! cursor, so no revocation is missed). If it has been down for longer than
+//! The feed is kept open in the background (reconnecting with jittered exponential backoff and
+//! resuming from the last cursor, so no revocation is missed). If it has been down for longer than
 //! [`LocalVerifierConfig::max_feed_outage`], every check fails closed with UNAVAILABLE (unless
 //! configured otherwise): an unknown revocation must never let a token through.
 
@@ -19,6 +19,7 @@ use tonic::{Status, transport::Channel};
 
 use crate::{
     access_token::{self, TokenRules},
+    backoff::Backoff,
     layer::{Verifier, VerifyError},
     revoked_set::RevokedSet,
     v1::{
@@ -28,7 +29,6 @@ use crate::{
     verified_tokens::{VerifiedToken, VerifiedTokens},
 };
 
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 /// How long a revocation of all of a user's sessions is kept: longer than any access token lives.
 const USER_REVOCATION_KEPT: i64 = 24 * 3600;
 
@@ -203,6 +203,7 @@ impl LocalVerifier {
             session_id: claims.sid.clone(),
             kind: crate::principal_kind(claims.service == Some(true)).into(),
             actors: claims.actors(),
+            email_verified: claims.email_verified.unwrap_or(false),
         })
     }
 
@@ -397,7 +398,7 @@ impl Shared {
 /// Keeps the feed open for as long as a verifier exists.
 async fn keep_feed_open(shared: Weak<Shared>, mut verifier_dropped: watch::Receiver<()>) {
     let mut cursor = String::new();
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::default();
     loop {
         let Some(strong) = shared.upgrade() else {
             return;
@@ -427,7 +428,7 @@ async fn keep_feed_open(shared: Weak<Shared>, mut verifier_dropped: watch::Recei
                     cursor.clone_from(&event.cursor);
                 }
                 strong.apply(event);
-                delay = Duration::from_millis(50);
+                backoff = Backoff::default();
             }
         }
         let Some(strong) = shared.upgrade() else {
@@ -435,8 +436,7 @@ async fn keep_feed_open(shared: Weak<Shared>, mut verifier_dropped: watch::Recei
         };
         strong.set_live(false);
         drop(strong);
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+        tokio::time::sleep(backoff.next_wait()).await;
     }
 }
 

@@ -147,6 +147,7 @@ mod tests {
                 exchanged: None,
                 service: None,
                 act: None,
+                email_verified: None,
             },
         })
     }

@@ -118,7 +118,8 @@ impl Components {
         if let Some(link) = &redis {
             core = core.with_limiter(Arc::new(link.limiter(&settings.limits_key_prefix)));
         }
-        let core = Arc::new(core);
+        let accounts = settings.accounts.start().map_err(StartError::Settings)?;
+        let core = Arc::new(core.with_accounts(accounts));
         Ok(Self {
             store,
             keys,

@@ -30,6 +30,10 @@ export interface AccessClaims {
   readonly nbf?: number;
   readonly auth_time?: number;
   readonly exchanged?: boolean;
+  /** True on a service token (IssueServiceToken): `sub` is a service client. */
+  readonly service?: boolean;
+  /** The `act` chain of a delegated token, current actor first (parsed from the nested `act`). */
+  readonly actors: readonly string[];
   readonly [claim: string]: unknown;
 }
 
@@ -39,6 +43,13 @@ export interface Principal {
   readonly roles: readonly string[];
   /** Known to a RemoteVerifier only; '' from a local check. */
   readonly email: string;
+  /** 'service' for a service client's token (then userId is the client's id), else 'user'. */
+  readonly kind: 'user' | 'service';
+  /**
+   * The services a delegated token came through (RFC 8693 `act`), the one that exchanged it
+   * first; empty when the principal presents its own token.
+   */
+  readonly actors: readonly string[];
   /** Every verified claim (local checks only). */
   readonly claims?: AccessClaims;
 }

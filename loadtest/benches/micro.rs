@@ -68,6 +68,7 @@ fn access_tokens(c: &mut Criterion) {
         exchanged: None,
         service: None,
         act: None,
+        email_verified: None,
     };
     let rules = TokenRules {
         issuer: "auth".into(),

@@ -10,6 +10,7 @@
 //!   table, the service's CPU time per call);
 //! - `calls`: the connections ([`Clients`]) and one call builder per scenario;
 //! - `credentials`: the users and tokens minted before the scenarios ([`Credentials`], [`Chains`]);
+//! - `storms`: one load beside another (`Verify` during a refresh storm);
 //! - `h2load`: the request bodies `loadgen h2load-bodies` writes for h2load.
 
 mod calls;
@@ -17,6 +18,7 @@ mod credentials;
 mod h2load;
 mod measure;
 mod open_loop;
+mod storms;
 
 use std::{
     sync::{Arc, atomic::AtomicBool},
@@ -83,6 +85,7 @@ pub const SCENARIOS: &[&str] = &[
     "mixed",
     "mixed-open",
     "login-storm",
+    "refresh-storm",
 ];
 
 /// The loads of `mixed-open`, in percent of the capacity the closed loop measured first.
@@ -226,6 +229,9 @@ pub async fn run(
                 println!("{}", logins.markdown());
                 rows.push(logins);
                 verify
+            }
+            "refresh-storm" => {
+                storms::refresh_storm(&clients, config, &credentials, &mut rows).await?
             }
             other => {
                 return Err(format!(

@@ -9,6 +9,7 @@
 //! flattened in: `secret_files` (`DATABASE_URL_FILE`, `REDIS_URL_FILE`), `dependency_tls` (TLS to
 //! Redis); `checks` refuses nonsensical combinations and `summary` writes the start-up line.
 
+mod accounts;
 mod checks;
 mod cli;
 mod dependency_tls;
@@ -25,6 +26,7 @@ use clap::{ArgAction, Args, ValueEnum};
 
 use crate::domain::client_address::TrustedProxies;
 
+pub use accounts::{AccountSettings, NotifierKind};
 pub use cli::{Cli, Command, HealthcheckArgs, KeysCommand, UserCommand};
 pub use dependency_tls::RedisTlsFiles;
 pub use http::HttpSettings;
@@ -381,6 +383,10 @@ pub struct Settings {
     /// Signing keys at rest and the pruning of ended data (`storage.rs`).
     #[command(flatten)]
     pub storage: StorageSettings,
+
+    /// Email verification and password reset, and the notifier (`config/accounts.rs`).
+    #[command(flatten)]
+    pub accounts: AccountSettings,
 }
 
 /// `AUTH_TRUSTED_PROXIES`: a bad entry stops the start with the reason.

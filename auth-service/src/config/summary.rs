@@ -59,9 +59,10 @@ impl Settings {
         let mut line = String::new();
         let _ = write!(
             line,
-            "database_url={} redis_url={} {self:?}",
+            "database_url={} redis_url={} notifier_smtp_url={} {self:?}",
             url_or_unset(self.database_url.as_ref()),
             url_or_unset(self.redis_url.as_ref()),
+            url_or_unset(self.accounts.notifier_smtp_url.as_ref()),
         );
         line
     }
@@ -108,9 +109,16 @@ mod tests {
         let mut settings = Settings::defaults();
         settings.database_url = Some(SecretString::new("postgres://u:hunter2@db/auth"));
         settings.redis_url = Some(SecretString::new("redis://:hunter3@cache"));
+        settings.accounts.notifier_smtp_url = Some(SecretString::new(
+            "smtps://mailer:hunter4@mail.example.com:465",
+        ));
+        settings.accounts.notifier_webhook_secret = Some(SecretString::new("hunter5"));
         let line = settings.effective();
+        for password in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+            assert!(!line.contains(password), "{line}");
+        }
         assert!(
-            !line.contains("hunter2") && !line.contains("hunter3"),
+            line.contains("smtps://mailer:***@mail.example.com:465"),
             "{line}"
         );
         assert!(line.contains("postgres://u:***@db/auth"), "{line}");

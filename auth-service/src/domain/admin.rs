@@ -361,6 +361,7 @@ mod tests {
             session_id: "s1".into(),
             service: false,
             actors: Vec::new(),
+            email_verified: false,
         }
     }
 

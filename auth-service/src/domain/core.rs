@@ -54,6 +54,8 @@ pub struct AuthCore {
     pub(super) verified_tokens: VerifiedTokens,
     /// Every administrative call, logged and counted (`audit.rs`).
     audit: Arc<AuditTrail>,
+    /// Email verification and password reset (`recovery.rs`); off until `with_accounts`.
+    pub(super) accounts: Option<super::recovery::Accounts>,
 }
 
 impl AuthCore {
@@ -76,6 +78,7 @@ impl AuthCore {
             limits,
             verified_tokens: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
             audit: Arc::new(AuditTrail::default()),
+            accounts: None,
         }
     }
 
@@ -151,6 +154,8 @@ impl AuthCore {
             exchanged: exchange_audience.map(|_| true),
             service: grant.service.then_some(true),
             act: Actor::from_chain(&grant.actors),
+            // OpenID Connect's claim; absent from service tokens.
+            email_verified: (!grant.service).then_some(grant.email_verified),
         };
         let token = self.keys.sign(&claims, now).await?;
         Ok((token, Timestamp::from_unix_seconds(claims.exp)))
@@ -171,6 +176,8 @@ pub(super) struct Grant<'a> {
     pub(super) service: bool,
     /// The actor chain (`act`), current actor first; empty unless delegated.
     pub(super) actors: Vec<String>,
+    /// The user's address is verified (the `email_verified` claim).
+    pub(super) email_verified: bool,
 }
 
 impl<'a> Grant<'a> {
@@ -185,6 +192,7 @@ impl<'a> Grant<'a> {
             authenticated_at: verified.authenticated_at,
             service: verified.principal.service,
             actors: verified.principal.actors.clone(),
+            email_verified: verified.principal.email_verified,
         }
     }
 }

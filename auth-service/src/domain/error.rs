@@ -90,6 +90,13 @@ pub enum AuthError {
     /// client certificate) was made without one.
     #[error("this call needs the calling service's credential")]
     ServiceCredentialRequired,
+    /// An email-verification or password-reset code that is unknown, already used, replaced by
+    /// a newer one, or for the other purpose: all answer alike.
+    #[error("the code is invalid or has been used")]
+    CodeInvalid,
+    /// A code presented after its lifetime: ask for a new one.
+    #[error("the code has expired; ask for a new one")]
+    CodeExpired,
     /// A dependency (the database) is unreachable; the request may be retried.
     #[error("service unavailable: {0}")]
     Unavailable(String),

@@ -161,6 +161,7 @@ impl AuthCore {
             ),
             service: false,
             actors: Vec::new(),
+            email_verified: claims.email_verified,
         };
         self.mint_access_token(grant, Some(self.policy.audience.as_str()), now)
             .await

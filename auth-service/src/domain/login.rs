@@ -233,6 +233,7 @@ impl AuthCore {
                     authenticated_at: now,
                     service: false,
                     actors: Vec::new(),
+                    email_verified: self.email_verified(&user.id).await?,
                 };
                 let (access_token, access_expires_at) =
                     self.mint_access_token(grant, None, now).await?;

@@ -24,6 +24,7 @@ pub mod paging;
 pub mod password_policy;
 pub mod policy;
 pub mod ports;
+pub mod recovery;
 pub mod refresh;
 pub mod retention;
 pub mod revoker;

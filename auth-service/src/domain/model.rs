@@ -85,6 +85,9 @@ pub struct Principal {
     /// The actor chain of a delegated token (RFC 8693 `act`): the service that presented it
     /// first, then the one before it; empty when the principal acts for itself.
     pub actors: Vec<String>,
+    /// The owner proved the address (`ConfirmEmail`, `ResetPassword`) or an administrator said
+    /// so; always false for a service.
+    pub email_verified: bool,
 }
 
 impl Principal {
@@ -180,6 +183,8 @@ pub struct CachedClaims {
     pub expires_at: i64,
     /// `auth_time`, unix seconds, when the token has one.
     pub authenticated_at: Option<i64>,
+    /// The `email_verified` claim (false when absent).
+    pub email_verified: bool,
 }
 
 impl From<AccessClaims> for CachedClaims {
@@ -191,6 +196,7 @@ impl From<AccessClaims> for CachedClaims {
             issued_at: claims.iat,
             expires_at: claims.exp,
             authenticated_at: claims.auth_time,
+            email_verified: claims.email_verified.unwrap_or(false),
         }
     }
 }

@@ -169,6 +169,7 @@ impl AuthCore {
             authenticated_at: session.created_at,
             service: false,
             actors: Vec::new(),
+            email_verified: session.email_verified,
         };
         let (access_token, access_expires_at) = self.mint_access_token(grant, None, now).await?;
         Ok(IssuedTokens {

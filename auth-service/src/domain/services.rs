@@ -191,6 +191,7 @@ impl AuthCore {
             authenticated_at: now,
             service: true,
             actors: Vec::new(),
+            email_verified: false,
         };
         self.mint_access_token(grant, Some(audience), now).await
     }

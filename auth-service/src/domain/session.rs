@@ -46,6 +46,7 @@ impl LiveSession {
                 session_id: record.id.clone(),
                 service: record.kind == SessionKind::Service,
                 actors: Vec::new(),
+                email_verified: record.email_verified,
             },
             kind: record.kind,
             management: record.management,
@@ -104,6 +105,7 @@ mod tests {
             user_agent: String::new(),
             peer_address: String::new(),
             management: false,
+            email_verified: false,
         }
     }
 

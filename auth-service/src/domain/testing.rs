@@ -172,6 +172,7 @@ impl Store for MemoryStore {
             user_agent: new.user_agent.clone(),
             peer_address: new.peer_address.clone(),
             management: new.management,
+            email_verified: false,
         });
         Ok(())
     }

@@ -312,6 +312,7 @@ mod tests {
             exchanged: None,
             service: None,
             act: None,
+            email_verified: None,
         };
         let token = other.sign(&claims, now).await?;
         let signed = access_token::split(&token).map_err(AuthError::from)?;

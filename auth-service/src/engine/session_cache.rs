@@ -296,6 +296,7 @@ mod tests {
                 session_id: id.into(),
                 service: false,
                 actors: Vec::new(),
+                email_verified: false,
             },
             kind: SessionKind::Tokens,
             management: false,

@@ -378,6 +378,20 @@ impl AdminService for AdminApi {
         })
         .await
     }
+
+    async fn set_email_verified(
+        &self,
+        request: Request<pb::SetEmailVerifiedRequest>,
+    ) -> Result<Response<pb::SetEmailVerifiedResponse>, Status> {
+        let now = Timestamp::now();
+        let caller = self.caller(&request, now).await?;
+        let request = request.get_ref();
+        self.admin
+            .set_email_verified(&caller, &request.user_id, request.verified, now)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::SetEmailVerifiedResponse {}))
+    }
 }
 
 #[cfg(test)]

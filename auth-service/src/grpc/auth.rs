@@ -15,6 +15,7 @@ use crate::domain::{
     model::SessionKind,
     model::{ClientInfo, Credential, Principal, SessionSpec},
     paging::{Listing, PageRequest},
+    ports::CodePurpose,
 };
 
 /// `user-agent` values longer than this are cut before being stored.
@@ -269,5 +270,65 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
         let response = services::issue_token(&self.core, request).await?;
         Ok(Response::new(response))
+    }
+
+    async fn request_email_verification(
+        &self,
+        request: Request<pb::RequestEmailVerificationRequest>,
+    ) -> Result<Response<pb::RequestEmailVerificationResponse>, Status> {
+        let client = client_of(&self.trusted_proxies, &request).address;
+        let email = &request.get_ref().email;
+        self.core
+            .request_account_code(CodePurpose::VerifyEmail, email, client, Timestamp::now())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RequestEmailVerificationResponse {}))
+    }
+
+    async fn confirm_email(
+        &self,
+        request: Request<pb::ConfirmEmailRequest>,
+    ) -> Result<Response<pb::ConfirmEmailResponse>, Status> {
+        let client = client_of(&self.trusted_proxies, &request).address;
+        let user_id = self
+            .core
+            .confirm_email(&request.get_ref().code, client, Timestamp::now())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ConfirmEmailResponse { user_id }))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        let client = client_of(&self.trusted_proxies, &request).address;
+        let email = &request.get_ref().email;
+        self.core
+            .request_account_code(CodePurpose::ResetPassword, email, client, Timestamp::now())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RequestPasswordResetResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let client = client_of(&self.trusted_proxies, &request).address;
+        let request = request.into_inner();
+        let revoked = self
+            .core
+            .reset_password(
+                &request.code,
+                request.new_password,
+                client,
+                Timestamp::now(),
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ResetPasswordResponse {
+            revoked_count: convert::count(revoked),
+        }))
     }
 }

@@ -44,6 +44,7 @@ pub fn principal(principal: Principal) -> pb::Principal {
         session_id: principal.session_id,
         kind: auth_api::principal_kind(principal.service).into(),
         actors: principal.actors,
+        email_verified: principal.email_verified,
     }
 }
 

@@ -15,6 +15,8 @@ use tower::{Layer, Service};
 
 /// The start of tonic's message for an over-limit request (`codec/decode.rs`).
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
+/// The reason of an oversized request's `INVALID_ARGUMENT`.
+pub(crate) const REQUEST_TOO_LARGE: &str = "REQUEST_TOO_LARGE";
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OversizedRequestLayer;
@@ -76,7 +78,7 @@ where
                 Code::InvalidArgument,
                 "the request message is larger than this server accepts",
                 ErrorDetails::with_error_info(
-                    "REQUEST_TOO_LARGE",
+                    REQUEST_TOO_LARGE,
                     auth_api::ERROR_DOMAIN,
                     HashMap::new(),
                 ),

@@ -14,6 +14,8 @@ pub mod health;
 mod keys;
 pub mod limits;
 mod peer_identity;
+#[cfg(test)]
+mod reasons;
 mod services;
 mod status;
 

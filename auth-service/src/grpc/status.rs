@@ -51,6 +51,8 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::ServiceCredentialRequired => {
             (Code::Unauthenticated, "SERVICE_CREDENTIAL_REQUIRED")
         }
+        AuthError::CodeInvalid => (Code::InvalidArgument, "CODE_INVALID"),
+        AuthError::CodeExpired => (Code::InvalidArgument, "CODE_EXPIRED"),
         AuthError::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
         AuthError::Internal(_) => (Code::Internal, "INTERNAL"),
     };

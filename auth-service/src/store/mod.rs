@@ -6,6 +6,7 @@
 //! [`crate::domain::ports::Store`].
 
 mod postgres;
+mod postgres_rotations;
 pub mod redis_fanout;
 pub mod redis_limiter;
 pub mod redis_tls;

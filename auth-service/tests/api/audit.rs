@@ -12,7 +12,7 @@ use auth_service::domain::Timestamp;
 use serde_json::Value;
 use tonic::transport::Channel;
 
-use crate::accounts::create_user;
+use crate::account_admin::create_user;
 use crate::admin::{admin, client};
 use crate::helpers::{
     Backend, PASSWORD, TestApp, TestDatabase, TestResult, session_token, start_listening,

@@ -720,7 +720,7 @@ async fn authctl_lists_accounts_sets_a_password_from_stdin_and_deletes_an_accoun
     let admin = admin(&app).await?;
     let token = || Auth::Env(&admin.session_token);
     for (email, role) in [("ann@ctl.test", "billing"), ("bob@ctl.test", "support")] {
-        crate::accounts::create_user(&app, &admin.access_token, email, &[role]).await?;
+        crate::account_admin::create_user(&app, &admin.access_token, email, &[role]).await?;
     }
 
     // A page of one, then the rest; the table names the next page.

@@ -20,8 +20,10 @@ use tonic_types::StatusExt;
 
 mod binary;
 pub mod http_client;
+pub mod mail_sink;
 mod private_servers;
 mod proxy;
+pub mod webhook_receiver;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

@@ -144,7 +144,8 @@ async fn the_access_token_is_a_compact_eddsa_at_jwt_with_exactly_the_documented_
             "exp",
             "jti",
             "roles",
-            "auth_time"
+            "auth_time",
+            "email_verified"
         ])
     );
     assert_eq!(claims["sub"], login.user_id.as_str());
@@ -153,10 +154,12 @@ async fn the_access_token_is_a_compact_eddsa_at_jwt_with_exactly_the_documented_
     assert_eq!(claims["aud"], "api");
     // The login's time (OpenID Connect Core 1.0 section 2): here, this very login.
     assert_eq!(claims["auth_time"], claims["iat"]);
+    // OpenID Connect's claim: nobody has proved this address yet (README "Accounts").
+    assert_eq!(claims["email_verified"], false);
     // 96-bit ids, a 72-bit jti and a 48-bit kid keep the token compact: an Ed25519 signature
-    // alone is 86 characters, and `auth_time` costs about 30 more.
+    // alone is 86 characters, `auth_time` costs about 30 more and `email_verified` 31.
     assert!(
-        tokens.access_token.len() <= 385,
+        tokens.access_token.len() <= 416,
         "{} bytes",
         tokens.access_token.len()
     );

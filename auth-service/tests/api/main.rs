@@ -10,6 +10,7 @@
 
 mod helpers;
 
+mod account_admin;
 mod accounts;
 mod admin;
 mod architecture;
@@ -42,6 +43,7 @@ mod replicas;
 mod restart;
 mod retention;
 mod revocation_feed;
+mod rotations;
 mod services;
 mod sessions;
 mod settings;

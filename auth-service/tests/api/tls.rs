@@ -305,6 +305,7 @@ async fn a_service_client_bound_to_a_certificate_identity_needs_no_secret() -> T
             session_id: String::new(),
             service: false,
             actors: Vec::new(),
+            email_verified: false,
         };
         let spec = ServiceClientSpec {
             name: "order-service".into(),

@@ -26,7 +26,16 @@ export class RemoteVerifier {
         }
         const p = response.principal;
         if (!p) return reject(VerifyError.invalid());
-        resolve(Object.freeze({ userId: p.user_id, sessionId: p.session_id, roles: Object.freeze([...p.roles]), email: p.email }));
+        resolve(
+          Object.freeze({
+            userId: p.user_id,
+            sessionId: p.session_id,
+            roles: Object.freeze([...p.roles]),
+            email: p.email,
+            kind: p.kind === 'PRINCIPAL_KIND_SERVICE' ? 'service' : 'user',
+            actors: Object.freeze([...p.actors]),
+          }),
+        );
       });
     });
   }

@@ -19,7 +19,10 @@ export const MAX_ACCESS_TOKEN_BYTES = 4096;
 const TOKEN_TYPES = ['at+jwt', 'application/at+jwt'];
 const KEY_HINTS = ['jku', 'jwk', 'x5u', 'x5c', 'crit'];
 const HEADER_FIELDS = ['alg', 'typ', 'cty', 'jku', 'jwk', 'kid', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'crit'];
-const CLAIM_FIELDS = ['iss', 'sub', 'aud', 'sid', 'iat', 'exp', 'jti', 'roles', 'nbf', 'auth_time', 'exchanged'];
+const CLAIM_FIELDS = ['iss', 'sub', 'aud', 'sid', 'iat', 'exp', 'jti', 'roles', 'nbf', 'auth_time', 'exchanged', 'service', 'act'];
+const ACTOR_FIELDS = ['sub', 'act'];
+/** Actor chains (`act`, RFC 8693 s4.1) deeper than this are refused, as in auth-api. */
+export const MAX_ACTOR_DEPTH = 8;
 const INTEGER = /^-?(0|[1-9][0-9]*)$/;
 const I64_MIN = -(2n ** 63n);
 const I64_MAX = 2n ** 63n - 1n;
@@ -138,13 +141,32 @@ function claimsOf({ value, raw }) {
   }
   if (!Array.isArray(value.roles) || !value.roles.every((role) => typeof role === 'string')) throw new Error('roles');
   if (present(value.exchanged) && typeof value.exchanged !== 'boolean') throw new Error('exchanged');
+  if (present(value.service) && typeof value.service !== 'boolean') throw new Error('service');
   return Object.freeze({
     ...value,
     roles: Object.freeze([...value.roles]),
     nbf: value.nbf ?? undefined,
     auth_time: value.auth_time ?? undefined,
     exchanged: value.exchanged ?? undefined,
+    service: value.service ?? undefined,
+    actors: actorChain(raw.get('act')),
   });
+}
+
+/**
+ * The `act` claim (its raw JSON text) as a chain, current actor first: each level an object with
+ * a string `sub` and an optional nested `act` (null counts as absent), no field twice.
+ */
+function actorChain(rawAct) {
+  const chain = [];
+  let rawText = rawAct;
+  while (rawText !== undefined && rawText !== 'null') {
+    const { value, raw } = object(Buffer.from(rawText, 'utf8'), ACTOR_FIELDS);
+    if (typeof value.sub !== 'string') throw new Error('act');
+    chain.push(value.sub);
+    rawText = raw.get('act');
+  }
+  return Object.freeze(chain);
 }
 
 /**
@@ -174,7 +196,8 @@ export async function verify(token, key, { issuer, audience, leeway, now }) {
   }
   if (claims.iss !== issuer || claims.aud !== audience) throw VerifyError.invalid();
   checkTimes(claims, leeway, now);
-  if (!claims.sub || !claims.sid) throw VerifyError.invalid();
+  const { actors } = claims;
+  if (!claims.sub || !claims.sid || actors.length > MAX_ACTOR_DEPTH || actors.some((actor) => !actor)) throw VerifyError.invalid();
   return claims;
 }
 

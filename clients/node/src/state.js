@@ -99,7 +99,15 @@ export class VerifierState {
     if (this.revokedKeys.has(kid)) throw VerifyError.invalid();
     const user = this.users.get(claims.sub);
     if (this.sessions.has(claims.sid) || (user && claims.iat < user[0])) throw VerifyError.revoked();
-    return Object.freeze({ userId: claims.sub, sessionId: claims.sid, roles: claims.roles, email: '', claims });
+    return Object.freeze({
+      userId: claims.sub,
+      sessionId: claims.sid,
+      roles: claims.roles,
+      email: '',
+      kind: claims.service ? 'service' : 'user',
+      actors: claims.actors,
+      claims,
+    });
   }
 
   remember(generation, digest, kid, claims) {

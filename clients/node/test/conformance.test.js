@@ -20,6 +20,8 @@ describe('token vectors', () => {
         assert.equal(principal.userId, vector.principal.user_id);
         assert.equal(principal.sessionId, vector.principal.session_id);
         assert.deepEqual([...principal.roles], vector.principal.roles);
+        assert.equal(principal.kind, vector.principal.kind);
+        assert.deepEqual([...principal.actors], vector.principal.actors);
       }
       // A second check of the same text (from the verified-token cache) gives the same verdict.
       assert.equal(await reason(checker, vector.token), vector.expect);

@@ -40,6 +40,8 @@ def test_every_token_vector_gets_its_verdict(case):
         assert principal.user_id == case["principal"]["user_id"]
         assert principal.session_id == case["principal"]["session_id"]
         assert list(principal.roles) == case["principal"]["roles"]
+        assert principal.kind == case["principal"]["kind"]
+        assert list(principal.actors) == case["principal"]["actors"]
     # A second check of the same text (from the verified-token cache) gives the same verdict.
     assert verdict(check) == case["expect"]
 

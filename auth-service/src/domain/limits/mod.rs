@@ -234,6 +234,65 @@ impl Limits {
     }
 }
 
+/// A budget of `limit` calls per `window` (0: unlimited), counted under a key of its own.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub limit: u32,
+    pub window: Duration,
+}
+
+impl Limits {
+    /// Counts a call against `budget` for the client's network under `scope` (the account
+    /// codes' budgets, `recovery.rs`); `RateLimited` beyond it. Unknown clients are not counted.
+    pub async fn throttle_network(
+        &self,
+        scope: &str,
+        client: Option<IpAddr>,
+        budget: Budget,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        let Some(ip) = client else {
+            return Ok(());
+        };
+        let key = format!("rl:{scope}:{}", network_key(ip));
+        self.throttle_key(&key, budget, now).await
+    }
+
+    /// Counts a call against `budget` for the account with lookup key `email_key` under `scope`,
+    /// whether or not the account exists (the key never holds the address).
+    pub async fn throttle_account(
+        &self,
+        scope: &str,
+        email_key: &str,
+        budget: Budget,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        let key = format!("rl:{scope}:{}", account_key(email_key));
+        self.throttle_key(&key, budget, now).await
+    }
+
+    async fn throttle_key(
+        &self,
+        key: &str,
+        budget: Budget,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        if budget.limit == 0 {
+            return Ok(());
+        }
+        match self
+            .limiter
+            .throttle(key, budget.limit, budget.window, now)
+            .await
+        {
+            Throttle::Allowed => Ok(()),
+            Throttle::Limited { retry_after } => Err(AuthError::RateLimited {
+                retry_after: retry_after.max(Duration::from_millis(1)),
+            }),
+        }
+    }
+}
+
 /// `acct:<hex SHA-256 of the lookup key>`: the shared counter never holds an email address.
 fn account_key(email_key: &str) -> String {
     let digest = digest::digest(&digest::SHA256, email_key.as_bytes());

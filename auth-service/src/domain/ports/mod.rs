@@ -4,13 +4,17 @@
 
 mod accounts;
 mod fanout;
+mod listing;
 mod machinery;
 mod retention;
 mod services;
 mod store;
 
-pub use accounts::{ImportOutcome, Keyset, UserFilter};
+pub use accounts::{
+    AccountCodes, CodePurpose, CodeRecipient, CodeRecord, NewCode, Notice, NoticeKind, Notifier,
+};
 pub use fanout::{Fanout, FanoutEvent, FanoutListener};
+pub use listing::{ImportOutcome, Keyset, UserFilter};
 pub use machinery::{
     CacheTicket, LiveSession, PasswordHashing, RevocationNews, RevokedSetCheck, SessionCache,
     SigningKeys,

@@ -101,6 +101,8 @@ pub struct SessionRecord {
     pub peer_address: String,
     /// Its credentials serve the auth service's own management RPCs, not the apps.
     pub management: bool,
+    /// The owner's address is verified (`users.email_verified_at`).
+    pub email_verified: bool,
 }
 
 impl std::fmt::Debug for SessionRecord {
@@ -408,6 +410,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deleting what no rule needs any more, where the backend supports it.
     fn retention(&self) -> Option<&dyn super::Retention> {
+        None
+    }
+
+    /// Email verification and password-reset codes, where the backend keeps them.
+    fn account_codes(&self) -> Option<&dyn super::AccountCodes> {
         None
     }
 }

@@ -1,137 +1,178 @@
-//! The account-administration statements, for both backends: a filtered page of accounts and of
-//! a user's sessions (keyset pagination), the tombstone a deletion leaves, and an import batch in
-//! one transaction. Expanded inside `impl_sql_store!`, whose imports they use.
+//! The account-code statements, for both backends (the port: `domain/ports/accounts.rs`; the
+//! rules: `domain/recovery.rs`). Issuing a code runs the same statements whether or not the
+//! address names an account; consuming one is a compare-and-set on `consumed_at`, in the
+//! transaction that applies what the code allows. Expanded inside `impl_sql_store!`, whose
+//! imports (and `log_change`) they use.
 
 macro_rules! account_statements {
-    ($row:ty) => {
+    ($store:ty, $row:ty) => {
+        use crate::domain::ports::{AccountCodes, CodePurpose, CodeRecipient, CodeRecord, NewCode};
+
         type AccountDb = <$row as sqlx::Row>::Database;
 
-        /// `filter.role` as a LIKE pattern over `' ' || roles || ' '` (the role between spaces),
-        /// with LIKE's own characters escaped; empty for no role filter.
-        fn role_pattern(role: &str) -> String {
-            if role.is_empty() {
-                return String::new();
-            }
-            let escaped: String = role
-                .chars()
-                .flat_map(|c| match c {
-                    '\\' | '%' | '_' => vec!['\\', c],
-                    c => vec![c],
-                })
-                .collect();
-            format!("% {escaped} %")
-        }
-
-        async fn list_users_page(
-            pool: &sqlx::Pool<AccountDb>,
-            filter: &UserFilter,
-            after: Option<&Keyset>,
-            limit: u32,
-        ) -> Result<Vec<UserRecord>, StoreError> {
-            let suspended: i64 = match filter.suspended {
-                None => 0,
-                Some(true) => 1,
-                Some(false) => 2,
-            };
-            let rows = sqlx::query(concat!(
-                $crate::store::sql::select_users!(),
-                "WHERE deleted_at IS NULL \
-                 AND NOT EXISTS (SELECT 1 FROM service_clients c WHERE c.id = users.id) \
-                 AND (created_at > $1 OR (created_at = $1 AND id > $2)) \
-                 AND substr(email_key, 1, length($3)) = $3 \
-                 AND ($4 = '' OR (' ' || roles || ' ') LIKE $4 ESCAPE '\\') \
-                 AND ($5 = 0 OR ($5 = 1 AND suspended_at IS NOT NULL) OR ($5 = 2 AND suspended_at IS NULL)) \
-                 ORDER BY created_at, id LIMIT $6"
-            ))
-            .bind(after.map_or(i64::MIN, |at| at.created_at.millis()))
-            .bind(after.map_or("", |at| at.id.as_str()))
-            .bind(&filter.email_key_prefix)
-            .bind(role_pattern(&filter.role))
-            .bind(suspended)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
-        }
-
-        async fn tombstone_user(
-            pool: &sqlx::Pool<AccountDb>,
-            user_id: &str,
+        /// Marks a live code of `purpose` consumed: its account, if this call consumed it.
+        async fn consume_code(
+            tx: &mut sqlx::Transaction<'_, AccountDb>,
+            hash: &[u8],
+            purpose: CodePurpose,
             now: Timestamp,
-        ) -> Result<bool, StoreError> {
-            let result = sqlx::query(
-                "UPDATE users SET deleted_at = $2, email = '', email_key = $3 || id, \
-                 password_hash = '', roles = '' WHERE id = $1 AND deleted_at IS NULL",
+        ) -> Result<Option<String>, sqlx::Error> {
+            let row = sqlx::query(
+                "UPDATE account_codes SET consumed_at = $3 WHERE code_hash = $1 AND purpose = $2 \
+                 AND user_id IS NOT NULL AND consumed_at IS NULL AND expires_at > $3 RETURNING user_id",
             )
-            .bind(user_id)
+            .bind(hash)
+            .bind(purpose.as_str())
             .bind(now.millis())
-            .bind(TOMBSTONE_KEY_PREFIX)
-            .execute(pool)
+            .fetch_optional(&mut **tx)
             .await?;
-            Ok(result.rows_affected() == 1)
+            row.map(|row| row.try_get("user_id")).transpose()
         }
 
-        async fn import_batch(
-            pool: &sqlx::Pool<AccountDb>,
-            users: &[UserRecord],
-        ) -> Result<Vec<ImportOutcome>, StoreError> {
-            let mut tx = pool.begin().await?;
-            let mut outcomes = Vec::with_capacity(users.len());
-            for user in users {
-                let inserted = sqlx::query(
-                    "INSERT INTO users (id, email, email_key, password_hash, roles, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        #[async_trait]
+        impl AccountCodes for $store {
+            async fn issue_code(&self, code: &NewCode<'_>) -> Result<Option<CodeRecipient>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                // The account's earlier codes of the purpose, and expired rows of unknown addresses.
+                sqlx::query(
+                    "DELETE FROM account_codes WHERE purpose = $2 AND (user_id IN \
+                     (SELECT id FROM users WHERE email_key = $1) OR (user_id IS NULL AND expires_at <= $3))",
                 )
-                .bind(&user.id)
-                .bind(&user.email)
-                .bind(&user.email_key)
-                .bind(&user.password_hash)
-                .bind(&user.roles)
-                .bind(user.created_at.millis())
+                .bind(code.email_key)
+                .bind(code.purpose.as_str())
+                .bind(code.created_at.millis())
                 .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                let outcome = if inserted {
-                    ImportOutcome::Inserted
-                } else if sqlx::query("SELECT 1 AS taken FROM users WHERE email_key = $1")
-                    .bind(&user.email_key)
+                .await?;
+                // One row either way (user_id NULL for an unknown address): the commit writes, and
+                // waits for the disk, in both cases.
+                let row = sqlx::query(
+                    "INSERT INTO account_codes (code_hash, user_id, purpose, created_at, expires_at) \
+                     SELECT $1, (SELECT id FROM users WHERE email_key = $5), $2, $3, $4 RETURNING user_id",
+                )
+                .bind(code.hash)
+                .bind(code.purpose.as_str())
+                .bind(code.created_at.millis())
+                .bind(code.expires_at.millis())
+                .bind(code.email_key)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let email = sqlx::query("SELECT email FROM users WHERE email_key = $1")
+                    .bind(code.email_key)
                     .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some()
-                {
-                    ImportOutcome::DuplicateEmail
-                } else {
-                    ImportOutcome::IdTaken
-                };
-                outcomes.push(outcome);
+                    .await?;
+                tx.commit().await?;
+                match (row, email) {
+                    (Some(row), Some(email)) => match row.try_get::<Option<String>, _>("user_id")? {
+                        Some(user_id) => Ok(Some(CodeRecipient {
+                            user_id,
+                            email: email.try_get("email")?,
+                        })),
+                        None => Ok(None),
+                    },
+                    _ => Ok(None),
+                }
             }
-            tx.commit().await?;
-            Ok(outcomes)
-        }
 
-        async fn list_sessions_page(
-            pool: &sqlx::Pool<AccountDb>,
-            user_id: &str,
-            now: Timestamp,
-            before: Option<&Keyset>,
-            limit: u32,
-        ) -> Result<Vec<SessionRecord>, StoreError> {
-            let rows = sqlx::query(concat!(
-                $crate::store::sql::select_sessions!(),
-                "WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
-                 AND s.last_seen_at + s.idle_timeout_ms > $2 \
-                 AND (s.created_at < $3 OR (s.created_at = $3 AND s.id < $4)) \
-                 ORDER BY s.created_at DESC, s.id DESC LIMIT $5"
-            ))
-            .bind(user_id)
-            .bind(now.millis())
-            .bind(before.map_or(i64::MAX, |at| at.created_at.millis()))
-            .bind(before.map_or("", |at| at.id.as_str()))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.iter().map(session_from_row).collect::<Result<_, _>>()?)
+            async fn find_code(&self, hash: &[u8]) -> Result<Option<CodeRecord>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT user_id, purpose, expires_at, consumed_at FROM account_codes WHERE code_hash = $1",
+                )
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                // A row written for an unknown address grants nothing.
+                let Some(user_id) = row.try_get::<Option<String>, _>("user_id")? else {
+                    return Ok(None);
+                };
+                let purpose: String = row.try_get("purpose")?;
+                let purpose = match purpose.as_str() {
+                    "verify_email" => CodePurpose::VerifyEmail,
+                    "reset_password" => CodePurpose::ResetPassword,
+                    // A purpose this version does not know grants nothing here.
+                    _ => return Ok(None),
+                };
+                Ok(Some(CodeRecord {
+                    user_id,
+                    purpose,
+                    expires_at: Timestamp::from_millis(row.try_get("expires_at")?),
+                    consumed: row.try_get::<Option<i64>, _>("consumed_at")?.is_some(),
+                }))
+            }
+
+            async fn confirm_email(&self, hash: &[u8], now: Timestamp) -> Result<Option<String>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let Some(user_id) = consume_code(&mut tx, hash, CodePurpose::VerifyEmail, now).await? else {
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1")
+                    .bind(&user_id)
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?;
+                // Verify reads the mark with the session: replicas forget what they remember.
+                log_change(&mut *tx, "roles", &user_id, None, now).await?;
+                tx.commit().await?;
+                Ok(Some(user_id))
+            }
+
+            async fn reset_password(
+                &self,
+                hash: &[u8],
+                password_hash: &str,
+                now: Timestamp,
+            ) -> Result<Option<String>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let Some(user_id) = consume_code(&mut tx, hash, CodePurpose::ResetPassword, now).await? else {
+                    return Ok(None);
+                };
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, \
+                     email_verified_at = COALESCE(email_verified_at, $3) WHERE id = $1",
+                )
+                .bind(&user_id)
+                .bind(password_hash)
+                .bind(now.millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(user_id))
+            }
+
+            async fn set_email_verified(&self, user_id: &str, verified: bool, now: Timestamp) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let result = if verified {
+                    sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1")
+                        .bind(user_id)
+                        .bind(now.millis())
+                        .execute(&mut *tx)
+                        .await?
+                } else {
+                    sqlx::query("UPDATE users SET email_verified_at = NULL WHERE id = $1")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?
+                };
+                if result.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                log_change(&mut *tx, "roles", user_id, None, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn email_verified(&self, user_id: &str) -> Result<bool, StoreError> {
+                let row = sqlx::query("SELECT email_verified_at FROM users WHERE id = $1")
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(row) => row.try_get::<Option<i64>, _>("email_verified_at")?.is_some(),
+                    None => false,
+                })
+            }
         }
     };
 }

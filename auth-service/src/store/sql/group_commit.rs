@@ -96,7 +96,12 @@ impl<W: RotationWriter> GroupCommit<W> {
                         let _ = verdict.send(Ok(won));
                     }
                 }
-                _ => {
+                outcome => {
+                    if let Err(error) = &outcome {
+                        // Rare (a constraint, a lost connection, a deadlock between committers);
+                        // each rotation is retried on its own, so only the cause is worth a line.
+                        tracing::warn!(rotations = rotations.len(), %error, "a group commit failed as a whole; writing its rotations one at a time");
+                    }
                     for (verdict, rotation) in verdicts.into_iter().zip(&rotations) {
                         let alone = self.writer.write_together(std::slice::from_ref(rotation));
                         let won = alone.await.and_then(|won| {

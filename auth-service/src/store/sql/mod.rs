@@ -6,6 +6,7 @@
 //! This module holds the statements, one per `Store` method; `rows` holds what they read back
 //! (column lists and row decoders).
 
+mod account_admin;
 mod accounts;
 mod changes;
 pub(crate) mod group_commit;
@@ -15,16 +16,21 @@ mod rotations;
 mod rows;
 mod services;
 
-pub(crate) use accounts::account_statements;
-pub(crate) use changes::change_log;
-pub(crate) use keys::key_statements;
 pub(crate) use retention::{dropped_keys, ended_before, old_changes, retention_statements};
 pub(crate) use rotations::rotation_writer;
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
 pub(crate) use services::{select_service_clients, service_statements};
+pub(crate) use {
+    account_admin::admin_statements, accounts::account_statements, changes::change_log,
+    keys::key_statements,
+};
 
 macro_rules! impl_sql_store {
     ($store:ty, $row:ty) => {
+        $crate::store::sql::impl_sql_store!($store, $row, rotate_each);
+    };
+    // `$write_batch` writes a group commit's rotations (`rotations.rs`).
+    ($store:ty, $row:ty, $write_batch:path) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
@@ -41,10 +47,11 @@ macro_rules! impl_sql_store {
         $crate::store::sql::decode_rows!($row);
         $crate::store::sql::change_log!($row);
         $crate::store::sql::key_statements!($row);
-        $crate::store::sql::rotation_writer!($row);
+        $crate::store::sql::rotation_writer!($row, $write_batch);
         $crate::store::sql::retention_statements!($store, $row);
         $crate::store::sql::service_statements!($row);
-        $crate::store::sql::account_statements!($row);
+        $crate::store::sql::account_statements!($store, $row);
+        $crate::store::sql::admin_statements!($row);
 
         #[async_trait]
         impl Store for $store {
@@ -388,9 +395,9 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            fn retention(&self) -> Option<&dyn Retention> {
-                Some(self)
-            }
+            fn retention(&self) -> Option<&dyn Retention> { Some(self) }
+
+            fn account_codes(&self) -> Option<&dyn AccountCodes> { Some(self) }
         }
 
     };

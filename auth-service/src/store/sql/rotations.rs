@@ -1,9 +1,18 @@
 //! The refresh-rotation statements, for both backends: one transaction for a whole group commit
 //! (`group_commit.rs`), each rotation an INSERT of the new token and a compare-and-set on the
-//! session. Expanded inside `impl_sql_store!`, whose imports they use.
+//! session. Expanded inside `impl_sql_store!`, whose imports they use; a backend may write a
+//! batch its own way (`$write_batch`, PostgreSQL's one-statement batch) and fall back to
+//! `rotate_one`.
+//!
+//! A rotation is idempotent: written twice (its batch committed but the confirmation was lost,
+//! so the group commit writes it again alone), the second write finds the session already at the
+//! rotation's new token, which only this rotation knows (256 random bits), and wins again instead
+//! of reporting a lost race for a rotation that landed.
 
 macro_rules! rotation_writer {
-    ($row:ty) => {
+    ($row:ty, $write_batch:path) => {
+        type RotationTx = sqlx::Transaction<'static, <$row as sqlx::Row>::Database>;
+
         /// Writes the rotations of one group commit (`group_commit.rs`).
         pub struct SqlRotations {
             pool: sqlx::Pool<<$row as sqlx::Row>::Database>,
@@ -13,36 +22,53 @@ macro_rules! rotation_writer {
         impl $crate::store::sql::group_commit::RotationWriter for SqlRotations {
             async fn write_together(&self, batch: &[RefreshRotation]) -> Result<Vec<bool>, StoreError> {
                 let mut tx = self.pool.begin().await?;
-                let mut won = Vec::with_capacity(batch.len());
-                for rotation in batch {
-                    // The new token is recorded first: if the swap below loses its race, the row
-                    // is an orphan no client ever received, which is harmless; the reverse order
-                    // could leave a live token that reuse detection does not know.
-                    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)")
-                        .bind(&rotation.new_current)
-                        .bind(&rotation.session_id)
-                        .bind(rotation.now.millis())
-                        .execute(&mut *tx)
-                        .await?;
-                    let result = sqlx::query(
-                        "UPDATE sessions SET refresh_current_hash = $2, refresh_previous_hash = $3, \
-                         refresh_rotated_at = $4, refresh_expires_at = $5, last_seen_at = $6 \
-                         WHERE id = $1 AND refresh_current_hash = $7 AND revoked_at IS NULL",
-                    )
-                    .bind(&rotation.session_id)
-                    .bind(&rotation.new_current)
-                    .bind(&rotation.new_previous)
-                    .bind(rotation.rotated_at.millis())
-                    .bind(rotation.refresh_expires_at.millis())
-                    .bind(rotation.now.millis())
-                    .bind(&rotation.expected_current)
-                    .execute(&mut *tx)
-                    .await?;
-                    won.push(result.rows_affected() == 1);
-                }
+                let won = $write_batch(&mut tx, batch).await?;
                 tx.commit().await?;
                 Ok(won)
             }
+        }
+
+        /// Each rotation by its own statements, in order: a second rotation of the same session
+        /// sees the first one's result.
+        #[allow(dead_code)] // PostgreSQL writes its batches in one statement.
+        async fn rotate_each(tx: &mut RotationTx, batch: &[RefreshRotation]) -> Result<Vec<bool>, StoreError> {
+            let mut won = Vec::with_capacity(batch.len());
+            for rotation in batch {
+                won.push(rotate_one(tx, rotation).await?);
+            }
+            Ok(won)
+        }
+
+        /// One rotation: whether its compare-and-set won.
+        async fn rotate_one(tx: &mut RotationTx, rotation: &RefreshRotation) -> Result<bool, StoreError> {
+            // The new token is recorded first: if the swap below loses its race, the row is an
+            // orphan no client ever received, which is harmless; the reverse order could leave a
+            // live token that reuse detection does not know.
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (token_hash) DO NOTHING",
+            )
+            .bind(&rotation.new_current)
+            .bind(&rotation.session_id)
+            .bind(rotation.now.millis())
+            .execute(&mut **tx)
+            .await?;
+            let result = sqlx::query(
+                "UPDATE sessions SET refresh_current_hash = $2, refresh_previous_hash = $3, \
+                 refresh_rotated_at = $4, refresh_expires_at = $5, last_seen_at = $6 \
+                 WHERE id = $1 AND (refresh_current_hash = $7 OR refresh_current_hash = $2) \
+                 AND revoked_at IS NULL",
+            )
+            .bind(&rotation.session_id)
+            .bind(&rotation.new_current)
+            .bind(&rotation.new_previous)
+            .bind(rotation.rotated_at.millis())
+            .bind(rotation.refresh_expires_at.millis())
+            .bind(rotation.now.millis())
+            .bind(&rotation.expected_current)
+            .execute(&mut **tx)
+            .await?;
+            Ok(result.rows_affected() == 1)
         }
     };
 }

@@ -7,7 +7,8 @@ macro_rules! select_sessions {
     () => {
         "SELECT s.id, s.user_id, u.email, u.roles, s.kind, s.session_token_hash, s.created_at, s.last_seen_at, \
          s.idle_timeout_ms, s.expires_at, s.refresh_current_hash, s.refresh_previous_hash, \
-         s.refresh_rotated_at, s.refresh_expires_at, s.revoked_at, s.user_agent, s.peer_address, s.management \
+         s.refresh_rotated_at, s.refresh_expires_at, s.revoked_at, s.user_agent, s.peer_address, s.management, \
+         u.email_verified_at \
          FROM sessions s JOIN users u ON u.id = s.user_id "
     };
 }
@@ -65,6 +66,7 @@ macro_rules! decode_rows {
                 user_agent: row.try_get("user_agent")?,
                 peer_address: row.try_get("peer_address")?,
                 management: row.try_get("management")?,
+                email_verified: instant("email_verified_at")?.is_some(),
             })
         }
 

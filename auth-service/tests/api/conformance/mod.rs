@@ -98,6 +98,18 @@ fn the_rust_token_rules_give_every_verdict_of_the_token_vectors() {
                 "{}",
                 case["name"]
             );
+            let kind = if claims.service == Some(true) {
+                "service"
+            } else {
+                "user"
+            };
+            assert_eq!(kind, principal["kind"], "{}", case["name"]);
+            assert_eq!(
+                serde_json::json!(claims.actors()),
+                principal["actors"],
+                "{}",
+                case["name"]
+            );
         }
         let got = reason(verdict.map(|_| ()));
         if got != case["expect"] {

@@ -21,10 +21,11 @@ from .errors import (
     TOKEN_EXPIRED,
     TOKEN_INVALID,
     VerifyError,
+    reason_of,
 )
 from .interceptor import AsyncAuthInterceptor, AuthInterceptor, bearer_token, current_principal
 from .local import LocalVerifier
-from .principal import Principal
+from .principal import SERVICE, USER, Principal
 from .remote import RemoteVerifier
 
 __all__ = [
@@ -32,9 +33,11 @@ __all__ = [
     "CREDENTIAL_MISSING",
     "ERROR_DOMAIN",
     "PERMISSION_DENIED",
+    "SERVICE",
     "SESSION_REVOKED",
     "TOKEN_EXPIRED",
     "TOKEN_INVALID",
+    "USER",
     "AsyncAuthInterceptor",
     "AuthInterceptor",
     "LocalVerifier",
@@ -43,4 +46,5 @@ __all__ = [
     "VerifyError",
     "bearer_token",
     "current_principal",
+    "reason_of",
 ]

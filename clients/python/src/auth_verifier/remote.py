@@ -10,7 +10,7 @@ import grpc
 
 from ._proto import auth_pb2, auth_pb2_grpc
 from .errors import VerifyError, reason_of
-from .principal import Principal
+from .principal import SERVICE, USER, Principal
 
 # The auth service cannot be reached: fail closed, as retryable (same codes as auth-api).
 _UNREACHABLE = (
@@ -59,7 +59,14 @@ class RemoteVerifier:
         if not response.HasField("principal"):
             raise VerifyError.invalid()
         p = response.principal
-        return Principal(user_id=p.user_id, session_id=p.session_id, roles=tuple(p.roles), email=p.email)
+        return Principal(
+            user_id=p.user_id,
+            session_id=p.session_id,
+            roles=tuple(p.roles),
+            email=p.email,
+            kind=SERVICE if p.kind == auth_pb2.PRINCIPAL_KIND_SERVICE else USER,
+            actors=tuple(p.actors),
+        )
 
 
 class _PassedOn(grpc.Status):

@@ -30,7 +30,11 @@ _KEY_HINTS = ("jku", "jwk", "x5u", "x5c", "crit")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _I64 = (-(2**63), 2**63 - 1)
 _HEADER_FIELDS = ("alg", "typ", "cty", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "crit")
-_CLAIM_FIELDS = ("iss", "sub", "aud", "sid", "iat", "exp", "jti", "roles", "nbf", "auth_time", "exchanged")
+_CLAIM_FIELDS = (
+    "iss", "sub", "aud", "sid", "iat", "exp", "jti", "roles", "nbf", "auth_time", "exchanged", "service", "act",
+)
+#: Actor chains (``act``, RFC 8693 s4.1) deeper than this are refused, as in auth-api.
+MAX_ACTOR_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ class Claims:
     nbf: Optional[int] = None
     auth_time: Optional[int] = None
     exchanged: Optional[bool] = None
+    #: True on a service token (``IssueServiceToken``): ``sub`` is a service client.
+    service: Optional[bool] = None
+    #: The actor chain of a delegated token (nested ``act.sub``), current actor first.
+    actors: Tuple[str, ...] = ()
 
 
 def b64url_decode(text: str) -> bytes:
@@ -139,6 +147,9 @@ def _claims(payload: Dict[str, Any]) -> Claims:
     exchanged = payload.get("exchanged")
     if exchanged is not None and not isinstance(exchanged, bool):
         raise ValueError("exchanged")
+    service = payload.get("service")
+    if service is not None and not isinstance(service, bool):
+        raise ValueError("service")
     return Claims(
         iss=payload["iss"],
         sub=payload["sub"],
@@ -151,7 +162,21 @@ def _claims(payload: Dict[str, Any]) -> Claims:
         nbf=payload.get("nbf"),
         auth_time=payload.get("auth_time"),
         exchanged=exchanged,
+        service=service,
+        actors=_actors(payload.get("act")),
     )
+
+
+def _actors(act: Any) -> Tuple[str, ...]:
+    """The ``act`` claim as a chain, current actor first: each level an object with a string
+    ``sub`` and an optional nested ``act`` (null counts as absent)."""
+    chain: List[str] = []
+    while act is not None:
+        if not isinstance(act, dict) or not isinstance(act.get("sub"), str):
+            raise ValueError("act")
+        chain.append(act["sub"])
+        act = act.get("act")
+    return tuple(chain)
 
 
 def verify(token: str, key: Ed25519PublicKey, *, issuer: str, audience: str, leeway: int, now: int) -> Claims:
@@ -175,7 +200,7 @@ def verify(token: str, key: Ed25519PublicKey, *, issuer: str, audience: str, lee
     if claims.iss != issuer or claims.aud != audience:
         raise VerifyError.invalid()
     check_times(claims, leeway, now)
-    if not claims.sub or not claims.sid:
+    if not claims.sub or not claims.sid or len(claims.actors) > MAX_ACTOR_DEPTH or not all(claims.actors):
         raise VerifyError.invalid()
     return claims
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import rules
 from .errors import VerifyError
-from .principal import Principal
+from .principal import SERVICE, USER, Principal
 
 #: How long a revocation of all of a user's sessions is kept: longer than any token lives.
 USER_REVOCATION_KEPT = 24 * 3600
@@ -119,7 +119,14 @@ class VerifierState:
             )
         if revoked:
             raise VerifyError.revoked()
-        return Principal(user_id=claims.sub, session_id=claims.sid, roles=claims.roles, claims=claims)
+        return Principal(
+            user_id=claims.sub,
+            session_id=claims.sid,
+            roles=claims.roles,
+            claims=claims,
+            kind=SERVICE if claims.service else USER,
+            actors=claims.actors,
+        )
 
     def knows_key(self, kid: str) -> bool:
         return kid in self._keys

@@ -1,0 +1,162 @@
+//! The refresh-rotation writes of the store (`store/sql/rotations.rs`, PostgreSQL's one-statement
+//! batch in `store/postgres_rotations.rs`), driven directly so that many rotations arrive
+//! together and share group commits: each keeps its own compare-and-set verdict, a race on one
+//! token has one winner, and a rotation written twice (its commit landed but the confirmation
+//! was lost) is not reported as a lost race.
+
+use std::sync::Arc;
+
+use auth_service::domain::{
+    Timestamp,
+    model::SessionKind,
+    ports::{NewSession, RefreshRotation, Store, UserRecord},
+};
+
+use crate::helpers::{Backend, TestDatabase, TestResult, on_both_backends, unique_email};
+
+on_both_backends!(
+    concurrent_rotations_of_many_sessions_each_keep_their_own_verdict,
+    a_rotation_written_again_after_it_landed_still_wins,
+);
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const SESSIONS: usize = 48;
+
+fn token(session: &str, n: usize) -> Vec<u8> {
+    format!("{session}/{n}").into_bytes()
+}
+
+fn rotation(session: &str, from: usize, to: usize, now: Timestamp) -> RefreshRotation {
+    RefreshRotation {
+        session_id: session.into(),
+        expected_current: token(session, from),
+        new_current: token(session, to),
+        new_previous: token(session, from),
+        rotated_at: now,
+        refresh_expires_at: now.plus(std::time::Duration::from_secs(3600)),
+        now,
+    }
+}
+
+/// A user with `count` token sessions, each at refresh token `token(id, 0)`.
+async fn sessions(store: &dyn Store, count: usize, now: Timestamp) -> Result<Vec<String>, Error> {
+    let email = unique_email("rotations");
+    let user_id = auth_service::domain::opaque_token::new_id()?;
+    store
+        .insert_user(&UserRecord {
+            id: user_id.clone(),
+            email: email.clone(),
+            email_key: email.to_lowercase(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2VlZA$c2VlZA".into(),
+            roles: String::new(),
+            created_at: now,
+            suspended_at: None,
+        })
+        .await?;
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = auth_service::domain::opaque_token::new_id()?;
+        store
+            .insert_session(&NewSession {
+                id: id.clone(),
+                user_id: user_id.clone(),
+                kind: SessionKind::Tokens,
+                session_token_hash: None,
+                refresh_token_hash: Some(token(&id, 0)),
+                refresh_expires_at: Some(now.plus(std::time::Duration::from_secs(3600))),
+                created_at: now,
+                idle_timeout_ms: 3_600_000,
+                expires_at: now.plus(std::time::Duration::from_secs(86_400)),
+                user_agent: "rotations".into(),
+                peer_address: "127.0.0.1".into(),
+                management: false,
+            })
+            .await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+async fn current_token(store: &dyn Store, session: &str) -> Result<Option<Vec<u8>>, Error> {
+    Ok(store
+        .find_session(session)
+        .await?
+        .and_then(|record| record.refresh_current_hash))
+}
+
+async fn concurrent_rotations_of_many_sessions_each_keep_their_own_verdict(
+    backend: Backend,
+) -> TestResult {
+    let database = TestDatabase::create(&backend).await?;
+    let store: Arc<dyn Store> = database.store().await?;
+    let now = Timestamp::from_millis(1_800_000_000_000);
+    let ids = sessions(store.as_ref(), SESSIONS, now).await?;
+
+    // Every session at once: its own valid rotation, a stale one (expecting a token it never
+    // had), and, for the first session, seven more racers presenting the same token.
+    let mut attempts = Vec::new();
+    for (index, id) in ids.iter().enumerate() {
+        attempts.push((index, "valid", rotation(id, 0, 1, now)));
+        attempts.push((index, "stale", rotation(id, 7, 8, now)));
+    }
+    for racer in 0..7 {
+        attempts.push((0, "racer", rotation(&ids[0], 0, 100 + racer, now)));
+    }
+    let tasks: Vec<_> = attempts
+        .into_iter()
+        .map(|(index, kind, rotation)| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let won = store.rotate_refresh(&rotation).await;
+                (index, kind, rotation.new_current, won)
+            })
+        })
+        .collect();
+    let mut winners = vec![Vec::new(); SESSIONS];
+    for task in tasks {
+        let (index, kind, new_current, won) = task.await?;
+        if kind == "stale" {
+            assert!(!won?, "a stale rotation of session {index} won");
+        } else if won? {
+            winners[index].push(new_current);
+        }
+    }
+    for (index, id) in ids.iter().enumerate() {
+        assert_eq!(
+            winners[index].len(),
+            1,
+            "session {index}: {:?}",
+            winners[index]
+        );
+        assert_eq!(
+            current_token(store.as_ref(), id).await?.as_ref(),
+            winners[index].first(),
+            "session {index} holds the token of the rotation that won"
+        );
+        if index > 0 {
+            assert_eq!(winners[index][0], token(id, 1));
+        }
+    }
+    Ok(())
+}
+
+async fn a_rotation_written_again_after_it_landed_still_wins(backend: Backend) -> TestResult {
+    let database = TestDatabase::create(&backend).await?;
+    let store = database.store().await?;
+    let now = Timestamp::from_millis(1_800_000_000_000);
+    let ids = sessions(store.as_ref(), 1, now).await?;
+    let id = &ids[0];
+
+    let first = rotation(id, 0, 1, now);
+    assert!(store.rotate_refresh(&first).await?);
+    assert!(
+        store.rotate_refresh(&first).await?,
+        "the same rotation again is its own result, not a lost race"
+    );
+    assert_eq!(current_token(store.as_ref(), id).await?, Some(token(id, 1)));
+    // Another rotation from the replaced token still loses.
+    assert!(!store.rotate_refresh(&rotation(id, 0, 2, now)).await?);
+    assert_eq!(current_token(store.as_ref(), id).await?, Some(token(id, 1)));
+    Ok(())
+}
