@@ -368,7 +368,7 @@ impl Store for MemoryStore {
     }
 
     // Listing and importing accounts are exercised end to end by the API suite
-    // (`tests/api/accounts.rs`) on the real databases.
+    // (`tests/api/account_admin.rs`) on the real databases.
     async fn list_users(
         &self,
         _: &UserFilter,
