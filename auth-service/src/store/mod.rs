@@ -5,8 +5,8 @@
 //! The interface they implement, and the records it speaks in, belong to the rules:
 //! [`crate::domain::ports::Store`].
 
+mod bulk_rotations;
 mod postgres;
-mod postgres_rotations;
 pub mod redis_fanout;
 pub mod redis_limiter;
 pub mod redis_tls;

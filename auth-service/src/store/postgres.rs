@@ -11,7 +11,6 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 
 use super::{
-    postgres_rotations::{rotate_together, split_repeated_sessions},
     sql::{group_commit::GroupCommit, impl_sql_store},
     tls_failure::TlsFailure,
 };
@@ -165,25 +164,8 @@ async fn report_tls(pool: &PgPool, options: &PgConnectOptions) {
     }
 }
 
-/// A group commit's rotations: the first of each session in one statement, repeats after it.
-async fn rotate_in_bulk(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    batch: &[RefreshRotation],
-) -> Result<Vec<bool>, StoreError> {
-    let (first, later) = split_repeated_sessions(batch);
-    let mut won = vec![false; batch.len()];
-    if first.len() == 1 {
-        won[first[0]] = rotate_one(tx, &batch[first[0]]).await?;
-    } else {
-        let verdicts = rotate_together(tx, batch, &first).await?;
-        for (index, verdict) in first.into_iter().zip(verdicts) {
-            won[index] = verdict;
-        }
-    }
-    for index in later {
-        won[index] = rotate_one(tx, &batch[index]).await?;
-    }
-    Ok(won)
-}
-
-impl_sql_store!(PostgresStore, sqlx::postgres::PgRow, rotate_in_bulk);
+impl_sql_store!(
+    PostgresStore,
+    sqlx::postgres::PgRow,
+    super::bulk_rotations::postgres_together
+);

@@ -71,4 +71,8 @@ impl crate::domain::ports::PruneLease for NoLease {
     async fn release(self: Box<Self>) {}
 }
 
-impl_sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+impl_sql_store!(
+    SqliteStore,
+    sqlx::sqlite::SqliteRow,
+    super::bulk_rotations::sqlite_together
+);

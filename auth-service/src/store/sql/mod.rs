@@ -26,11 +26,8 @@ pub(crate) use {
 };
 
 macro_rules! impl_sql_store {
-    ($store:ty, $row:ty) => {
-        $crate::store::sql::impl_sql_store!($store, $row, rotate_each);
-    };
-    // `$write_batch` writes a group commit's rotations (`rotations.rs`).
-    ($store:ty, $row:ty, $write_batch:path) => {
+    // `$together` writes several sessions' rotations in one go (`store/bulk_rotations.rs`).
+    ($store:ty, $row:ty, $together:path) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
@@ -47,7 +44,7 @@ macro_rules! impl_sql_store {
         $crate::store::sql::decode_rows!($row);
         $crate::store::sql::change_log!($row);
         $crate::store::sql::key_statements!($row);
-        $crate::store::sql::rotation_writer!($row, $write_batch);
+        $crate::store::sql::rotation_writer!($row, $together);
         $crate::store::sql::retention_statements!($store, $row);
         $crate::store::sql::service_statements!($row);
         $crate::store::sql::account_statements!($store, $row);

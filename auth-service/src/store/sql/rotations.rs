@@ -1,8 +1,8 @@
 //! The refresh-rotation statements, for both backends: one transaction for a whole group commit
 //! (`group_commit.rs`), each rotation an INSERT of the new token and a compare-and-set on the
-//! session. Expanded inside `impl_sql_store!`, whose imports they use; a backend may write a
-//! batch its own way (`$write_batch`, PostgreSQL's one-statement batch) and fall back to
-//! `rotate_one`.
+//! session. Expanded inside `impl_sql_store!`, whose imports they use. A batch of several
+//! sessions goes to the backend's one-statement form (`$together`, in `store/bulk_rotations.rs`);
+//! a lone rotation, and a second rotation of a session already in the batch, to `rotate_one`.
 //!
 //! A rotation is idempotent: written twice (its batch committed but the confirmation was lost,
 //! so the group commit writes it again alone), the second write finds the session already at the
@@ -10,7 +10,7 @@
 //! of reporting a lost race for a rotation that landed.
 
 macro_rules! rotation_writer {
-    ($row:ty, $write_batch:path) => {
+    ($row:ty, $together:path) => {
         type RotationTx = sqlx::Transaction<'static, <$row as sqlx::Row>::Database>;
 
         /// Writes the rotations of one group commit (`group_commit.rs`).
@@ -22,19 +22,26 @@ macro_rules! rotation_writer {
         impl $crate::store::sql::group_commit::RotationWriter for SqlRotations {
             async fn write_together(&self, batch: &[RefreshRotation]) -> Result<Vec<bool>, StoreError> {
                 let mut tx = self.pool.begin().await?;
-                let won = $write_batch(&mut tx, batch).await?;
+                let won = rotate_in_bulk(&mut tx, batch).await?;
                 tx.commit().await?;
                 Ok(won)
             }
         }
 
-        /// Each rotation by its own statements, in order: a second rotation of the same session
-        /// sees the first one's result.
-        #[allow(dead_code)] // PostgreSQL writes its batches in one statement.
-        async fn rotate_each(tx: &mut RotationTx, batch: &[RefreshRotation]) -> Result<Vec<bool>, StoreError> {
-            let mut won = Vec::with_capacity(batch.len());
-            for rotation in batch {
-                won.push(rotate_one(tx, rotation).await?);
+        /// The first rotation of each session together, then the repeats one by one: a repeat
+        /// must see the first one's result.
+        async fn rotate_in_bulk(tx: &mut RotationTx, batch: &[RefreshRotation]) -> Result<Vec<bool>, StoreError> {
+            let (first, later) = $crate::store::bulk_rotations::split_repeated_sessions(batch);
+            let mut won = vec![false; batch.len()];
+            if let [only] = first[..] {
+                won[only] = rotate_one(tx, &batch[only]).await?;
+            } else {
+                for (index, verdict) in first.iter().zip($together(tx, batch, &first).await?) {
+                    won[*index] = verdict;
+                }
+            }
+            for index in later {
+                won[index] = rotate_one(tx, &batch[index]).await?;
             }
             Ok(won)
         }
