@@ -34,7 +34,7 @@ use crate::{
     grpc::{AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer},
     http::HttpApi,
     metrics::{self, Metrics},
-    readiness::{Dependency, Readiness},
+    readiness::Readiness,
     store::{self, redis_fanout, redis_tls},
 };
 
@@ -128,21 +128,6 @@ impl Components {
             revocations,
             redis,
         })
-    }
-}
-
-// What the readiness probe pings: the database and, when configured, Redis.
-#[async_trait::async_trait]
-impl Dependency for Arc<dyn Store> {
-    async fn ping(&self) -> Result<(), StoreError> {
-        Store::ping(self.as_ref()).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Dependency for redis_fanout::RedisLink {
-    async fn ping(&self) -> Result<(), StoreError> {
-        redis_fanout::RedisLink::ping(self).await
     }
 }
 
@@ -268,6 +253,7 @@ impl Application {
                         keys,
                         revocations: revocations.clone(),
                         readiness: readiness.clone(),
+                        audit: core.audit_trail(),
                     })
                     .map_err(|error| AuthError::Internal(format!("metrics: {error}")))?,
                 );
@@ -336,12 +322,19 @@ impl Application {
                     .max_decoding_message_size(max_message),
             )
             .add_service(
-                AuthorizationServer::new(ExtAuthzApi::new(Arc::new(gateway), trusted_proxies))
-                    .max_decoding_message_size(max_message),
+                AuthorizationServer::new(ExtAuthzApi::new(
+                    Arc::new(gateway),
+                    trusted_proxies.clone(),
+                ))
+                .max_decoding_message_size(max_message),
             )
             .add_service(
-                AdminServiceServer::new(AdminApi::new(core.clone(), settings.key_activation_delay))
-                    .max_decoding_message_size(max_message),
+                AdminServiceServer::new(AdminApi::new(
+                    core.clone(),
+                    settings.key_activation_delay,
+                    trusted_proxies,
+                ))
+                .max_decoding_message_size(max_message),
             )
             .add_service(
                 KeyServiceServer::new(KeyApi::new(

@@ -7,7 +7,11 @@ use std::io::BufRead;
 use crate::{
     app::{Components, StartError},
     config::{KeysCommand, Settings, UserCommand},
-    domain::{AuthError, Timestamp, ports::Store},
+    domain::{
+        AuthError, Timestamp,
+        audit::{AdminAction, AuditEvent},
+        ports::Store,
+    },
     engine::{
         key_seal::KeySeal,
         keys_at_rest,
@@ -27,10 +31,17 @@ pub async fn user(
         UserCommand::Create { email, roles } => {
             let password = read_first_line(password_input)?;
             let components = Components::open(settings).await?;
-            let user_id = components
+            let created = components
                 .core
                 .create_user(&email, password, &roles, Timestamp::now())
-                .await?;
+                .await;
+            audit(
+                &components,
+                AdminAction::CreateUser,
+                &email,
+                created.is_ok(),
+            );
+            let user_id = created?;
             Ok(format!("created user {user_id} <{email}>"))
         }
     }
@@ -41,14 +52,21 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<String, S
         KeysCommand::Rotate { activate_in } => {
             let components = Components::open(settings).await?;
             let delay = activate_in.unwrap_or(settings.key_activation_delay);
-            let kid = components
+            let rotated = components
                 .keys
                 .rotate(
                     Timestamp::now(),
                     delay,
                     settings.access_token_ttl + settings.token_leeway,
                 )
-                .await?;
+                .await;
+            audit(
+                &components,
+                AdminAction::RotateSigningKey,
+                "",
+                rotated.is_ok(),
+            );
+            let kid = rotated?;
             Ok(format!(
                 "published key {kid}; it signs new tokens in {}",
                 humantime::format_duration(delay)
@@ -73,14 +91,21 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<String, S
         }
         KeysCommand::Revoke { kid } => {
             let components = Components::open(settings).await?;
-            let successor = components
+            let revoked = components
                 .keys
                 .revoke(
                     &kid,
                     Timestamp::now(),
                     settings.access_token_ttl + settings.token_leeway,
                 )
-                .await?;
+                .await;
+            audit(
+                &components,
+                AdminAction::RevokeSigningKey,
+                &kid,
+                revoked.is_ok(),
+            );
+            let successor = revoked?;
             Ok(match successor {
                 Some(successor) => {
                     format!("revoked key {kid}; key {successor} signs new tokens from now")
@@ -89,6 +114,19 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<String, S
             })
         }
     }
+}
+
+/// The offline commands are administration too: each is on the audit trail (`domain/audit.rs`),
+/// made by whoever runs the binary on this host.
+fn audit(components: &Components, action: AdminAction, target: &str, succeeded: bool) {
+    components.core.audit_trail().record(&AuditEvent {
+        admin: "local:auth-service",
+        action,
+        target,
+        outcome: if succeeded { "ok" } else { "FAILED" },
+        client: "local",
+        at: Timestamp::now(),
+    });
 }
 
 /// `prune [--dry-run]`: one pruning run now, with the servers' retention settings.

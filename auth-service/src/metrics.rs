@@ -15,7 +15,7 @@ use prometheus::{
 };
 
 use crate::{
-    domain::{Timestamp, ports::Store},
+    domain::{Timestamp, audit::AuditTrail, ports::Store},
     engine::{hashing::PasswordHasher, hub::RevocationHub, keys::KeyManager},
     readiness::Readiness,
 };
@@ -29,6 +29,7 @@ pub struct Metrics {
     rpc_latency: HistogramVec,
     logins: IntCounterVec,
     revocations: IntCounter,
+    admin_actions: IntCounterVec,
     live_sessions: IntGauge,
     hashing_queue: IntGauge,
     feed_subscribers: IntGauge,
@@ -51,6 +52,8 @@ pub struct Sources {
     pub keys: Arc<KeyManager>,
     pub revocations: Arc<RevocationHub>,
     pub readiness: Readiness,
+    /// The administrative calls (`domain/audit.rs`), counted by action and outcome.
+    pub audit: Arc<AuditTrail>,
 }
 
 impl Metrics {
@@ -77,6 +80,14 @@ impl Metrics {
             "revocations_total",
             "Sessions and users revoked by this process",
         )?;
+        let admin_actions = IntCounterVec::new(
+            Opts::new(
+                "admin_actions_total",
+                "AdminService calls by action and outcome (ok or refused), as audited",
+            ),
+            &["action", "outcome"],
+        )?;
+        registry.register(Box::new(admin_actions.clone()))?;
         let live_sessions = IntGauge::new(
             "live_sessions",
             "Sessions neither revoked nor expired (all replicas; counted at most every 15 s)",
@@ -138,6 +149,7 @@ impl Metrics {
             rpc_latency,
             logins,
             revocations,
+            admin_actions,
             live_sessions,
             hashing_queue,
             feed_subscribers,
@@ -175,6 +187,12 @@ impl Metrics {
             &self.revocations,
             self.sources.revocations.announced_count(),
         );
+        for (action, outcome, total) in self.sources.audit.counts() {
+            catch_up(
+                &self.admin_actions.with_label_values(&[action, outcome]),
+                total,
+            );
+        }
         let mut text = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut text) {
             tracing::warn!(%error, "encoding metrics failed");

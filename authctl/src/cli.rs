@@ -136,6 +136,67 @@ pub enum UserCommand {
         #[arg(allow_hyphen_values = true)]
         user: String,
     },
+    #[command(flatten)]
+    Accounts(AccountCommand),
+}
+
+/// The account commands of `accounts.rs` (list, delete, set-password, import).
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// List accounts a page at a time, oldest first (deleted accounts and service clients are
+    /// never listed).
+    List(ListUsers),
+    /// Delete an account: end all its sessions now and erase its email, password hash and
+    /// roles; an anonymous tombstone keeps the id, which is never reused.
+    Delete {
+        /// User id or email (an id may start with `-`).
+        #[arg(allow_hyphen_values = true)]
+        user: String,
+    },
+    /// Set a new password for an account and end all its sessions. The password is read from
+    /// the first line of standard input (never from the command line).
+    SetPassword {
+        /// User id or email (an id may start with `-`).
+        #[arg(allow_hyphen_values = true)]
+        user: String,
+    },
+    /// Import accounts from a JSON Lines file, one account a line:
+    /// {"email": ..., "id": ... (optional), "roles": [...], "password_hash": "$2b$..."}.
+    /// bcrypt ($2a$/$2b$/$2y$) and argon2 hashes are accepted; bcrypt is replaced by argon2id at
+    /// each account's first login. Re-running the same file imports nothing twice.
+    Import {
+        /// The JSON Lines file.
+        file: PathBuf,
+        /// Lines per ImportUsers call, each committed in one transaction (1 to 1000).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        batch_size: u32,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("status").args(["suspended", "active"])))]
+pub struct ListUsers {
+    /// Only emails starting with this (case-insensitive).
+    #[arg(long, value_name = "PREFIX")]
+    pub email_prefix: Option<String>,
+    /// Only accounts with this role.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Only suspended accounts.
+    #[arg(long)]
+    pub suspended: bool,
+    /// Only active (not suspended) accounts.
+    #[arg(long)]
+    pub active: bool,
+    /// Accounts per page (server default 50, at most 500).
+    #[arg(long, value_name = "N")]
+    pub page_size: Option<u32>,
+    /// Continue a listing: the token the previous page printed.
+    #[arg(long, value_name = "TOKEN")]
+    pub page_token: Option<String>,
+    /// Fetch every page.
+    #[arg(long, conflicts_with = "page_token")]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +307,23 @@ mod tests {
             ("-u1", &["a".to_owned()][..])
         );
         Ok(())
+    }
+
+    #[test]
+    fn account_commands_sit_beside_the_others_and_take_no_password_flag() {
+        assert!(Cli::try_parse_from(["authctl", "user", "list", "--suspended"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["authctl", "user", "list", "--suspended", "--active"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["authctl", "user", "delete", "-u1"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["authctl", "user", "set-password", "u1", "--password", "x"])
+                .is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["authctl", "user", "import", "f.jsonl", "--batch-size", "0"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //! - `cli.rs`: the clap command line;
 //! - `credentials.rs`: the token (environment or file, never a flag) and the password (stdin);
 //! - `login.rs`: `authctl login`, the one command that needs no token;
-//! - `render.rs`: tables, `key  value` blocks, JSON, and error lines.
+//! - `render.rs`: tables, `key  value` blocks, JSON, and error lines;
+//! - `accounts.rs`: `user list`, `user delete`, `user set-password`, `user import`;
+//! - `channel.rs`: the endpoint and connection.
 
+mod accounts;
+mod channel;
 mod cli;
 mod credentials;
 mod login;
@@ -26,10 +30,11 @@ use serde_json::json;
 use tonic::{
     Request, Status,
     metadata::{Ascii, MetadataValue},
-    transport::{Channel, Endpoint},
+    transport::Channel,
 };
 
-use cli::{Cli, Command, KeysCommand, SessionsCommand, UserCommand};
+use channel::{connect, endpoint};
+use cli::{AccountCommand, Cli, Command, KeysCommand, SessionsCommand, UserCommand};
 use credentials::FileSource;
 use render::Rendered;
 
@@ -132,45 +137,27 @@ async fn run(
     )
     .map_err(Failure::Usage)?;
     let authorization = token.authorization().map_err(Failure::Usage)?;
-    let password = match &cli.command {
+    let whose = match &cli.command {
         Command::User {
-            command: UserCommand::Create { email, .. },
-        } => {
+            command: UserCommand::Create { email: user, .. },
+        }
+        | Command::User {
+            command: UserCommand::Accounts(AccountCommand::SetPassword { user }),
+        } => Some(user),
+        _ => None,
+    };
+    let password = match whose {
+        Some(user) => {
             if prompt {
                 // Typed at a terminal the password is echoed; piping it in avoids that.
-                eprint!("password for {email} (read from standard input): ");
+                eprint!("password for {user} (read from standard input): ");
             }
             Some(credentials::read_password(stdin).map_err(Failure::Usage)?)
         }
-        _ => None,
+        None => None,
     };
     let client = Admin::connect(&cli.server, authorization).await?;
     client.execute(cli.command, password).await
-}
-
-/// The server's endpoint, with authctl's user agent and timeouts.
-fn endpoint(server: &str) -> Result<Endpoint, Failure> {
-    let url = if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    };
-    Ok(Endpoint::from_shared(url.clone())
-        .map_err(|error| Failure::Usage(format!("invalid server URL {url}: {error}")))?
-        .user_agent(concat!("authctl/", env!("CARGO_PKG_VERSION")))
-        .map_err(|error| Failure::Usage(format!("invalid user agent: {error}")))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30)))
-}
-
-async fn connect(endpoint: Endpoint) -> Result<Channel, Failure> {
-    endpoint.connect().await.map_err(|error| {
-        Failure::Connect(format!(
-            "cannot connect to {}: {}",
-            endpoint.uri(),
-            source_chain(&error)
-        ))
-    })
 }
 
 /// The generated client plus the caller's `authorization` header.
@@ -273,6 +260,7 @@ impl Admin {
                 })
             }
             UserCommand::Get { user } => Ok(render::user(&self.find(&user).await?)),
+            UserCommand::Accounts(command) => self.accounts(command, password).await,
             UserCommand::SetRoles(set) => {
                 let user_id = self.user_id(&set.user).await?;
                 let roles = if set.none { Vec::new() } else { set.roles };
@@ -319,17 +307,7 @@ impl Admin {
     async fn sessions(&self, command: SessionsCommand) -> Result<Rendered, Failure> {
         let mut client = self.client.clone();
         match command {
-            SessionsCommand::List { user } => {
-                let user_id = self.user_id(&user).await?;
-                let sessions = client
-                    .list_user_sessions(self.request(pb::ListUserSessionsRequest {
-                        user_id: user_id.clone(),
-                    }))
-                    .await?
-                    .into_inner()
-                    .sessions;
-                Ok(render::sessions(&format!("user {user_id}"), &sessions))
-            }
+            SessionsCommand::List { user } => self.user_sessions(&user).await,
             SessionsCommand::Revoke { session_id } => {
                 client
                     .revoke_session(self.request(pb::AdminRevokeSessionRequest {
@@ -408,16 +386,4 @@ impl Admin {
         });
         Ok(Rendered { text, json })
     }
-}
-
-/// An error with its causes (`transport error: tcp connect error: Connection refused`).
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

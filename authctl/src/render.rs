@@ -132,6 +132,42 @@ pub fn user(user: &pb::User) -> Rendered {
     }
 }
 
+/// Accounts as a table, and the token of the next page when there is one.
+pub fn users(users: &[pb::User], next_page_token: &str) -> Rendered {
+    let json = json!({
+        "users": users.iter().map(user_json).collect::<Vec<_>>(),
+        "nextPageToken": next_page_token,
+    });
+    let mut text = if users.is_empty() {
+        "no accounts".to_owned()
+    } else {
+        let rows: Vec<Vec<String>> = users
+            .iter()
+            .map(|user| {
+                vec![
+                    user.user_id.clone(),
+                    user.email.clone(),
+                    or_dash(&user.roles.join(",")),
+                    time_text(user.created_at.as_ref()),
+                    if user.suspended {
+                        "suspended"
+                    } else {
+                        "active"
+                    }
+                    .to_owned(),
+                ]
+            })
+            .collect();
+        table(&["USER", "EMAIL", "ROLES", "CREATED", "STATUS"], &rows)
+    };
+    if !next_page_token.is_empty() {
+        text.push_str(&format!(
+            "\nmore: authctl user list --page-token {next_page_token} (or --all)"
+        ));
+    }
+    Rendered { text, json }
+}
+
 fn kind_text(session: &pb::SessionInfo) -> &'static str {
     match session.kind() {
         pb::CredentialKind::Session => "session",

@@ -12,6 +12,7 @@ use super::{
     accounts::{Email, format_roles, parse_roles},
     model::Principal,
     opaque_token::is_identifier,
+    paging::{Page, PageRequest},
     ports::{SessionRecord, UserRecord},
 };
 
@@ -100,16 +101,18 @@ impl AdminCore {
         }
     }
 
-    async fn user(&self, user_id: &str) -> Result<UserRecord, AuthError> {
+    /// The live account `user_id` names: `UserNotFound` for none, `UserDeleted` for a
+    /// tombstone.
+    pub(super) async fn user(&self, user_id: &str) -> Result<UserRecord, AuthError> {
         user_id_argument(user_id)?;
         if !is_identifier(user_id) {
             return Err(AuthError::UserNotFound);
         }
-        self.core
-            .store
-            .find_user(user_id)
-            .await?
-            .ok_or(AuthError::UserNotFound)
+        match self.core.store.find_user(user_id).await? {
+            None => Err(AuthError::UserNotFound),
+            Some(user) if user.is_deleted() => Err(AuthError::UserDeleted),
+            Some(user) => Ok(user),
+        }
     }
 
     /// A service client's principal is no account to suspend or reactivate: its lifecycle is
@@ -190,6 +193,8 @@ impl AdminCore {
             }
         }
         let stored = format_roles(&unique)?;
+        // A deleted account's tombstone is refused by name (UserDeleted).
+        self.user(user_id).await?;
         if !self
             .core
             .store
@@ -220,6 +225,7 @@ impl AdminCore {
             ));
         }
         self.refuse_service_client(user_id).await?;
+        self.user(user_id).await?;
         let count = self
             .core
             .revoker
@@ -237,8 +243,8 @@ impl AdminCore {
         user_id: &str,
     ) -> Result<(), AuthError> {
         Self::require_admin(caller)?;
-        user_id_argument(user_id)?;
         self.refuse_service_client(user_id).await?;
+        self.user(user_id).await?;
         if !self.core.store.reactivate_user(user_id).await? {
             return Err(AuthError::UserNotFound);
         }
@@ -250,11 +256,12 @@ impl AdminCore {
         &self,
         caller: &Principal,
         user_id: &str,
+        page: &PageRequest,
         now: Timestamp,
-    ) -> Result<Vec<SessionRecord>, AuthError> {
+    ) -> Result<Page<SessionRecord>, AuthError> {
         Self::require_admin(caller)?;
         let user = self.user(user_id).await?;
-        self.core.list_sessions(caller, &user.id, now).await
+        self.core.list_sessions(caller, &user.id, page, now).await
     }
 
     pub async fn revoke_session(
@@ -349,7 +356,7 @@ impl AdminCore {
 
 /// A `user_id` argument: present, and without control characters (a NUL byte would be an error
 /// in PostgreSQL, not a miss, so it never reaches a query).
-fn user_id_argument(user_id: &str) -> Result<(), AuthError> {
+pub(super) fn user_id_argument(user_id: &str) -> Result<(), AuthError> {
     if user_id.is_empty() {
         return Err(AuthError::InvalidArgument("user_id is required"));
     }

@@ -16,6 +16,7 @@ use auth_api::{
 
 use super::{
     AuthError, Timestamp,
+    audit::AuditTrail,
     limits::{Limiter, Limits, MemoryLimiter, Throttled},
     model::Verified,
     opaque_token::new_token_id,
@@ -52,6 +53,8 @@ pub struct AuthCore {
     /// still checks the session every time, in the session cache or the store; ext_authz checks
     /// its revoked set).
     pub(super) verified_tokens: VerifiedTokens,
+    /// Every administrative call, logged and counted (`audit.rs`).
+    audit: Arc<AuditTrail>,
     /// Email verification and password reset (`recovery.rs`); off until `with_accounts`.
     pub(super) accounts: Option<super::recovery::Accounts>,
     /// Service client records exchanges read recently (`seen_clients.rs`).
@@ -77,6 +80,7 @@ impl AuthCore {
             news: machinery.news,
             limits,
             verified_tokens: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
+            audit: Arc::new(AuditTrail::default()),
             accounts: None,
             seen_clients: SeenClients::default(),
         }
@@ -96,6 +100,11 @@ impl AuthCore {
         now: Timestamp,
     ) -> Result<(), AuthError> {
         self.limits.throttle_address(rpc, client, now).await
+    }
+
+    /// The audit trail of administrative calls (the metrics read its counts).
+    pub fn audit_trail(&self) -> Arc<AuditTrail> {
+        self.audit.clone()
     }
 
     pub fn policy(&self) -> &Policy {

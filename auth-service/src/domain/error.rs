@@ -55,6 +55,11 @@ pub enum AuthError {
     /// Only returned to administrators, so it reveals nothing to anyone else.
     #[error("no such user")]
     UserNotFound,
+    /// Only returned to administrators: the id names a deleted account (a tombstone; ids are
+    /// never reused).
+    #[error("the user was deleted")]
+    UserDeleted,
+
     #[error("the refresh could not be completed because of concurrent refreshes; retry")]
     Contended,
     /// Too many attempts from one client address; retry after `retry_after`.

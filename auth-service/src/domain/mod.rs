@@ -5,18 +5,22 @@
 //! and nothing reads the clock: storage and machinery are reached through the [`ports`], and the
 //! current time is always a parameter.
 
+pub mod account_admin;
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod client_address;
 mod core;
 pub mod error;
 mod exchange;
 mod forwarded_tokens;
 pub mod gateway;
+pub mod import;
 pub mod limits;
 mod login;
 pub mod model;
 pub mod opaque_token;
+pub mod paging;
 pub mod password_policy;
 pub mod policy;
 pub mod ports;

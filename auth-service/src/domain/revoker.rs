@@ -1,5 +1,5 @@
 //! The one way a session ends. Every path that ends sessions (logout, revoke, revoke-all, the
-//! per-user cap, a password change, refresh-token reuse, suspension) goes through [`Revoker`],
+//! per-user cap, a password change, refresh-token reuse, suspension, deletion) goes through [`Revoker`],
 //! which writes, *then* announces, and only then lets the caller answer: the session cache and
 //! the revocation feeds (here and on every replica) must know before the client hears "done",
 //! or `Verify` could still answer from memory for an ended session. It is the only caller of
@@ -97,6 +97,15 @@ impl Revoker {
         Ok(Some(count))
     }
 
+    /// Deletes the account (the tombstone: `Store::delete_user`, which does nothing to an
+    /// account deleted before), then ends all its sessions, in the order and with the
+    /// announcement of a suspension (see the module comment); returns how many were live.
+    pub async fn delete_user(&self, user_id: &str, now: Timestamp) -> Result<u64, AuthError> {
+        self.store.delete_user(user_id, now).await?;
+        self.end_user_sessions(user_id, None, RevokeReason::Deleted, now)
+            .await
+    }
+
     /// Called by Login and Refresh once they hold a session: if the user has been suspended
     /// meanwhile, or (for a login, which proved `proven_hash`) their password has changed, end
     /// that session and refuse. The same order argument as suspension's holds for a password
@@ -111,6 +120,15 @@ impl Revoker {
         let Some(user) = self.store.find_user(user_id).await? else {
             return Ok(());
         };
+        if user.is_deleted() {
+            self.end_session(session_id, RevokeReason::Deleted, now)
+                .await?;
+            // A login answers like a wrong password; a refresh learns its session ended.
+            return Err(match proven_hash {
+                Some(_) => AuthError::InvalidCredentials,
+                None => AuthError::SessionRevoked,
+            });
+        }
         if user.suspended_at.is_some() {
             self.end_session(session_id, RevokeReason::Suspended, now)
                 .await?;

@@ -9,8 +9,9 @@ use super::{
     limits::Throttled,
     model::Principal,
     opaque_token::{OpaqueToken, is_identifier},
+    paging::{Listing, Page, PageRequest},
     password_policy::{MAX_PASSWORD_BYTES, check_new_password},
-    ports::{RevokeReason, SessionRecord},
+    ports::{Keyset, RevokeReason, SessionRecord},
 };
 
 impl AuthCore {
@@ -63,14 +64,24 @@ impl AuthCore {
         }
     }
 
+    /// One page of the live sessions of the caller (or of `user_id`, for an admin), newest
+    /// first.
     pub async fn list_sessions(
         &self,
         caller: &Principal,
         user_id: &str,
+        page: &PageRequest,
         now: Timestamp,
-    ) -> Result<Vec<SessionRecord>, AuthError> {
+    ) -> Result<Page<SessionRecord>, AuthError> {
         let target = Self::target_user(caller, user_id)?;
-        Ok(self.store.list_sessions(&target, now).await?)
+        let sessions = self
+            .store
+            .list_sessions(&target, now, page.after.as_ref(), page.fetch_limit())
+            .await?;
+        Ok(page.page(Listing::Sessions, sessions, |session| Keyset {
+            created_at: session.created_at,
+            id: session.id.clone(),
+        }))
     }
 
     pub async fn revoke_session(

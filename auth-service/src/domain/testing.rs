@@ -19,7 +19,10 @@ use super::{
         PrivateKeyReplacement, RefreshRotation, RevocationNews, RevokeReason, RevokedSession,
         SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
     },
-    ports::{LapsedGeneration, ServiceClientRecord, ServiceRotation},
+    ports::{
+        ImportOutcome, Keyset, LapsedGeneration, ServiceClientRecord, ServiceRotation,
+        TOMBSTONE_KEY_PREFIX, UserFilter,
+    },
     revoker::Revoker,
 };
 
@@ -348,16 +351,52 @@ impl Store for MemoryStore {
         &self,
         user_id: &str,
         now: Timestamp,
+        before: Option<&Keyset>,
+        limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let tables = self.tables()?;
         let mut live: Vec<SessionRecord> = tables
             .sessions
             .iter()
             .filter(|s| s.user_id == user_id && is_live(s, now))
+            .filter(|s| before.is_none_or(|at| (s.created_at, &s.id) < (at.created_at, &at.id)))
             .cloned()
             .collect();
         live.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        live.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(live)
+    }
+
+    // Listing and importing accounts are exercised end to end by the API suite
+    // (`tests/api/account_admin.rs`) on the real databases.
+    async fn list_users(
+        &self,
+        _: &UserFilter,
+        _: Option<&Keyset>,
+        _: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        Err(unkept())
+    }
+
+    async fn delete_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let mut tables = self.tables()?;
+        let _ = now;
+        let user = tables
+            .users
+            .iter_mut()
+            .find(|u| u.id == user_id && !u.is_deleted());
+        let found = user.is_some();
+        if let Some(user) = user {
+            user.email = String::new();
+            user.email_key = format!("{TOMBSTONE_KEY_PREFIX}{user_id}");
+            user.password_hash = String::new();
+            user.roles = String::new();
+        }
+        Ok(found)
+    }
+
+    async fn import_users(&self, _: &[UserRecord]) -> Result<Vec<ImportOutcome>, StoreError> {
+        Err(unkept())
     }
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
@@ -482,7 +521,9 @@ impl Store for MemoryStore {
 }
 
 fn unkept() -> StoreError {
-    StoreError::Other("the in-memory test store keeps no service clients".into())
+    StoreError::Other(
+        "the in-memory test store keeps no service clients nor account listings".into(),
+    )
 }
 
 /// Remembers every announcement, in order.

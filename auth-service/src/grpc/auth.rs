@@ -14,6 +14,7 @@ use crate::domain::{
     limits::Throttled,
     model::SessionKind,
     model::{ClientInfo, Credential, Principal, SessionSpec},
+    paging::{Listing, PageRequest},
     ports::CodePurpose,
 };
 
@@ -180,15 +181,22 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let now = Timestamp::now();
         let caller = self.caller(request.metadata(), now).await?;
-        let sessions = self
+        let request = request.get_ref();
+        let page = PageRequest::parse(Listing::Sessions, request.page_size, &request.page_token)
+            .map_err(to_status)?;
+        let page = self
             .core
-            .list_sessions(&caller, &request.get_ref().user_id, now)
+            .list_sessions(&caller, &request.user_id, &page, now)
             .await
-            .map_err(to_status)?
-            .into_iter()
-            .map(|session| convert::session_info(session, &caller))
-            .collect();
-        Ok(Response::new(pb::ListSessionsResponse { sessions }))
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: page
+                .items
+                .into_iter()
+                .map(|session| convert::session_info(session, &caller))
+                .collect(),
+            next_page_token: page.next_page_token,
+        }))
     }
 
     async fn revoke_session(

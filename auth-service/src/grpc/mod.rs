@@ -2,7 +2,9 @@
 //! back into a response. The only module that knows tonic's server types; `status.rs` is the only
 //! place a domain error becomes a `Status`.
 
+mod accounts;
 mod admin;
+mod admin_audit;
 mod auth;
 mod client_address;
 mod convert;

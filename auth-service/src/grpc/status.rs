@@ -36,6 +36,7 @@ pub fn to_status(error: AuthError) -> Status {
         AuthError::SessionNotFound => (Code::NotFound, "SESSION_NOT_FOUND"),
         AuthError::AccountSuspended => (Code::Unauthenticated, "ACCOUNT_SUSPENDED"),
         AuthError::UserNotFound | AuthError::NotAnAccount => (Code::NotFound, "USER_NOT_FOUND"),
+        AuthError::UserDeleted => (Code::NotFound, "USER_DELETED"),
         AuthError::Contended => (Code::Aborted, "CONCURRENT_REFRESH"),
         AuthError::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
         AuthError::Overloaded { .. } => (Code::ResourceExhausted, "OVERLOADED"),

@@ -66,3 +66,18 @@ pub async fn connect(
         None => Ok(Arc::new(SqliteStore::open_in(data_dir).await?)),
     }
 }
+
+// What the readiness probe pings (`readiness.rs`): the database and, when configured, Redis.
+#[async_trait::async_trait]
+impl crate::readiness::Dependency for Arc<dyn Store> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Store::ping(self.as_ref()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::readiness::Dependency for redis_fanout::RedisLink {
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis_fanout::RedisLink::ping(self).await
+    }
+}

@@ -435,7 +435,10 @@ async fn no_session_survives_a_suspension_that_races_with_logins(backend: Backen
     let live = client(&app)
         .list_user_sessions(with_bearer(
             &admin.access_token,
-            pb::ListUserSessionsRequest { user_id },
+            pb::ListUserSessionsRequest {
+                user_id,
+                ..Default::default()
+            },
         )?)
         .await?
         .into_inner()
@@ -456,7 +459,13 @@ async fn an_admin_lists_and_revokes_a_users_sessions(backend: Backend) -> TestRe
     let third = token_pair(&app.login(&email, CredentialKind::Tokens).await?)?;
 
     let list = |user_id: String| {
-        let request = with_bearer(&admin.access_token, pb::ListUserSessionsRequest { user_id });
+        let request = with_bearer(
+            &admin.access_token,
+            pb::ListUserSessionsRequest {
+                user_id,
+                ..Default::default()
+            },
+        );
         let mut client = client(&app);
         async move {
             let request = request.map_err(|error| Status::internal(error.to_string()))?;
@@ -725,6 +734,7 @@ async fn every_admin_rpc_refuses_a_caller_without_the_admin_role(backend: Backen
                         token,
                         pb::ListUserSessionsRequest {
                             user_id: user_id.clone(),
+                            ..Default::default()
                         },
                     )?)
                     .await

@@ -23,6 +23,7 @@ on_both_backends!(
     authctl_reads_its_token_from_a_file,
     authctl_login_prints_a_management_token_the_other_commands_accept,
     authctl_creates_lists_rotates_and_disables_service_clients,
+    authctl_lists_accounts_sets_a_password_from_stdin_and_deletes_an_account,
 );
 
 /// The `authctl` binary. It belongs to another package, so cargo gives this test no
@@ -59,7 +60,7 @@ fn build() -> Result<PathBuf, String> {
 }
 
 /// How the child gets its token.
-enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     Env(&'a str),
     /// `--token-file PATH`.
     FileFlag(&'a std::path::Path),
@@ -71,7 +72,7 @@ enum Auth<'a> {
 }
 
 /// Runs `authctl --server <app> args...` with a clean `AUTHCTL_*` environment, feeding `stdin`.
-async fn authctl(
+pub(crate) async fn authctl(
     app: &TestApp,
     auth: Auth<'_>,
     args: &[&str],
@@ -121,7 +122,7 @@ async fn authctl(
     .await??)
 }
 
-fn stdout(output: &Output) -> Result<String, BoxError> {
+pub(crate) fn stdout(output: &Output) -> Result<String, BoxError> {
     if !output.status.success() {
         return Err(format!(
             "authctl failed ({:?}): {}",
@@ -709,5 +710,117 @@ async fn authctl_creates_lists_rotates_and_disables_service_clients(
         Code::Unauthenticated,
         "SESSION_REVOKED",
     );
+    Ok(())
+}
+
+async fn authctl_lists_accounts_sets_a_password_from_stdin_and_deletes_an_account(
+    backend: Backend,
+) -> TestResult {
+    let app = TestApp::spawn(&backend).await?;
+    let admin = admin(&app).await?;
+    let token = || Auth::Env(&admin.session_token);
+    for (email, role) in [("ann@ctl.test", "billing"), ("bob@ctl.test", "support")] {
+        crate::account_admin::create_user(&app, &admin.access_token, email, &[role]).await?;
+    }
+
+    // A page of one, then the rest; the table names the next page.
+    let first = stdout(&authctl(&app, token(), &["user", "list", "--page-size", "1"], "").await?)?;
+    let lines: Vec<&str> = first.lines().collect();
+    assert!(
+        lines[0].starts_with("USER") && lines[0].contains("EMAIL"),
+        "{first}"
+    );
+    assert!(lines[1].contains(&admin.email), "{first}");
+    let more = lines
+        .last()
+        .and_then(|line| line.strip_prefix("more: authctl user list --page-token "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or(format!("no next page in {first}"))?;
+    let all = json(
+        &authctl(
+            &app,
+            token(),
+            &["--json", "user", "list", "--page-size", "1", "--all"],
+            "",
+        )
+        .await?,
+    )?;
+    let emails: Vec<&str> = all["users"]
+        .as_array()
+        .ok_or("users")?
+        .iter()
+        .filter_map(|user| user["email"].as_str())
+        .collect();
+    assert_eq!(
+        emails,
+        [admin.email.as_str(), "ann@ctl.test", "bob@ctl.test"]
+    );
+    let rest = json(
+        &authctl(
+            &app,
+            token(),
+            &[
+                "--json",
+                "user",
+                "list",
+                "--page-token",
+                more,
+                "--role",
+                "support",
+            ],
+            "",
+        )
+        .await?,
+    )?;
+    assert_eq!(rest["users"][0]["email"], "bob@ctl.test");
+    assert_eq!(rest["nextPageToken"], "");
+
+    // The new password comes from standard input, and ends ann's sessions.
+    let ann = token_pair(&app.login("ann@ctl.test", CredentialKind::Tokens).await?)?;
+    let new_password = "ann's brand new passphrase";
+    let set = stdout(
+        &authctl(
+            &app,
+            token(),
+            &["user", "set-password", "ann@ctl.test"],
+            &format!("{new_password}\n"),
+        )
+        .await?,
+    )?;
+    assert!(
+        set.starts_with("set a new password for user ") && set.ends_with("ended 1 live session\n"),
+        "{set}"
+    );
+    assert!(app.verify(&ann.access_token).await.is_err());
+    let login = app
+        .auth
+        .clone()
+        .login(pb::LoginRequest {
+            email: "ann@ctl.test".into(),
+            password: new_password.into(),
+            kind: CredentialKind::Session.into(),
+            management: false,
+        })
+        .await;
+    assert!(login.is_ok(), "{login:?}");
+    let no_password = authctl(&app, token(), &["user", "set-password", "ann@ctl.test"], "").await?;
+    assert_eq!(no_password.status.code(), Some(2));
+
+    let deleted = json(
+        &authctl(
+            &app,
+            token(),
+            &["--json", "user", "delete", "ann@ctl.test"],
+            "",
+        )
+        .await?,
+    )?;
+    assert_eq!(deleted["newlyDeleted"], true);
+    assert_eq!(deleted["revokedCount"], 1);
+    let gone = authctl(&app, token(), &["user", "get", "ann@ctl.test"], "").await?;
+    assert!(String::from_utf8(gone.stderr)?.contains("USER_NOT_FOUND"));
+    let by_id = deleted["userId"].as_str().ok_or("userId")?;
+    let gone = authctl(&app, token(), &["user", "get", by_id], "").await?;
+    assert!(String::from_utf8(gone.stderr)?.starts_with("authctl: USER_DELETED: "));
     Ok(())
 }

@@ -32,9 +32,11 @@ async fn user_create_reads_the_password_from_stdin_and_grants_roles(
     let database = TestDatabase::create(&backend).await?;
     let email = unique_email("first-admin");
     let mut child = command(&database)
+        .env("RUST_LOG", "warn,audit=info")
         .args(["user", "create", "--email", &email, "--role", "admin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()?;
     child
         .stdin
@@ -44,6 +46,12 @@ async fn user_create_reads_the_password_from_stdin_and_grants_roles(
     let output = child.wait_with_output()?;
     assert!(output.status.success(), "user create failed: {output:?}");
     assert!(String::from_utf8(output.stdout)?.contains(&email));
+    // The offline command is on the audit trail too, without the password.
+    let log = String::from_utf8(output.stderr)?;
+    assert!(
+        log.contains("admin action") && log.contains("create_user") && !log.contains(PASSWORD),
+        "{log}"
+    );
 
     let app = TestApp::start(database.clone(), test_settings(&database)).await?;
     let login = app.login(&email, pb::CredentialKind::Tokens).await?;

@@ -10,10 +10,12 @@
 
 mod helpers;
 
+mod account_admin;
 mod accounts;
 mod admin;
 mod architecture;
 mod attacks;
+mod audit;
 mod auth_layer;
 mod authctl;
 mod brute_force;
@@ -25,6 +27,7 @@ mod dependency_tls;
 mod exchange;
 mod ext_authz;
 mod health;
+mod import;
 mod key_discovery;
 mod keys;
 mod keys_at_rest;

@@ -142,6 +142,7 @@ async fn a_user_may_revoke_their_own_session_but_not_another_users(backend: Back
             &mallory_manager,
             pb::ListSessionsRequest {
                 user_id: alice_login.user_id.clone(),
+                ..Default::default()
             },
         )?)
         .await;
@@ -198,6 +199,7 @@ async fn an_admin_may_list_and_revoke_anyones_sessions(backend: Backend) -> Test
             &admin_app.access_token,
             pb::ListSessionsRequest {
                 user_id: user_login.user_id.clone(),
+                ..Default::default()
             },
         )?)
         .await;
@@ -213,6 +215,7 @@ async fn an_admin_may_list_and_revoke_anyones_sessions(backend: Backend) -> Test
             &admin.access_token,
             pb::ListSessionsRequest {
                 user_id: user_login.user_id.clone(),
+                ..Default::default()
             },
         )?)
         .await?

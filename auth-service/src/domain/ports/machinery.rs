@@ -31,8 +31,12 @@ pub trait PasswordHashing: Send + Sync {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, AuthError>;
-    /// Whether `stored` was made with weaker parameters than the current ones.
+    /// Whether `stored` was made with weaker parameters than the current ones, or another
+    /// algorithm (an imported bcrypt hash): replaced after the next successful login.
     fn needs_rehash(&self, stored: &str) -> bool;
+    /// Whether a hash brought from another application (`ImportUsers`) can be verified: a bcrypt
+    /// or argon2 PHC string of sane cost; else why not (never repeating the hash).
+    fn importable(&self, stored: &str) -> Result<(), &'static str>;
     /// `Overloaded` when the queue is full, so a caller sheds before doing any work.
     fn ensure_capacity(&self) -> Result<(), AuthError>;
     /// Hashes waiting for a slot.

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod fanout;
+mod listing;
 mod machinery;
 mod retention;
 mod services;
@@ -13,6 +14,7 @@ pub use accounts::{
     AccountCodes, CodePurpose, CodeRecipient, CodeRecord, NewCode, Notice, NoticeKind, Notifier,
 };
 pub use fanout::{Fanout, FanoutEvent, FanoutListener};
+pub use listing::{ImportOutcome, Keyset, UserFilter};
 pub use machinery::{
     CacheTicket, LiveSession, PasswordHashing, RevocationNews, RevokedSetCheck, SessionCache,
     SigningKeys,
@@ -22,5 +24,5 @@ pub use services::{LapsedGeneration, ServiceClientRecord, ServiceRotation};
 pub use store::{
     KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, PrivateKeyReplacement,
     RefreshRotation, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store,
-    StoreError, UserRecord,
+    StoreError, TOMBSTONE_KEY_PREFIX, UserRecord,
 };

@@ -5,7 +5,10 @@
 
 use async_trait::async_trait;
 
-use super::{FanoutEvent, LapsedGeneration, ServiceClientRecord, ServiceRotation};
+use super::{
+    FanoutEvent, ImportOutcome, Keyset, LapsedGeneration, ServiceClientRecord, ServiceRotation,
+    UserFilter,
+};
 use crate::domain::{
     AuthError, Timestamp,
     model::{Revocation, SessionKind},
@@ -34,6 +37,18 @@ pub struct UserRecord {
     pub created_at: Timestamp,
     /// Set while an administrator has suspended the account.
     pub suspended_at: Option<Timestamp>,
+}
+
+/// The email key of a deleted account's tombstone starts with this: no address can (an email
+/// key has no whitespace), so a tombstone never answers a lookup by email, and its address may
+/// be used again.
+pub const TOMBSTONE_KEY_PREFIX: &str = "deleted ";
+
+impl UserRecord {
+    /// Whether this is the tombstone of a deleted account (no email, hash or roles left).
+    pub fn is_deleted(&self) -> bool {
+        self.email_key.starts_with(TOMBSTONE_KEY_PREFIX)
+    }
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -135,6 +150,10 @@ pub enum RevokeReason {
     Suspended,
     /// A service client's secret was replaced and its overlap is over.
     SecretRotated,
+    /// The account was deleted by an administrator.
+    Deleted,
+    /// An administrator set a new password for the account.
+    PasswordSet,
 }
 
 impl RevokeReason {
@@ -147,6 +166,8 @@ impl RevokeReason {
             RevokeReason::Evicted => "evicted",
             RevokeReason::Suspended => "suspended",
             RevokeReason::SecretRotated => "secret_rotated",
+            RevokeReason::Deleted => "deleted",
+            RevokeReason::PasswordSet => "password_set",
         }
     }
 }
@@ -253,6 +274,22 @@ pub trait Store: Send + Sync + 'static {
     async fn suspend_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError>;
     /// Lifts a suspension; false if there is no such user.
     async fn reactivate_user(&self, user_id: &str) -> Result<bool, StoreError>;
+    /// Accounts matching `filter` (never deleted ones nor service clients), in creation order
+    /// `(created_at, id)` after `after`, at most `limit`.
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<&Keyset>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+    /// Turns a live account into a tombstone (`deleted_at` set; email, hash and roles erased;
+    /// the email key [`TOMBSTONE_KEY_PREFIX`] and the id); false if there is no such live
+    /// account. Does not touch sessions: the
+    /// `Revoker` ends them after this mark.
+    async fn delete_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Inserts the accounts in ONE transaction, each skipped if its id or email key is taken
+    /// (by an account before it or earlier in the batch); one outcome per account, in order.
+    async fn import_users(&self, users: &[UserRecord]) -> Result<Vec<ImportOutcome>, StoreError>;
 
     /// Creates the session and records its first refresh token, if any.
     async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError>;
@@ -309,11 +346,14 @@ pub trait Store: Send + Sync + 'static {
     async fn changes_among(&self, seqs: &[i64]) -> Result<Vec<LoggedChange>, StoreError>;
     /// The highest `seq` logged so far (0 for none).
     async fn last_change_seq(&self) -> Result<i64, StoreError>;
-    /// Unrevoked sessions whose absolute expiry is after `now`, newest first.
+    /// Live sessions (unrevoked, neither expired nor idle past their timeout), newest first
+    /// `(created_at, id)`, those older than `before` only, at most `limit`.
     async fn list_sessions(
         &self,
         user_id: &str,
         now: Timestamp,
+        before: Option<&Keyset>,
+        limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;

@@ -8,6 +8,7 @@
 //! This module owns the admission: permits, the waiting queue and load shedding. The threads that
 //! run the hashes are in `threads`, and argon2id into and out of PHC strings in `phc`.
 
+mod imported;
 mod phc;
 mod threads;
 
@@ -190,7 +191,11 @@ impl PasswordHasher {
         let matched = self
             .threads
             .run(permit, move |memory| {
-                matches_phc(password.as_bytes(), &hash, memory)
+                if imported::is_bcrypt(&hash) {
+                    imported::matches_bcrypt(password.as_bytes(), &hash)
+                } else {
+                    matches_phc(password.as_bytes(), &hash, memory)
+                }
             })
             .await?;
         Ok(matched && user_exists)
@@ -263,6 +268,10 @@ impl PasswordHashing for PasswordHasher {
 
     fn needs_rehash(&self, stored: &str) -> bool {
         PasswordHasher::needs_rehash(self, stored)
+    }
+
+    fn importable(&self, stored: &str) -> Result<(), &'static str> {
+        imported::importable(stored)
     }
 
     fn ensure_capacity(&self) -> Result<(), AuthError> {

@@ -6,6 +6,7 @@
 //! This module holds the statements, one per `Store` method; `rows` holds what they read back
 //! (column lists and row decoders).
 
+mod account_admin;
 mod accounts;
 mod changes;
 pub(crate) mod group_commit;
@@ -19,7 +20,10 @@ pub(crate) use retention::{dropped_keys, ended_before, old_changes, retention_st
 pub(crate) use rotations::rotation_writer;
 pub(crate) use rows::{decode_rows, select_sessions, select_users};
 pub(crate) use services::{select_service_clients, service_statements};
-pub(crate) use {accounts::account_statements, changes::change_log, keys::key_statements};
+pub(crate) use {
+    account_admin::admin_statements, accounts::account_statements, changes::change_log,
+    keys::key_statements,
+};
 
 macro_rules! impl_sql_store {
     // `$together` writes several sessions' rotations in one go (`store/bulk_rotations.rs`).
@@ -31,9 +35,9 @@ macro_rules! impl_sql_store {
             Timestamp,
             model::{Revocation, SessionKind},
             ports::{
-                FanoutEvent, KeyRotation, KeyRotationOutcome, LapsedGeneration, LoggedChange, NewSession,
+                FanoutEvent, ImportOutcome, Keyset, KeyRotation, KeyRotationOutcome, LapsedGeneration, LoggedChange, NewSession,
                 PrivateKeyReplacement, RefreshRotation, RevokeReason, RevokedSession, ServiceClientRecord,
-                ServiceRotation, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
+                ServiceRotation, SessionRecord, SigningKeyRecord, Store, StoreError, TOMBSTONE_KEY_PREFIX, UserFilter, UserRecord,
             },
         };
 
@@ -44,6 +48,7 @@ macro_rules! impl_sql_store {
         $crate::store::sql::retention_statements!($store, $row);
         $crate::store::sql::service_statements!($row);
         $crate::store::sql::account_statements!($store, $row);
+        $crate::store::sql::admin_statements!($row);
 
         #[async_trait]
         impl Store for $store {
@@ -119,6 +124,18 @@ macro_rules! impl_sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(result.rows_affected() == 1)
+            }
+
+            async fn list_users(&self, filter: &UserFilter, after: Option<&Keyset>, limit: u32) -> Result<Vec<UserRecord>, StoreError> {
+                list_users_page(&self.pool, filter, after, limit).await
+            }
+
+            async fn delete_user(&self, user_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+                tombstone_user(&self.pool, user_id, now).await
+            }
+
+            async fn import_users(&self, users: &[UserRecord]) -> Result<Vec<ImportOutcome>, StoreError> {
+                import_batch(&self.pool, users).await
             }
 
             async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError> {
@@ -317,17 +334,8 @@ macro_rules! impl_sql_store {
                 read_last_change_seq(&self.pool).await
             }
 
-            async fn list_sessions(&self, user_id: &str, now: Timestamp) -> Result<Vec<SessionRecord>, StoreError> {
-                let rows = sqlx::query(concat!(
-                    $crate::store::sql::select_sessions!(),
-                    "WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
-                     AND s.last_seen_at + s.idle_timeout_ms > $2 ORDER BY s.created_at DESC, s.id DESC"
-                ))
-                .bind(user_id)
-                .bind(now.millis())
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.iter().map(session_from_row).collect::<Result<_, _>>()?)
+            async fn list_sessions(&self, user_id: &str, now: Timestamp, before: Option<&Keyset>, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
+                list_sessions_page(&self.pool, user_id, now, before, limit).await
             }
 
             async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {

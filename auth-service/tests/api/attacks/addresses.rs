@@ -79,7 +79,12 @@ async fn recorded_peers(
 ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let store = app.database.store().await?;
     let sessions = store
-        .list_sessions(user_id, auth_service::domain::Timestamp::from_millis(0))
+        .list_sessions(
+            user_id,
+            auth_service::domain::Timestamp::from_millis(0),
+            None,
+            u32::MAX,
+        )
         .await?;
     Ok(sessions
         .into_iter()

@@ -73,6 +73,7 @@ async fn nul_bytes_on_the_admin_paths_are_invalid_arguments(backend: Backend) ->
     );
     let list = pb::ListUserSessionsRequest {
         user_id: NUL_ID.into(),
+        ..Default::default()
     };
     assert_error(
         admin
@@ -103,6 +104,7 @@ async fn nul_bytes_on_the_admin_paths_are_invalid_arguments(backend: Backend) ->
     );
     let own_list = pb::ListSessionsRequest {
         user_id: NUL_ID.into(),
+        ..Default::default()
     };
     assert_error(
         app.auth

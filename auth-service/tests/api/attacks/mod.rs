@@ -39,7 +39,10 @@ pub async fn stored_session_count(
 ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let store = app.database.store().await?;
     let epoch = auth_service::domain::Timestamp::from_millis(0);
-    Ok(store.list_sessions(user_id, epoch).await?.len())
+    Ok(store
+        .list_sessions(user_id, epoch, None, u32::MAX)
+        .await?
+        .len())
 }
 
 /// A request as a proxy forwards it: `x-forwarded-for: <forwarded_for>`.
