@@ -231,14 +231,23 @@ pub(super) fn mixed_open_call(
                 let mut client = auth[caller % auth.len()].clone();
                 let (chains, next_chain) = (Arc::clone(&chains), Arc::clone(&next_chain));
                 let call: Call = Box::pin(async move {
-                    // The next chain not in flight (or retired), trying each at most once.
-                    for _ in 0..chains.len() {
-                        let chain = next_chain.fetch_add(1, Ordering::Relaxed);
-                        if let Some(outcome) = chains.refresh(chain, &mut client).await {
-                            return outcome.map(|_| ());
+                    // The next chain not in flight (or retired). When every chain is in flight
+                    // (a slow moment with few users), wait for one rather than fail a call the
+                    // service never saw: the wait counts in the latency, which runs from when
+                    // the call was due.
+                    let give_up = tokio::time::Instant::now() + CHAIN_WAIT;
+                    loop {
+                        for _ in 0..chains.len() {
+                            let chain = next_chain.fetch_add(1, Ordering::Relaxed);
+                            if let Some(outcome) = chains.refresh(chain, &mut client).await {
+                                return outcome.map(|_| ());
+                            }
                         }
+                        if tokio::time::Instant::now() >= give_up {
+                            return Err(Status::aborted("no free refresh chain"));
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                     }
-                    Err(Status::aborted("no free refresh chain"))
                 });
                 ("refresh", call)
             }
@@ -246,6 +255,9 @@ pub(super) fn mixed_open_call(
         }
     }
 }
+
+/// How long an open-loop refresh waits for a chain when every chain is in flight.
+const CHAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(super) fn order_call(
     clients: &Clients,
