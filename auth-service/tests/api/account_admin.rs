@@ -5,7 +5,7 @@
 use auth_api::v1::{self as pb, CredentialKind, get_user_request::Lookup};
 use tonic::{Code, Status};
 
-use crate::admin::{BoxError, admin, client};
+use crate::admin::{BoxError, admin, client, login_with};
 use crate::helpers::{
     Backend, PASSWORD, TestApp, TestResult, assert_error, on_both_backends, session_token,
     token_pair, with_bearer,
@@ -188,20 +188,6 @@ async fn delete(
     Ok(client(app).delete_user(request).await?.into_inner())
 }
 
-async fn login(app: &TestApp, email: &str, password: &str) -> Result<pb::LoginResponse, Status> {
-    Ok(app
-        .auth
-        .clone()
-        .login(pb::LoginRequest {
-            email: email.into(),
-            password: password.into(),
-            kind: CredentialKind::Tokens.into(),
-            management: false,
-        })
-        .await?
-        .into_inner())
-}
-
 async fn a_deleted_user_loses_every_session_and_only_a_tombstone_keeps_the_id(
     backend: Backend,
 ) -> TestResult {
@@ -210,7 +196,7 @@ async fn a_deleted_user_loses_every_session_and_only_a_tombstone_keeps_the_id(
     let token = &admin.access_token;
     let email = "gone@delete.test";
     let user_id = create_user(&app, token, email, &["billing"]).await?;
-    let tokens = token_pair(&login(&app, email, PASSWORD).await?)?;
+    let tokens = token_pair(&login_with(&app, email, PASSWORD).await?)?;
     let manager = app.manager_token(email).await?;
 
     let deleted = delete(&app, token, &user_id).await?;
@@ -229,7 +215,7 @@ async fn a_deleted_user_loses_every_session_and_only_a_tombstone_keeps_the_id(
     assert!(app.refresh(&tokens.refresh_token).await.is_err());
     // The password no longer logs in: answered like an unknown email.
     assert_error(
-        login(&app, email, PASSWORD).await,
+        login_with(&app, email, PASSWORD).await,
         Code::Unauthenticated,
         "INVALID_CREDENTIALS",
     );
@@ -282,7 +268,7 @@ async fn a_deleted_user_loses_every_session_and_only_a_tombstone_keeps_the_id(
     let reborn = create_user(&app, token, email, &[]).await?;
     assert_ne!(reborn, user_id);
     let principal = app
-        .verify(&token_pair(&login(&app, email, PASSWORD).await?)?.access_token)
+        .verify(&token_pair(&login_with(&app, email, PASSWORD).await?)?.access_token)
         .await?
         .principal
         .ok_or("principal")?;
@@ -317,7 +303,7 @@ async fn an_admin_sets_a_password_and_every_session_of_the_user_ends(
     let token = &admin.access_token;
     let email = "forgetful@password.test";
     let user_id = create_user(&app, token, email, &[]).await?;
-    let tokens = token_pair(&login(&app, email, PASSWORD).await?)?;
+    let tokens = token_pair(&login_with(&app, email, PASSWORD).await?)?;
     let set = |password: &str| {
         let request = with_bearer(
             token,
@@ -350,11 +336,11 @@ async fn an_admin_sets_a_password_and_every_session_of_the_user_ends(
         "SESSION_REVOKED",
     );
     assert_error(
-        login(&app, email, PASSWORD).await,
+        login_with(&app, email, PASSWORD).await,
         Code::Unauthenticated,
         "INVALID_CREDENTIALS",
     );
-    login(&app, email, new_password).await?;
+    login_with(&app, email, new_password).await?;
 
     let own = client(&app)
         .set_password(with_bearer(

@@ -92,7 +92,7 @@ async fn suspend(app: &TestApp, token: &str, user_id: &str) -> Result<u32, Statu
         .revoked_count)
 }
 
-async fn login_with(
+pub(crate) async fn login_with(
     app: &TestApp,
     email: &str,
     password: &str,

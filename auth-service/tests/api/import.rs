@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 
-use auth_api::v1::{self as pb, CredentialKind, ImportOutcome};
+use auth_api::v1::{self as pb, ImportOutcome};
 use serde_json::Value;
 use tonic::Code;
 
-use crate::admin::{BoxError, admin, client};
+use crate::admin::{BoxError, admin, client, login_with};
 use crate::authctl::{Auth, authctl, stdout};
 use crate::helpers::{Backend, TestApp, TestResult, assert_error, on_both_backends, with_bearer};
 
@@ -51,24 +51,6 @@ async fn import(
         .results)
 }
 
-async fn login(
-    app: &TestApp,
-    email: &str,
-    password: &str,
-) -> Result<pb::LoginResponse, tonic::Status> {
-    Ok(app
-        .auth
-        .clone()
-        .login(pb::LoginRequest {
-            email: email.into(),
-            password: password.into(),
-            kind: CredentialKind::Tokens.into(),
-            management: false,
-        })
-        .await?
-        .into_inner())
-}
-
 async fn accounts_hashed_by_bcryptjs_import_log_in_and_are_upgraded_to_argon2id(
     backend: Backend,
 ) -> TestResult {
@@ -104,7 +86,7 @@ async fn accounts_hashed_by_bcryptjs_import_log_in_and_are_upgraded_to_argon2id(
     // replaced the bcrypt hash with argon2id; the next login checks that one.
     for user in &users {
         let password = &passwords[&user.email];
-        let tokens = login(&app, &user.email, password).await?;
+        let tokens = login_with(&app, &user.email, password).await?;
         let principal = app
             .verify(&crate::helpers::token_pair(&tokens)?.access_token)
             .await?
@@ -123,11 +105,11 @@ async fn accounts_hashed_by_bcryptjs_import_log_in_and_are_upgraded_to_argon2id(
     }
     // A wrong password is refused, before and after the upgrade, like any other.
     assert_error(
-        login(&app, "alice@example.com", "alice in wonderlan").await,
+        login_with(&app, "alice@example.com", "alice in wonderlan").await,
         Code::Unauthenticated,
         "INVALID_CREDENTIALS",
     );
-    login(&app, "BOB@example.com", &passwords["Bob@Example.com"]).await?;
+    login_with(&app, "BOB@example.com", &passwords["Bob@Example.com"]).await?;
 
     // Importing again skips every row; rows that cannot be accounts say why.
     let again = import(&app, &admin.access_token, users.clone()).await?;
@@ -293,7 +275,7 @@ async fn ten_thousand_accounts_import_in_batches_and_importing_them_again_change
     assert_eq!(listed, ACCOUNTS);
     let index = 7;
     let source = &users[index % users.len()];
-    login(
+    login_with(
         &app,
         &format!("user{index}@bulk.test"),
         &passwords[&source.email],
