@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use sqlx::{Postgres, Transaction};
+use sqlx::{Postgres, Row as _, Transaction};
 
 use crate::domain::ports::{RefreshRotation, StoreError};
 
@@ -47,35 +47,17 @@ pub(super) async fn postgres_together(
     batch: &[RefreshRotation],
     first: &[usize],
 ) -> Result<Vec<bool>, StoreError> {
-    let pick = |field: fn(&RefreshRotation) -> Vec<u8>| -> Vec<Vec<u8>> {
-        first.iter().map(|&index| field(&batch[index])).collect()
-    };
-    let millis = |field: fn(&RefreshRotation) -> i64| -> Vec<i64> {
-        first.iter().map(|&index| field(&batch[index])).collect()
-    };
-    let sessions: Vec<&str> = first
-        .iter()
-        .map(|&index| batch[index].session_id.as_str())
-        .collect();
+    let sessions = column(batch, first, |r| r.session_id.as_str());
     let rows = sqlx::query(POSTGRES_BATCH)
         .bind(&sessions)
-        .bind(pick(|r| r.expected_current.clone()))
-        .bind(pick(|r| r.new_current.clone()))
-        .bind(pick(|r| r.new_previous.clone()))
-        .bind(millis(|r| r.rotated_at.millis()))
-        .bind(millis(|r| r.refresh_expires_at.millis()))
-        .bind(millis(|r| r.now.millis()))
+        .bind(column(batch, first, |r| r.expected_current.as_slice()))
+        .bind(column(batch, first, |r| r.new_current.as_slice()))
+        .bind(column(batch, first, |r| r.new_previous.as_slice()))
+        .bind(column(batch, first, |r| r.rotated_at.millis()))
+        .bind(column(batch, first, |r| r.refresh_expires_at.millis()))
+        .bind(column(batch, first, |r| r.now.millis()))
         .fetch_all(&mut **tx)
         .await?;
-    verdicts(&sessions, &rows)
-}
-
-/// One verdict per session of `sessions`: whether `RETURNING` named it.
-fn verdicts<R: sqlx::Row>(sessions: &[&str], rows: &[R]) -> Result<Vec<bool>, StoreError>
-where
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-{
     let winners = rows
         .iter()
         .map(|row| row.try_get::<String, _>("id"))
@@ -84,6 +66,15 @@ where
         .iter()
         .map(|session| winners.contains(*session))
         .collect())
+}
+
+/// One field of the rotations at `first`, as the array the statement binds.
+fn column<'a, T>(
+    batch: &'a [RefreshRotation],
+    first: &[usize],
+    field: impl Fn(&'a RefreshRotation) -> T,
+) -> Vec<T> {
+    first.iter().map(|&index| field(&batch[index])).collect()
 }
 
 #[cfg(test)]
