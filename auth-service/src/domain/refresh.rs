@@ -93,18 +93,13 @@ pub async fn rotate(
         return Err(AuthError::MissingCredential);
     }
     let hash = OpaqueToken::hash_of(presented)?;
-    let session_id = store
-        .find_session_id_by_refresh_hash(&hash.0)
-        .await?
-        .ok_or(AuthError::TokenInvalid)?;
+    // One read finds the session, its state and its owner's; a lost race reads it again.
+    let mut found = store.find_session_by_refresh_hash(&hash.0).await?;
     for _ in 0..MAX_ROTATION_ATTEMPTS {
-        let session = store
-            .find_session(&session_id)
-            .await?
-            .ok_or(AuthError::TokenInvalid)?;
+        let session = found.take().ok_or(AuthError::TokenInvalid)?;
         session.ensure_live(now)?;
         revoker
-            .end_if_superseded_meanwhile(&session.user_id, &session.id, None, now)
+            .end_if_owner_barred(&session.id, session.owner, now)
             .await?;
         let head = session
             .refresh_current_hash
@@ -143,6 +138,7 @@ pub async fn rotate(
             });
         }
         // Another refresh of this session won the race: decide again on fresh state.
+        found = store.find_session(&rotation.session_id).await?;
     }
     Err(AuthError::Contended)
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::{
     AuthError, Timestamp,
     model::Revocation,
-    ports::{RevocationNews, RevokeReason, Store},
+    ports::{OwnerStanding, RevocationNews, RevokeReason, Store},
 };
 
 pub struct Revoker {
@@ -120,19 +120,15 @@ impl Revoker {
         let Some(user) = self.store.find_user(user_id).await? else {
             return Ok(());
         };
-        if user.is_deleted() {
-            self.end_session(session_id, RevokeReason::Deleted, now)
-                .await?;
-            // A login answers like a wrong password; a refresh learns its session ended.
-            return Err(match proven_hash {
-                Some(_) => AuthError::InvalidCredentials,
-                None => AuthError::SessionRevoked,
-            });
-        }
-        if user.suspended_at.is_some() {
-            self.end_session(session_id, RevokeReason::Suspended, now)
-                .await?;
-            return Err(AuthError::AccountSuspended);
+        match self
+            .end_if_owner_barred(session_id, user.standing(), now)
+            .await
+        {
+            // A login answers a deleted account like a wrong password.
+            Err(AuthError::SessionRevoked) if proven_hash.is_some() => {
+                return Err(AuthError::InvalidCredentials);
+            }
+            outcome => outcome?,
         }
         if proven_hash.is_some_and(|proven| proven != user.password_hash) {
             self.end_session(session_id, RevokeReason::PasswordChanged, now)
@@ -140,6 +136,24 @@ impl Revoker {
             return Err(AuthError::InvalidCredentials);
         }
         Ok(())
+    }
+
+    /// Ends the session if its owner's account, as read after (or in the same statement as)
+    /// the session, is deleted or suspended. Refresh reads both in one statement, so the order
+    /// argument of the module comment holds without reading the account again.
+    pub async fn end_if_owner_barred(
+        &self,
+        session_id: &str,
+        owner: OwnerStanding,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        let (reason, refusal) = match owner {
+            OwnerStanding::Active => return Ok(()),
+            OwnerStanding::Deleted => (RevokeReason::Deleted, AuthError::SessionRevoked),
+            OwnerStanding::Suspended => (RevokeReason::Suspended, AuthError::AccountSuspended),
+        };
+        self.end_session(session_id, reason, now).await?;
+        Err(refusal)
     }
 
     async fn announce(&self, revocations: Vec<Revocation>) {

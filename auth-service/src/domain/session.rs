@@ -84,6 +84,7 @@ pub fn activity_is_stale(last_seen_at: Timestamp, idle_timeout_ms: i64, now: Tim
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ports::OwnerStanding;
 
     fn session(last_seen_ms: i64, idle_ms: i64, expires_ms: i64) -> SessionRecord {
         SessionRecord {
@@ -106,6 +107,7 @@ mod tests {
             peer_address: String::new(),
             management: false,
             email_verified: false,
+            owner: OwnerStanding::Active,
         }
     }
 

@@ -25,11 +25,13 @@ impl AuthCore {
             let hash = OpaqueToken::hash_of(token)?;
             match self.store.find_session_by_token_hash(&hash.0).await? {
                 Some(session) => session.id,
-                None => self
-                    .store
-                    .find_session_id_by_refresh_hash(&hash.0)
-                    .await?
-                    .ok_or(AuthError::TokenInvalid)?,
+                None => {
+                    self.store
+                        .find_session_by_refresh_hash(&hash.0)
+                        .await?
+                        .ok_or(AuthError::TokenInvalid)?
+                        .id
+                }
             }
         } else {
             // Any audience: an exchanged token may end its session too.

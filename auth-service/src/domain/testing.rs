@@ -15,7 +15,7 @@ use super::{
     Timestamp,
     model::Revocation,
     ports::{
-        FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession,
+        FanoutEvent, KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, OwnerStanding,
         PrivateKeyReplacement, RefreshRotation, RevocationNews, RevokeReason, RevokedSession,
         SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
     },
@@ -53,10 +53,14 @@ impl MemoryStore {
             .map_err(|_| StoreError::Other("memory store poisoned".into()))
     }
 
-    /// The session as stored now (for assertions).
+    /// The session with its owner's standing as of now, as the SQL stores read it (a join).
     pub fn session(&self, session_id: &str) -> Option<SessionRecord> {
         let tables = self.tables.lock().ok()?;
-        tables.sessions.iter().find(|s| s.id == session_id).cloned()
+        let mut session = tables.sessions.iter().find(|s| s.id == session_id)?.clone();
+        if let Some(owner) = tables.users.iter().find(|u| u.id == session.user_id) {
+            session.owner = owner.standing();
+        }
+        Some(session)
     }
 }
 
@@ -173,6 +177,7 @@ impl Store for MemoryStore {
             peer_address: new.peer_address.clone(),
             management: new.management,
             email_verified: false,
+            owner: OwnerStanding::Active,
         });
         Ok(())
     }
@@ -218,11 +223,13 @@ impl Store for MemoryStore {
         Ok(found.cloned())
     }
 
-    async fn find_session_id_by_refresh_hash(
+    async fn find_session_by_refresh_hash(
         &self,
         hash: &[u8],
-    ) -> Result<Option<String>, StoreError> {
-        Ok(self.tables()?.refresh_tokens.get(hash).cloned())
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        tokio::task::yield_now().await;
+        let session_id = self.tables()?.refresh_tokens.get(hash).cloned();
+        Ok(session_id.and_then(|id| self.session(&id)))
     }
 
     async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError> {

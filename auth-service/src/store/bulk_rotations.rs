@@ -1,15 +1,18 @@
-//! PostgreSQL writes a group commit's rotations in one statement instead of two per rotation
-//! (`sql/rotations.rs`): the batch travels as arrays, is unnested server-side, and every new token
-//! is recorded and every session compare-and-set at once, saving a round trip and a plan per
-//! rotation. Idempotent like `rotate_one`: a session already at the rotation's new token wins.
+//! A group commit's rotations in one call instead of two statements per rotation
+//! (`sql/rotations.rs`): every new token is recorded and every session compare-and-set at once.
+//! Idempotent like `rotate_one`: a session already at the rotation's new token wins.
 //!
-//! SQLite writes its batches statement by statement (`rotate_each`): a one-statement form with the
-//! batch as a JSON parameter saved thread hand-offs but re-parsed the JSON for every field and
-//! measured slower (BENCHMARKS.md, "The write path").
+//! - PostgreSQL: one statement; the batch travels as arrays and is unnested server-side, saving
+//!   a round trip and a plan per rotation.
+//! - SQLite: two statements sent in one call, the batch as bound `$n` parameters, seven a
+//!   rotation. Each sqlx SQLite call is a hand-off to the connection's thread and back, and those
+//!   hand-offs, not SQLite, were most of a refresh's CPU (BENCHMARKS.md, "The write path"). An
+//!   earlier form with the batch as one JSON parameter re-parsed the JSON for every field and
+//!   measured slower than statement by statement.
 
 use std::collections::HashSet;
 
-use sqlx::{Postgres, Row as _, Transaction};
+use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::domain::ports::{RefreshRotation, StoreError};
 
@@ -32,6 +35,63 @@ WHERE s.id = b.session_id
   AND (s.refresh_current_hash = b.expected_current OR s.refresh_current_hash = b.new_current)
   AND s.revoked_at IS NULL
 RETURNING s.id";
+
+/// Parameters per rotation in the SQLite batch, in this order.
+const SQLITE_FIELDS: [&str; 7] = [
+    "session_id",
+    "expected_current",
+    "new_current",
+    "new_previous",
+    "rotated_at",
+    "refresh_expires_at",
+    "seen_at",
+];
+
+/// The SQLite batch for `rotations` rotations: an INSERT of every new token, then an UPDATE
+/// joined to the batch (a CTE of `VALUES` rows, each session found by its primary key) whose
+/// `RETURNING` names the winners. sqlx binds `$n` by number in both statements.
+fn sqlite_batch(rotations: usize) -> String {
+    let parameter = |rotation: usize, field: &str| {
+        let index = SQLITE_FIELDS
+            .iter()
+            .position(|name| *name == field)
+            .unwrap_or(0);
+        format!("${}", rotation * SQLITE_FIELDS.len() + index + 1)
+    };
+    let tokens: Vec<String> = (0..rotations)
+        .map(|r| {
+            format!(
+                "({}, {}, {})",
+                parameter(r, "new_current"),
+                parameter(r, "session_id"),
+                parameter(r, "seen_at")
+            )
+        })
+        .collect();
+    let rows: Vec<String> = (0..rotations)
+        .map(|r| {
+            let fields: Vec<String> = SQLITE_FIELDS
+                .iter()
+                .map(|field| parameter(r, field))
+                .collect();
+            format!("({})", fields.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES {} \
+         ON CONFLICT (token_hash) DO NOTHING; \
+         WITH b({}) AS (VALUES {}) \
+         UPDATE sessions SET refresh_current_hash = b.new_current, refresh_previous_hash = b.new_previous, \
+         refresh_rotated_at = b.rotated_at, refresh_expires_at = b.refresh_expires_at, last_seen_at = b.seen_at \
+         FROM b WHERE sessions.id = b.session_id \
+         AND (sessions.refresh_current_hash = b.expected_current OR sessions.refresh_current_hash = b.new_current) \
+         AND sessions.revoked_at IS NULL \
+         RETURNING sessions.id",
+        tokens.join(", "),
+        SQLITE_FIELDS.join(", "),
+        rows.join(", "),
+    )
+}
 
 /// The first rotation of each session goes into the one statement; a later rotation of the same
 /// session in the batch (a race on one token) must see the first one's result, so it runs
@@ -58,13 +118,48 @@ pub(super) async fn postgres_together(
         .bind(column(batch, first, |r| r.now.millis()))
         .fetch_all(&mut **tx)
         .await?;
+    verdicts(batch, first, &rows)
+}
+
+/// Writes `first` (indexes into `batch`, one per session) in one call; their verdicts.
+pub(super) async fn sqlite_together(
+    tx: &mut Transaction<'static, Sqlite>,
+    batch: &[RefreshRotation],
+    first: &[usize],
+) -> Result<Vec<bool>, StoreError> {
+    let sql = sqlite_batch(first.len());
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for rotation in first.iter().map(|&index| &batch[index]) {
+        query = query
+            .bind(rotation.session_id.as_str())
+            .bind(rotation.expected_current.as_slice())
+            .bind(rotation.new_current.as_slice())
+            .bind(rotation.new_previous.as_slice())
+            .bind(rotation.rotated_at.millis())
+            .bind(rotation.refresh_expires_at.millis())
+            .bind(rotation.now.millis());
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    verdicts(batch, first, &rows)
+}
+
+/// Whether each rotation at `first` won, from the session ids the batch returned.
+fn verdicts<R: sqlx::Row>(
+    batch: &[RefreshRotation],
+    first: &[usize],
+    rows: &[R],
+) -> Result<Vec<bool>, StoreError>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
     let winners = rows
         .iter()
-        .map(|row| row.try_get::<String, _>("id"))
+        .map(|row| row.try_get::<String, _>(0))
         .collect::<Result<HashSet<_>, _>>()?;
-    Ok(sessions
+    Ok(first
         .iter()
-        .map(|session| winners.contains(*session))
+        .map(|&index| winners.contains(&batch[index].session_id))
         .collect())
 }
 
@@ -93,6 +188,19 @@ mod tests {
             refresh_expires_at: at,
             now: at,
         }
+    }
+
+    #[test]
+    fn the_sqlite_batch_numbers_seven_parameters_a_rotation() {
+        let sql = sqlite_batch(2);
+        assert!(
+            sql.contains("VALUES ($3, $1, $7), ($10, $8, $14) ON CONFLICT"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14))"),
+            "{sql}"
+        );
     }
 
     #[test]

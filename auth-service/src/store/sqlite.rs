@@ -15,9 +15,46 @@ use super::sql::{group_commit::GroupCommit, impl_sql_store};
 /// larger batches mean fewer fsyncs.
 const ROTATION_COMMITTERS: usize = 1;
 
+/// Prepared statements kept per connection (sqlx's default is 100).
+const STATEMENT_CACHE: usize = 256;
+
+/// How often the write-ahead log is copied back into the database (`checkpoint_wal`).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 pub struct SqliteStore {
     pool: SqlitePool,
     rotations: Arc<GroupCommit<SqlRotations>>,
+    _checkpoints: Checkpoints,
+}
+
+/// The task that checkpoints the write-ahead log; it ends with the store.
+struct Checkpoints(tokio::task::JoinHandle<()>);
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// By default SQLite checkpoints inside whichever commit crosses 1,000 log pages: that commit
+/// also copies the log into the database and waits for its fsync, so now and then a whole
+/// batch of rotations waited for both (the tail of Refresh). Here a task of its own checkpoints
+/// instead (PASSIVE, as automatic checkpoints are: it neither waits for nor blocks readers and
+/// the writer), and no commit ever does.
+fn checkpoint_wal(pool: SqlitePool) -> Checkpoints {
+    Checkpoints(tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(%error, "a write-ahead log checkpoint failed; the next one retries");
+            }
+        }
+    }))
 }
 
 impl SqliteStore {
@@ -43,14 +80,24 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             // Writers queue for the single write lock instead of failing at once.
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // The rotation batch's text depends on its size (up to 64, `bulk_rotations.rs`):
+            // room for each size beside the other statements, so none is prepared again.
+            .statement_cache_capacity(STATEMENT_CACHE)
+            // Commits never checkpoint: `checkpoint_wal` does.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let rotations = GroupCommit::new(SqlRotations { pool: pool.clone() }, ROTATION_COMMITTERS);
-        Ok(Self { pool, rotations })
+        let _checkpoints = checkpoint_wal(pool.clone());
+        Ok(Self {
+            pool,
+            rotations,
+            _checkpoints,
+        })
     }
 }
 
@@ -71,4 +118,8 @@ impl crate::domain::ports::PruneLease for NoLease {
     async fn release(self: Box<Self>) {}
 }
 
-impl_sql_store!(SqliteStore, sqlx::sqlite::SqliteRow, rotate_each);
+impl_sql_store!(
+    SqliteStore,
+    sqlx::sqlite::SqliteRow,
+    super::bulk_rotations::sqlite_together
+);

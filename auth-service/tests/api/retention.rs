@@ -333,10 +333,10 @@ async fn prune_dry_run_counts_and_prune_deletes_exactly_what_is_past_the_horizon
         assert!(store.find_session(id).await?.is_some(), "{id} pruned");
     }
     for hash in &seeded.pruned_hashes {
-        assert!(store.find_session_id_by_refresh_hash(hash).await?.is_none());
+        assert!(store.find_session_by_refresh_hash(hash).await?.is_none());
     }
     for hash in &seeded.kept_hashes {
-        assert!(store.find_session_id_by_refresh_hash(hash).await?.is_some());
+        assert!(store.find_session_by_refresh_hash(hash).await?.is_some());
     }
     let kids: Vec<String> = store
         .list_signing_keys()

@@ -2,21 +2,25 @@
 //! batch in `store/postgres_rotations.rs`), driven directly so that many rotations arrive
 //! together and share group commits: each keeps its own compare-and-set verdict, a race on one
 //! token has one winner, and a rotation written twice (its commit landed but the confirmation
-//! was lost) is not reported as a lost race.
+//! was lost) is not reported as a lost race. Refresh reads a session and its owner's standing in
+//! one statement, found by any refresh token the session ever issued. SQLite's write-ahead log
+//! is checkpointed by a task of its own, never inside a rotation's commit.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use auth_service::domain::{
     Timestamp,
     model::SessionKind,
-    ports::{NewSession, RefreshRotation, Store, UserRecord},
+    ports::{NewSession, OwnerStanding, RefreshRotation, Store, UserRecord},
 };
+use sqlx::Row as _;
 
 use crate::helpers::{Backend, TestDatabase, TestResult, on_both_backends, unique_email};
 
 on_both_backends!(
     concurrent_rotations_of_many_sessions_each_keep_their_own_verdict,
     a_rotation_written_again_after_it_landed_still_wins,
+    any_token_of_a_session_finds_it_with_its_owners_standing,
 );
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -41,6 +45,15 @@ fn rotation(session: &str, from: usize, to: usize, now: Timestamp) -> RefreshRot
 
 /// A user with `count` token sessions, each at refresh token `token(id, 0)`.
 async fn sessions(store: &dyn Store, count: usize, now: Timestamp) -> Result<Vec<String>, Error> {
+    Ok(owned_sessions(store, count, now).await?.1)
+}
+
+/// [`sessions`], with their owner's id.
+async fn owned_sessions(
+    store: &dyn Store,
+    count: usize,
+    now: Timestamp,
+) -> Result<(String, Vec<String>), Error> {
     let email = unique_email("rotations");
     let user_id = auth_service::domain::opaque_token::new_id()?;
     store
@@ -75,7 +88,7 @@ async fn sessions(store: &dyn Store, count: usize, now: Timestamp) -> Result<Vec
             .await?;
         ids.push(id);
     }
-    Ok(ids)
+    Ok((user_id, ids))
 }
 
 async fn current_token(store: &dyn Store, session: &str) -> Result<Option<Vec<u8>>, Error> {
@@ -159,4 +172,86 @@ async fn a_rotation_written_again_after_it_landed_still_wins(backend: Backend) -
     assert!(!store.rotate_refresh(&rotation(id, 0, 2, now)).await?);
     assert_eq!(current_token(store.as_ref(), id).await?, Some(token(id, 1)));
     Ok(())
+}
+
+async fn any_token_of_a_session_finds_it_with_its_owners_standing(backend: Backend) -> TestResult {
+    let database = TestDatabase::create(&backend).await?;
+    let store = database.store().await?;
+    let now = Timestamp::from_millis(1_800_000_000_000);
+    let (user_id, ids) = owned_sessions(store.as_ref(), 2, now).await?;
+    let id = &ids[0];
+    assert!(store.rotate_refresh(&rotation(id, 0, 1, now)).await?);
+    assert!(store.rotate_refresh(&rotation(id, 1, 2, now)).await?);
+
+    // The head and every spent token find the session (reuse detection needs the spent ones).
+    for n in 0..3 {
+        let found = store.find_session_by_refresh_hash(&token(id, n)).await?;
+        let found = found.ok_or("a token the session issued finds no session")?;
+        assert_eq!(&found.id, id);
+        assert_eq!(found.refresh_current_hash, Some(token(id, 2)));
+        assert_eq!(found.owner, OwnerStanding::Active);
+    }
+    assert!(
+        store
+            .find_session_by_refresh_hash(b"never issued")
+            .await?
+            .is_none()
+    );
+
+    assert!(store.suspend_user(&user_id, now).await?);
+    let found = store.find_session_by_refresh_hash(&token(id, 2)).await?;
+    assert_eq!(found.map(|s| s.owner), Some(OwnerStanding::Suspended));
+    assert!(store.delete_user(&user_id, now).await?);
+    let found = store
+        .find_session_by_refresh_hash(&token(&ids[1], 0))
+        .await?;
+    assert_eq!(found.map(|s| s.owner), Some(OwnerStanding::Deleted));
+    Ok(())
+}
+
+/// The log is copied back into the database file by the store's own task: shortly after a few
+/// rotations the database file alone (no log beside it) holds them, though the log is far below
+/// the 1,000 pages at which one of the commits would have copied it.
+#[tokio::test]
+async fn sqlite_checkpoints_its_log_outside_the_commits() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = auth_service::store::SqliteStore::open_in(dir.path()).await?;
+    let now = Timestamp::from_millis(1_800_000_000_000);
+    let ids = sessions(&store, 8, now).await?;
+    for id in &ids {
+        assert!(store.rotate_refresh(&rotation(id, 0, 1, now)).await?);
+    }
+    let copies = tempfile::tempdir()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    for attempt in 0.. {
+        let copy = copies.path().join(format!("copy-{attempt}.db"));
+        std::fs::copy(dir.path().join("auth.db"), &copy)?;
+        if database_file_holds(&copy, &ids).await.unwrap_or(false) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(
+        "after 5 s the database file still lacks the rotations: the log was not checkpointed"
+            .into(),
+    )
+}
+
+/// Whether the database file `copy` (without its log) has every session at token 1.
+async fn database_file_holds(copy: &std::path::Path, ids: &[String]) -> Result<bool, Error> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(copy);
+    let mut connection = sqlx::ConnectOptions::connect(&options).await?;
+    for id in ids {
+        let row = sqlx::query("SELECT refresh_current_hash FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut connection)
+            .await?;
+        if row.try_get::<Vec<u8>, _>(0)? != token(id, 1) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

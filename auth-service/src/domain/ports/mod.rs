@@ -22,7 +22,7 @@ pub use machinery::{
 pub use retention::{PruneCounts, PruneLease, Retention};
 pub use services::{LapsedGeneration, ServiceClientRecord, ServiceRotation};
 pub use store::{
-    KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, PrivateKeyReplacement,
-    RefreshRotation, RevokeReason, RevokedSession, SessionRecord, SigningKeyRecord, Store,
-    StoreError, TOMBSTONE_KEY_PREFIX, UserRecord,
+    KeyRotation, KeyRotationOutcome, LoggedChange, NewSession, OwnerStanding,
+    PrivateKeyReplacement, RefreshRotation, RevokeReason, RevokedSession, SessionRecord,
+    SigningKeyRecord, Store, StoreError, TOMBSTONE_KEY_PREFIX, UserRecord,
 };

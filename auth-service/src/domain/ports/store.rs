@@ -49,6 +49,32 @@ impl UserRecord {
     pub fn is_deleted(&self) -> bool {
         self.email_key.starts_with(TOMBSTONE_KEY_PREFIX)
     }
+
+    pub fn standing(&self) -> OwnerStanding {
+        OwnerStanding::of(&self.email_key, self.suspended_at.is_some())
+    }
+}
+
+/// Whether an account may still hold sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerStanding {
+    Active,
+    Suspended,
+    Deleted,
+}
+
+impl OwnerStanding {
+    /// From the account's email key (a tombstone's starts with [`TOMBSTONE_KEY_PREFIX`]) and
+    /// whether it is suspended.
+    pub fn of(email_key: &str, suspended: bool) -> Self {
+        if email_key.starts_with(TOMBSTONE_KEY_PREFIX) {
+            Self::Deleted
+        } else if suspended {
+            Self::Suspended
+        } else {
+            Self::Active
+        }
+    }
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -103,6 +129,8 @@ pub struct SessionRecord {
     pub management: bool,
     /// The owner's address is verified (`users.email_verified_at`).
     pub email_verified: bool,
+    /// The owner's account, read in the same statement as the session.
+    pub owner: OwnerStanding,
 }
 
 impl std::fmt::Debug for SessionRecord {
@@ -305,11 +333,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &[u8],
     ) -> Result<Option<SessionRecord>, StoreError>;
-    /// The session any refresh token ever issued for it belongs to (for reuse detection).
-    async fn find_session_id_by_refresh_hash(
+    /// The session any refresh token ever issued for it belongs to (for reuse detection), read
+    /// in one statement.
+    async fn find_session_by_refresh_hash(
         &self,
         token_hash: &[u8],
-    ) -> Result<Option<String>, StoreError>;
+    ) -> Result<Option<SessionRecord>, StoreError>;
     /// Compare-and-set of the live refresh token: false if another rotation won the race or the
     /// session was revoked meanwhile.
     async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError>;

@@ -35,7 +35,7 @@ macro_rules! impl_sql_store {
             Timestamp,
             model::{Revocation, SessionKind},
             ports::{
-                FanoutEvent, ImportOutcome, Keyset, KeyRotation, KeyRotationOutcome, LapsedGeneration, LoggedChange, NewSession,
+                FanoutEvent, ImportOutcome, Keyset, KeyRotation, KeyRotationOutcome, LapsedGeneration, LoggedChange, NewSession, OwnerStanding,
                 PrivateKeyReplacement, RefreshRotation, RevokeReason, RevokedSession, ServiceClientRecord,
                 ServiceRotation, SessionRecord, SigningKeyRecord, Store, StoreError, TOMBSTONE_KEY_PREFIX, UserFilter, UserRecord,
             },
@@ -211,12 +211,15 @@ macro_rules! impl_sql_store {
                 Ok(row.as_ref().map(session_from_row).transpose()?)
             }
 
-            async fn find_session_id_by_refresh_hash(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
-                let row = sqlx::query("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
-                    .bind(token_hash)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(row.map(|row| row.try_get("session_id")).transpose()?)
+            async fn find_session_by_refresh_hash(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
+                let row = sqlx::query(concat!(
+                    $crate::store::sql::select_sessions!(),
+                    "JOIN refresh_tokens r ON r.session_id = s.id WHERE r.token_hash = $1"
+                ))
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map(session_from_row).transpose()?)
             }
 
             async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError> {

@@ -1,9 +1,8 @@
 //! The refresh-rotation statements, for both backends: one transaction for a whole group commit
 //! (`group_commit.rs`), each rotation an INSERT of the new token and a compare-and-set on the
 //! session. Expanded inside `impl_sql_store!`, whose imports they use. A batch of several
-//! sessions goes to the backend's `$together` (PostgreSQL: one statement, `store/bulk_rotations.rs`;
-//! SQLite: `rotate_each`); a lone rotation, and a second rotation of a session already in the
-//! batch, to `rotate_one`.
+//! sessions goes to the backend's `$together` (one call, `store/bulk_rotations.rs`); a lone
+//! rotation, and a second rotation of a session already in the batch, to `rotate_one`.
 //!
 //! A rotation is idempotent: written twice (its batch committed but the confirmation was lost,
 //! so the group commit writes it again alone), the second write finds the session already at the
@@ -43,17 +42,6 @@ macro_rules! rotation_writer {
             }
             for index in later {
                 won[index] = rotate_one(tx, &batch[index]).await?;
-            }
-            Ok(won)
-        }
-
-        /// `first` one after another (SQLite's `$together`: its statements are cheap, and each
-        /// rotation in its own statement is what measured fastest).
-        #[allow(dead_code)] // PostgreSQL writes them in one statement.
-        async fn rotate_each(tx: &mut RotationTx, batch: &[RefreshRotation], first: &[usize]) -> Result<Vec<bool>, StoreError> {
-            let mut won = Vec::with_capacity(first.len());
-            for index in first {
-                won.push(rotate_one(tx, &batch[*index]).await?);
             }
             Ok(won)
         }

@@ -8,7 +8,7 @@ macro_rules! select_sessions {
         "SELECT s.id, s.user_id, u.email, u.roles, s.kind, s.session_token_hash, s.created_at, s.last_seen_at, \
          s.idle_timeout_ms, s.expires_at, s.refresh_current_hash, s.refresh_previous_hash, \
          s.refresh_rotated_at, s.refresh_expires_at, s.revoked_at, s.user_agent, s.peer_address, s.management, \
-         u.email_verified_at \
+         u.email_verified_at, u.email_key AS owner_email_key, u.suspended_at AS owner_suspended_at \
          FROM sessions s JOIN users u ON u.id = s.user_id "
     };
 }
@@ -67,6 +67,10 @@ macro_rules! decode_rows {
                 peer_address: row.try_get("peer_address")?,
                 management: row.try_get("management")?,
                 email_verified: instant("email_verified_at")?.is_some(),
+                owner: OwnerStanding::of(
+                    row.try_get("owner_email_key")?,
+                    instant("owner_suspended_at")?.is_some(),
+                ),
             })
         }
 
