@@ -47,7 +47,7 @@ pub const TOMBSTONE_KEY_PREFIX: &str = "deleted ";
 impl UserRecord {
     /// Whether this is the tombstone of a deleted account (no email, hash or roles left).
     pub fn is_deleted(&self) -> bool {
-        self.email_key.starts_with(TOMBSTONE_KEY_PREFIX)
+        self.standing() == OwnerStanding::Deleted
     }
 
     pub fn standing(&self) -> OwnerStanding {
