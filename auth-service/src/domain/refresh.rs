@@ -67,7 +67,7 @@ pub fn judge(
     }
 }
 
-/// A rotation that won: the session (as read before it) and the new head.
+/// A rotation that won: the session as the rotation left it, and the new head.
 pub struct Rotated {
     pub session: SessionRecord,
     pub refresh_token: String,
@@ -93,7 +93,13 @@ pub async fn rotate(
         return Err(AuthError::MissingCredential);
     }
     let hash = OpaqueToken::hash_of(presented)?;
-    // One read finds the session, its state and its owner's; a lost race reads it again.
+    // Nearly every presented token is its live session's head: rotate it at once, one write
+    // that finds the session by the token and refuses a session that is no longer live.
+    if let Some(rotated) = attempt(store, &hash.0, hash.0.clone(), now, rules, now).await? {
+        return won(revoker, rotated, now).await;
+    }
+    // Anything else (a spent token, a retry within the grace window, an ended session, a lost
+    // race) is judged on the session as read; a lost race reads it again.
     let mut found = store.find_session_by_refresh_hash(&hash.0).await?;
     for _ in 0..MAX_ROTATION_ATTEMPTS {
         let session = found.take().ok_or(AuthError::TokenInvalid)?;
@@ -119,28 +125,56 @@ pub async fn rotate(
                 return Err(AuthError::RefreshTokenReused);
             }
         };
-        let next = OpaqueToken::generate()?;
-        let refresh_expires_at = now.plus(rules.token_ttl).min(session.expires_at);
-        let rotation = RefreshRotation {
-            session_id: session.id.clone(),
-            expected_current: head,
-            new_current: next.hash.0,
-            new_previous: hash.0.clone(),
-            rotated_at,
-            refresh_expires_at,
-            now,
-        };
-        if store.rotate_refresh(&rotation).await? {
-            return Ok(Rotated {
-                session,
-                refresh_token: next.text,
-                refresh_expires_at,
-            });
+        if let Some(rotated) = attempt(store, &hash.0, head, rotated_at, rules, now).await? {
+            return won(revoker, rotated, now).await;
         }
         // Another refresh of this session won the race: decide again on fresh state.
-        found = store.find_session(&rotation.session_id).await?;
+        found = store.find_session(&session.id).await?;
     }
     Err(AuthError::Contended)
+}
+
+/// One compare-and-set of the session's head `expected_current` to a new token; the session as
+/// it left it and the new token, if it won.
+async fn attempt(
+    store: &dyn Store,
+    presented: &[u8],
+    expected_current: Vec<u8>,
+    rotated_at: Timestamp,
+    rules: RefreshRules,
+    now: Timestamp,
+) -> Result<Option<Rotated>, AuthError> {
+    let next = OpaqueToken::generate()?;
+    let rotation = RefreshRotation {
+        expected_current,
+        new_current: next.hash.0,
+        new_previous: presented.to_vec(),
+        rotated_at,
+        refresh_expires_at: now.plus(rules.token_ttl),
+        now,
+    };
+    let Some(session) = store.rotate_refresh(&rotation).await? else {
+        return Ok(None);
+    };
+    // The store keeps the earlier of the token's lifetime and the session's end.
+    let refresh_expires_at = session
+        .refresh_expires_at
+        .unwrap_or(rotation.refresh_expires_at);
+    Ok(Some(Rotated {
+        session,
+        refresh_token: next.text,
+        refresh_expires_at,
+    }))
+}
+
+/// A rotation that won still ends the session of a suspended or deleted owner (read in the
+/// rotation's own statement; the suspension's revocation, if it landed first, made the
+/// compare-and-set lose).
+async fn won(revoker: &Revoker, rotated: Rotated, now: Timestamp) -> Result<Rotated, AuthError> {
+    revoker
+        .end_if_owner_barred(&rotated.session.id, rotated.session.owner, now)
+        .await?;
+    Ok(rotated)
 }
 
 impl AuthCore {
@@ -330,6 +364,21 @@ mod tests {
             "exactly one of {} pairs is the head",
             issued.len()
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_suspended_owners_session_ends_even_when_its_head_rotates() -> Result<(), AuthError> {
+        let (store, news, revoker) = revoker();
+        let (session_id, first) = session(&store).await?;
+        // The account is marked suspended, and the suspension's own revocation has not landed:
+        // the blind rotation wins, and its owner's standing, read with it, still ends the session.
+        assert!(store.suspend_user("u1", at(1)).await?);
+        let refused = rotate(store.as_ref(), &revoker, RULES, &first, at(2)).await;
+        assert!(matches!(refused, Err(AuthError::AccountSuspended)));
+        let stored = store.session(&session_id).ok_or(AuthError::TokenInvalid)?;
+        assert_eq!(stored.revoked_at, Some(at(2)));
+        assert_eq!(news.announced().len(), 1);
         Ok(())
     }
 

@@ -232,25 +232,39 @@ impl Store for MemoryStore {
         Ok(session_id.and_then(|id| self.session(&id)))
     }
 
-    async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError> {
+    async fn rotate_refresh(
+        &self,
+        rotation: &RefreshRotation,
+    ) -> Result<Option<SessionRecord>, StoreError> {
         tokio::task::yield_now().await;
         let mut tables = self.tables()?;
-        tables
+        let Some(session_id) = tables
             .refresh_tokens
-            .insert(rotation.new_current.clone(), rotation.session_id.clone());
+            .get(&rotation.expected_current)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let now = rotation.now;
         let Some(session) = tables.sessions.iter_mut().find(|s| {
-            s.id == rotation.session_id
-                && s.revoked_at.is_none()
-                && s.refresh_current_hash.as_deref() == Some(&rotation.expected_current[..])
+            s.id == session_id
+                && s.ensure_live(now).is_ok()
+                && [&rotation.expected_current, &rotation.new_current]
+                    .iter()
+                    .any(|head| s.refresh_current_hash.as_deref() == Some(&head[..]))
         }) else {
-            return Ok(false);
+            return Ok(None);
         };
         session.refresh_current_hash = Some(rotation.new_current.clone());
         session.refresh_previous_hash = Some(rotation.new_previous.clone());
         session.refresh_rotated_at = Some(rotation.rotated_at);
-        session.refresh_expires_at = Some(rotation.refresh_expires_at);
-        session.last_seen_at = rotation.now;
-        Ok(true)
+        session.refresh_expires_at = Some(rotation.refresh_expires_at.min(session.expires_at));
+        session.last_seen_at = now;
+        tables
+            .refresh_tokens
+            .insert(rotation.new_current.clone(), session_id.clone());
+        drop(tables);
+        Ok(self.session(&session_id))
     }
 
     async fn touch_session(&self, session_id: &str, now: Timestamp) -> Result<(), StoreError> {

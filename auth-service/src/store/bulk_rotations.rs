@@ -1,10 +1,18 @@
-//! A group commit's rotations in one call instead of two statements per rotation
-//! (`sql/rotations.rs`): every new token is recorded and every session compare-and-set at once.
-//! Idempotent like `rotate_one`: a session already at the rotation's new token wins.
+//! A group commit's rotations in one call instead of statement by statement: every session
+//! compare-and-set, every winner's new token recorded, and every winner read back with its
+//! owner, at once.
+//! Each rotation finds its session through the token it expects to replace (`refresh_tokens`
+//! knows every token a session issued), so a refresh can rotate without reading first. The
+//! compare-and-set also refuses a session that is no longer live at the rotation's `now`: the
+//! rule of `SessionRecord::ensure_live` (revoked, or at or past its idle or absolute end),
+//! stated here in SQL so the one write can apply it; the store suite's
+//! `rotations::a_rotation_refuses_a_session_that_is_no_longer_live` holds the two together.
+//! Idempotent: a session already at the rotation's new token (which only that rotation knows, 256
+//! random bits) wins again, so a batch written twice after a lost confirmation reports the truth.
 //!
 //! - PostgreSQL: one statement; the batch travels as arrays and is unnested server-side, saving
 //!   a round trip and a plan per rotation.
-//! - SQLite: two statements sent in one call, the batch as bound `$n` parameters, seven a
+//! - SQLite: three statements sent in one call, the batch as bound `$n` parameters, six a
 //!   rotation. Each sqlx SQLite call is a hand-off to the connection's thread and back, and those
 //!   hand-offs, not SQLite, were most of a refresh's CPU (BENCHMARKS.md, "The write path"). An
 //!   earlier form with the batch as one JSON parameter re-parsed the JSON for every field and
@@ -12,33 +20,52 @@
 
 use std::collections::HashSet;
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{Postgres, Sqlite, Transaction, postgres::PgRow, sqlite::SqliteRow};
 
 use crate::domain::ports::{RefreshRotation, StoreError};
 
-/// The batch, one array per field; `RETURNING` names the sessions whose compare-and-set won.
-const POSTGRES_BATCH: &str = "\
-WITH batch AS (
-    SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $5::int8[], $6::int8[], $7::int8[])
-        AS b(session_id, expected_current, new_current, new_previous, rotated_at, refresh_expires_at, seen_at)
-), recorded AS (
+/// The compare-and-set, for a batch row `b` and the session `s` its expected token belongs to:
+/// the head is still the expected token (or already the rotation's own), and the session is live
+/// at `b.seen_at` (`SessionRecord::ensure_live`).
+macro_rules! still_head_and_live {
+    ($s:literal) => {
+        concat!(
+            "(", $s, ".refresh_current_hash = b.expected_current OR ", $s, ".refresh_current_hash = b.new_current) \
+             AND ", $s, ".revoked_at IS NULL AND b.seen_at < ", $s, ".expires_at \
+             AND b.seen_at < ", $s, ".last_seen_at + ", $s, ".idle_timeout_ms"
+        )
+    };
+}
+
+/// The batch, one array per field. The winners' new tokens are recorded (in the same
+/// transaction, so never a live token that reuse detection does not know), and their sessions,
+/// with their owners, are the statement's rows.
+const POSTGRES_BATCH: &str = concat!(
+    "WITH batch AS (
+    SELECT b.*, r.session_id
+    FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::int8[], $5::int8[], $6::int8[])
+        AS b(expected_current, new_current, new_previous, rotated_at, refresh_expires_at, seen_at)
+    JOIN refresh_tokens r ON r.token_hash = b.expected_current
+), rotated AS (
+    UPDATE sessions AS s
+    SET refresh_current_hash = b.new_current, refresh_previous_hash = b.new_previous,
+        refresh_rotated_at = b.rotated_at, refresh_expires_at = LEAST(b.refresh_expires_at, s.expires_at),
+        last_seen_at = b.seen_at
+    FROM batch AS b, users AS u
+    WHERE s.id = b.session_id AND u.id = s.user_id AND ",
+    still_head_and_live!("s"),
+    " RETURNING b.seen_at AS issued_at, ",
+    crate::store::sql::session_columns!(),
+    "), recorded AS (
     INSERT INTO refresh_tokens (token_hash, session_id, issued_at)
-    SELECT new_current, session_id, seen_at FROM batch
+    SELECT refresh_current_hash, id, issued_at FROM rotated
     ON CONFLICT (token_hash) DO NOTHING
 )
-UPDATE sessions AS s
-SET refresh_current_hash = b.new_current, refresh_previous_hash = b.new_previous,
-    refresh_rotated_at = b.rotated_at, refresh_expires_at = b.refresh_expires_at,
-    last_seen_at = b.seen_at
-FROM batch AS b
-WHERE s.id = b.session_id
-  AND (s.refresh_current_hash = b.expected_current OR s.refresh_current_hash = b.new_current)
-  AND s.revoked_at IS NULL
-RETURNING s.id";
+SELECT * FROM rotated"
+);
 
 /// Parameters per rotation in the SQLite batch, in this order.
-const SQLITE_FIELDS: [&str; 7] = [
-    "session_id",
+const SQLITE_FIELDS: [&str; 6] = [
     "expected_current",
     "new_current",
     "new_previous",
@@ -47,10 +74,12 @@ const SQLITE_FIELDS: [&str; 7] = [
     "seen_at",
 ];
 
-/// The SQLite batch for `rotations` rotations, both statements over one `VALUES` list (a CTE
-/// each; rotation `r`'s fields are `$7r+1` to `$7r+7` in [`SQLITE_FIELDS`] order, and sqlx binds
-/// `$n` by number in both): an INSERT of every new token, then an UPDATE joined to the batch
-/// (each session found by its primary key) whose `RETURNING` names the winners.
+/// The SQLite batch for `rotations` rotations, three statements over one `VALUES` list (a CTE
+/// each; rotation `r`'s fields are `$6r+1` to `$6r+6` in [`SQLITE_FIELDS`] order, and sqlx binds
+/// `$n` by number in all three): an UPDATE of each session found through its expected token, an
+/// INSERT of the winners' new tokens, and a SELECT
+/// of the winners with their owners. SQLite's `RETURNING` cannot name another table, hence the
+/// SELECT.
 fn sqlite_batch(rotations: usize) -> String {
     let rows: Vec<String> = (0..rotations)
         .map(|r| {
@@ -65,59 +94,63 @@ fn sqlite_batch(rotations: usize) -> String {
         SQLITE_FIELDS.join(", "),
         rows.join(", ")
     );
-    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
+    // A session now at a batch row's new token: that rotation won.
+    let (winners, won) = (
+        "FROM b JOIN refresh_tokens r ON r.token_hash = b.expected_current JOIN sessions s ON s.id = r.session_id",
+        "WHERE s.refresh_current_hash = b.new_current",
+    );
     format!(
-        "{batch} INSERT INTO refresh_tokens (token_hash, session_id, issued_at) \
-         SELECT new_current, session_id, seen_at FROM b WHERE true \
-         ON CONFLICT (token_hash) DO NOTHING; \
-         {batch} UPDATE sessions SET refresh_current_hash = b.new_current, refresh_previous_hash = b.new_previous, \
-         refresh_rotated_at = b.rotated_at, refresh_expires_at = b.refresh_expires_at, last_seen_at = b.seen_at \
-         FROM b WHERE sessions.id = b.session_id \
-         AND (sessions.refresh_current_hash = b.expected_current OR sessions.refresh_current_hash = b.new_current) \
-         AND sessions.revoked_at IS NULL \
-         RETURNING sessions.id"
+        "{batch} UPDATE sessions SET refresh_current_hash = b.new_current, refresh_previous_hash = b.new_previous, \
+         refresh_rotated_at = b.rotated_at, refresh_expires_at = MIN(b.refresh_expires_at, sessions.expires_at), \
+         last_seen_at = b.seen_at \
+         FROM b JOIN refresh_tokens r ON r.token_hash = b.expected_current \
+         WHERE sessions.id = r.session_id AND {cas}; \
+         {batch} INSERT INTO refresh_tokens (token_hash, session_id, issued_at) \
+         SELECT b.new_current, s.id, b.seen_at {winners} {won} ON CONFLICT (token_hash) DO NOTHING; \
+         {batch} SELECT {columns} {winners} JOIN users u ON u.id = s.user_id {won}",
+        cas = still_head_and_live!("sessions"),
+        columns = crate::store::sql::session_columns!(),
     )
 }
 
-/// The first rotation of each session goes into the one statement; a later rotation of the same
-/// session in the batch (a race on one token) must see the first one's result, so it runs
-/// after, on its own, through `rotate_one`.
-pub(super) fn split_repeated_sessions(batch: &[RefreshRotation]) -> (Vec<usize>, Vec<usize>) {
+/// The first rotation expecting each token goes into the one statement; a later rotation
+/// expecting the same token (a race on one token) must see the first one's result, so it runs
+/// after, on its own. Rotations expecting different tokens of one session cannot both win: at
+/// most one expects the head.
+pub(super) fn split_repeated_heads(batch: &[RefreshRotation]) -> (Vec<usize>, Vec<usize>) {
     let mut seen = HashSet::with_capacity(batch.len());
-    (0..batch.len()).partition(|&index| seen.insert(batch[index].session_id.as_str()))
+    (0..batch.len()).partition(|&index| seen.insert(batch[index].expected_current.as_slice()))
 }
 
-/// Writes `first` (indexes into `batch`, one per session) in one statement; their verdicts.
+/// Writes the rotations at `indexes` (no two expecting the same token) in one statement; the
+/// winners' sessions.
 pub(super) async fn postgres_together(
     tx: &mut Transaction<'static, Postgres>,
     batch: &[RefreshRotation],
-    first: &[usize],
-) -> Result<Vec<bool>, StoreError> {
-    let sessions = column(batch, first, |r| r.session_id.as_str());
-    let rows = sqlx::query(POSTGRES_BATCH)
-        .bind(&sessions)
-        .bind(column(batch, first, |r| r.expected_current.as_slice()))
-        .bind(column(batch, first, |r| r.new_current.as_slice()))
-        .bind(column(batch, first, |r| r.new_previous.as_slice()))
-        .bind(column(batch, first, |r| r.rotated_at.millis()))
-        .bind(column(batch, first, |r| r.refresh_expires_at.millis()))
-        .bind(column(batch, first, |r| r.now.millis()))
+    indexes: &[usize],
+) -> Result<Vec<PgRow>, StoreError> {
+    Ok(sqlx::query(POSTGRES_BATCH)
+        .bind(column(batch, indexes, |r| r.expected_current.as_slice()))
+        .bind(column(batch, indexes, |r| r.new_current.as_slice()))
+        .bind(column(batch, indexes, |r| r.new_previous.as_slice()))
+        .bind(column(batch, indexes, |r| r.rotated_at.millis()))
+        .bind(column(batch, indexes, |r| r.refresh_expires_at.millis()))
+        .bind(column(batch, indexes, |r| r.now.millis()))
         .fetch_all(&mut **tx)
-        .await?;
-    verdicts(batch, first, &rows)
+        .await?)
 }
 
-/// Writes `first` (indexes into `batch`, one per session) in one call; their verdicts.
+/// Writes the rotations at `indexes` (no two expecting the same token) in one call; the
+/// winners' sessions.
 pub(super) async fn sqlite_together(
     tx: &mut Transaction<'static, Sqlite>,
     batch: &[RefreshRotation],
-    first: &[usize],
-) -> Result<Vec<bool>, StoreError> {
-    let sql = sqlite_batch(first.len());
+    indexes: &[usize],
+) -> Result<Vec<SqliteRow>, StoreError> {
+    let sql = sqlite_batch(indexes.len());
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for rotation in first.iter().map(|&index| &batch[index]) {
+    for rotation in indexes.iter().map(|&index| &batch[index]) {
         query = query
-            .bind(rotation.session_id.as_str())
             .bind(rotation.expected_current.as_slice())
             .bind(rotation.new_current.as_slice())
             .bind(rotation.new_previous.as_slice())
@@ -125,37 +158,16 @@ pub(super) async fn sqlite_together(
             .bind(rotation.refresh_expires_at.millis())
             .bind(rotation.now.millis());
     }
-    let rows = query.fetch_all(&mut **tx).await?;
-    verdicts(batch, first, &rows)
+    Ok(query.fetch_all(&mut **tx).await?)
 }
 
-/// Whether each rotation at `first` won, from the session ids the batch returned.
-fn verdicts<R: sqlx::Row>(
-    batch: &[RefreshRotation],
-    first: &[usize],
-    rows: &[R],
-) -> Result<Vec<bool>, StoreError>
-where
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    usize: sqlx::ColumnIndex<R>,
-{
-    let winners = rows
-        .iter()
-        .map(|row| row.try_get::<String, _>(0))
-        .collect::<Result<HashSet<_>, _>>()?;
-    Ok(first
-        .iter()
-        .map(|&index| winners.contains(&batch[index].session_id))
-        .collect())
-}
-
-/// One field of the rotations at `first`, as the array the statement binds.
+/// One field of the rotations at `indexes`, as the array the statement binds.
 fn column<'a, T>(
     batch: &'a [RefreshRotation],
-    first: &[usize],
+    indexes: &[usize],
     field: impl Fn(&'a RefreshRotation) -> T,
 ) -> Vec<T> {
-    first.iter().map(|&index| field(&batch[index])).collect()
+    indexes.iter().map(|&index| field(&batch[index])).collect()
 }
 
 #[cfg(test)]
@@ -163,11 +175,10 @@ mod tests {
     use super::*;
     use crate::domain::Timestamp;
 
-    fn rotation(session: &str) -> RefreshRotation {
+    fn rotation(expected: &str) -> RefreshRotation {
         let at = Timestamp::from_millis(1);
         RefreshRotation {
-            session_id: session.into(),
-            expected_current: vec![0],
+            expected_current: expected.as_bytes().to_vec(),
             new_current: vec![1],
             new_previous: vec![2],
             rotated_at: at,
@@ -177,19 +188,19 @@ mod tests {
     }
 
     #[test]
-    fn the_sqlite_batch_numbers_seven_parameters_a_rotation() {
+    fn the_sqlite_batch_numbers_six_parameters_a_rotation() {
         let sql = sqlite_batch(2);
-        let values = "AS (VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14))";
-        assert_eq!(sql.matches(values).count(), 2, "{sql}");
+        let values = "AS (VALUES ($1, $2, $3, $4, $5, $6), ($7, $8, $9, $10, $11, $12))";
+        assert_eq!(sql.matches(values).count(), 3, "{sql}");
     }
 
     #[test]
-    fn a_second_rotation_of_a_session_is_kept_for_after_the_batch_statement() {
+    fn a_second_rotation_expecting_a_token_is_kept_for_after_the_batch_statement() {
         let batch: Vec<_> = ["a", "b", "a", "c", "b", "a"]
             .into_iter()
             .map(rotation)
             .collect();
-        let (first, later) = split_repeated_sessions(&batch);
+        let (first, later) = split_repeated_heads(&batch);
         assert_eq!(first, [0, 1, 3]);
         assert_eq!(later, [2, 4, 5]);
     }

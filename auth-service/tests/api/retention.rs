@@ -189,7 +189,8 @@ async fn seed(store: &dyn Store, now: Timestamp) -> Result<Seeded, Error> {
         kept_keys: Vec::new(),
     };
     let sessions = [
-        SeedSession::new("live", 10 * DAY, 7 * DAY, now.plus(20 * DAY)).rotated(&[2 * DAY, DAY]),
+        // Rotated within its idle timeout each time (a rotation refuses an idle session).
+        SeedSession::new("live", 10 * DAY, 7 * DAY, now.plus(20 * DAY)).rotated(&[4 * DAY, DAY]),
         SeedSession::new("revoked-old", 3 * HOUR, 7 * DAY, now.plus(DAY))
             .rotated(&[150 * MINUTE])
             .revoked(2 * HOUR)
@@ -232,7 +233,6 @@ async fn seed(store: &dyn Store, now: Timestamp) -> Result<Seeded, Error> {
             assert!(
                 store
                     .rotate_refresh(&RefreshRotation {
-                        session_id: id.clone(),
                         expected_current: hash(n),
                         new_current: hash(n + 1),
                         new_previous: hash(n),
@@ -241,6 +241,7 @@ async fn seed(store: &dyn Store, now: Timestamp) -> Result<Seeded, Error> {
                         now: at,
                     })
                     .await?
+                    .is_some()
             );
         }
         if let Some(ago) = revoked {

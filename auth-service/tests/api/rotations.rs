@@ -1,8 +1,9 @@
-//! The refresh-rotation writes of the store (`store/sql/rotations.rs`, PostgreSQL's one-statement
-//! batch in `store/postgres_rotations.rs`), driven directly so that many rotations arrive
+//! The refresh-rotation writes of the store (`store/sql/rotations.rs`, the one-call batches in
+//! `store/bulk_rotations.rs`), driven directly so that many rotations arrive
 //! together and share group commits: each keeps its own compare-and-set verdict, a race on one
 //! token has one winner, and a rotation written twice (its commit landed but the confirmation
-//! was lost) is not reported as a lost race. Refresh reads a session and its owner's standing in
+//! was lost) is not reported as a lost race, and a session that is no longer live never rotates
+//! (a refresh's happy path is the rotation alone). Refresh reads a session and its owner's standing in
 //! one statement, found by any refresh token the session ever issued. SQLite's write-ahead log
 //! is checkpointed by a task of its own, never inside a rotation's commit.
 
@@ -11,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use auth_service::domain::{
     Timestamp,
     model::SessionKind,
-    ports::{NewSession, OwnerStanding, RefreshRotation, Store, UserRecord},
+    ports::{NewSession, OwnerStanding, RefreshRotation, RevokeReason, Store, UserRecord},
 };
 use sqlx::Row as _;
 
@@ -20,6 +21,7 @@ use crate::helpers::{Backend, TestDatabase, TestResult, on_both_backends, unique
 on_both_backends!(
     concurrent_rotations_of_many_sessions_each_keep_their_own_verdict,
     a_rotation_written_again_after_it_landed_still_wins,
+    a_rotation_refuses_a_session_that_is_no_longer_live,
     any_token_of_a_session_finds_it_with_its_owners_standing,
 );
 
@@ -33,7 +35,6 @@ fn token(session: &str, n: usize) -> Vec<u8> {
 
 fn rotation(session: &str, from: usize, to: usize, now: Timestamp) -> RefreshRotation {
     RefreshRotation {
-        session_id: session.into(),
         expected_current: token(session, from),
         new_current: token(session, to),
         new_previous: token(session, from),
@@ -130,8 +131,8 @@ async fn concurrent_rotations_of_many_sessions_each_keep_their_own_verdict(
     for task in tasks {
         let (index, kind, new_current, won) = task.await?;
         if kind == "stale" {
-            assert!(!won?, "a stale rotation of session {index} won");
-        } else if won? {
+            assert!(won?.is_none(), "a stale rotation of session {index} won");
+        } else if won?.is_some() {
             winners[index].push(new_current);
         }
     }
@@ -162,15 +163,78 @@ async fn a_rotation_written_again_after_it_landed_still_wins(backend: Backend) -
     let id = &ids[0];
 
     let first = rotation(id, 0, 1, now);
-    assert!(store.rotate_refresh(&first).await?);
+    assert!(store.rotate_refresh(&first).await?.is_some());
     assert!(
-        store.rotate_refresh(&first).await?,
+        store.rotate_refresh(&first).await?.is_some(),
         "the same rotation again is its own result, not a lost race"
     );
     assert_eq!(current_token(store.as_ref(), id).await?, Some(token(id, 1)));
     // Another rotation from the replaced token still loses.
-    assert!(!store.rotate_refresh(&rotation(id, 0, 2, now)).await?);
+    assert!(store.rotate_refresh(&rotation(id, 0, 2, now)).await?.is_none());
     assert_eq!(current_token(store.as_ref(), id).await?, Some(token(id, 1)));
+    Ok(())
+}
+
+/// The rotation is the whole of a refresh's happy path (no read before it), so it must refuse
+/// what `SessionRecord::ensure_live` refuses: a revoked session, and one at or past its idle or
+/// absolute end. A winner comes back as the rotation left it, with its owner.
+async fn a_rotation_refuses_a_session_that_is_no_longer_live(backend: Backend) -> TestResult {
+    let database = TestDatabase::create(&backend).await?;
+    let store = database.store().await?;
+    let now = Timestamp::from_millis(1_800_000_000_000);
+    let later = |ms: u64| now.plus(Duration::from_millis(ms));
+    // Idle timeout one hour, absolute end a day after `now`.
+    let (user_id, ids) = owned_sessions(store.as_ref(), 3, now).await?;
+    let idle_end = later(3_600_000);
+
+    let idle = &ids[0];
+    assert!(
+        store.rotate_refresh(&rotation(idle, 0, 1, idle_end)).await?.is_none(),
+        "a session idle for its whole idle timeout rotated"
+    );
+    assert_eq!(current_token(store.as_ref(), idle).await?, Some(token(idle, 0)));
+    let last_moment = later(3_599_999);
+    let won = store
+        .rotate_refresh(&rotation(idle, 0, 1, last_moment))
+        .await?
+        .ok_or("a live session did not rotate")?;
+    assert_eq!(&won.id, idle);
+    assert_eq!(won.user_id, user_id);
+    assert_eq!(won.owner, OwnerStanding::Active);
+    assert_eq!(won.refresh_current_hash, Some(token(idle, 1)));
+    assert_eq!(won.refresh_previous_hash, Some(token(idle, 0)));
+    assert_eq!(won.last_seen_at, last_moment, "the rotation is activity");
+    assert_eq!(won.refresh_expires_at, Some(last_moment.plus(Duration::from_secs(3600))));
+
+    let revoked = &ids[1];
+    store
+        .revoke_session(revoked, RevokeReason::Revoked, now)
+        .await?
+        .ok_or("the session was not revoked")?;
+    assert!(store.rotate_refresh(&rotation(revoked, 0, 1, now)).await?.is_none());
+
+    // Kept alive by rotations every 50 minutes until its absolute end, a day after `now`.
+    let ending = &ids[2];
+    let mut at = now;
+    let mut n = 0;
+    while at.plus(Duration::from_secs(3000)) < later(86_400_000) {
+        at = at.plus(Duration::from_secs(3000));
+        let won = store
+            .rotate_refresh(&rotation(ending, n, n + 1, at))
+            .await?
+            .ok_or("a live session did not rotate")?;
+        n += 1;
+        // A refresh token never outlives its session.
+        let expected_expiry = at.plus(Duration::from_secs(3600)).min(later(86_400_000));
+        assert_eq!(won.refresh_expires_at, Some(expected_expiry));
+    }
+    assert!(
+        store
+            .rotate_refresh(&rotation(ending, n, n + 1, later(86_400_000)))
+            .await?
+            .is_none(),
+        "a session rotated at its absolute end"
+    );
     Ok(())
 }
 
@@ -180,8 +244,8 @@ async fn any_token_of_a_session_finds_it_with_its_owners_standing(backend: Backe
     let now = Timestamp::from_millis(1_800_000_000_000);
     let (user_id, ids) = owned_sessions(store.as_ref(), 2, now).await?;
     let id = &ids[0];
-    assert!(store.rotate_refresh(&rotation(id, 0, 1, now)).await?);
-    assert!(store.rotate_refresh(&rotation(id, 1, 2, now)).await?);
+    assert!(store.rotate_refresh(&rotation(id, 0, 1, now)).await?.is_some());
+    assert!(store.rotate_refresh(&rotation(id, 1, 2, now)).await?.is_some());
 
     // The head and every spent token find the session (reuse detection needs the spent ones).
     for n in 0..3 {
@@ -219,7 +283,7 @@ async fn sqlite_checkpoints_its_log_outside_the_commits() -> TestResult {
     let now = Timestamp::from_millis(1_800_000_000_000);
     let ids = sessions(&store, 8, now).await?;
     for id in &ids {
-        assert!(store.rotate_refresh(&rotation(id, 0, 1, now)).await?);
+        assert!(store.rotate_refresh(&rotation(id, 0, 1, now)).await?.is_some());
     }
     let copies = tempfile::tempdir()?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

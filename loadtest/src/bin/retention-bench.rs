@@ -235,7 +235,6 @@ async fn refresh_all(
                 let next = hash(session.serial, 2 * MEAN_ROUNDS - session.rounds_left);
                 let rotated = store
                     .rotate_refresh(&RefreshRotation {
-                        session_id: session.id.clone(),
                         expected_current: session.head.clone(),
                         new_current: next.clone(),
                         new_previous: session.head.clone(),
@@ -244,7 +243,7 @@ async fn refresh_all(
                         now,
                     })
                     .await?;
-                if !rotated {
+                if rotated.is_none() {
                     return Err::<_, RunError>(format!("{} did not rotate", session.id).into());
                 }
                 session.head = next;

@@ -145,14 +145,17 @@ impl std::fmt::Debug for SessionRecord {
     }
 }
 
-/// Replace a session's live refresh token, if it is still `expected_current`.
+/// Replace a session's live refresh token, if it is still `expected_current`. The session is
+/// the one that issued `expected_current` (any token it ever issued finds it), so a caller that
+/// holds only a presented token can rotate without reading the session first.
 #[derive(Clone)]
 pub struct RefreshRotation {
-    pub session_id: String,
     pub expected_current: Vec<u8>,
     pub new_current: Vec<u8>,
     pub new_previous: Vec<u8>,
     pub rotated_at: Timestamp,
+    /// When the new token expires, unless the session ends first: the store keeps the earlier of
+    /// this and the session's absolute expiry.
     pub refresh_expires_at: Timestamp,
     pub now: Timestamp,
 }
@@ -339,9 +342,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &[u8],
     ) -> Result<Option<SessionRecord>, StoreError>;
-    /// Compare-and-set of the live refresh token: false if another rotation won the race or the
-    /// session was revoked meanwhile.
-    async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError>;
+    /// Compare-and-set of the live refresh token. It wins only while the session is live at
+    /// `rotation.now` by [`SessionRecord::ensure_live`]'s rule (not revoked, before its idle and
+    /// absolute ends), and returns the session as the rotation left it, with its owner read in
+    /// the same statement; `None` if another rotation won the race, or the session was revoked
+    /// or had ended. Written again after it landed, a rotation wins again (the new token is its
+    /// own).
+    async fn rotate_refresh(
+        &self,
+        rotation: &RefreshRotation,
+    ) -> Result<Option<SessionRecord>, StoreError>;
     async fn touch_session(&self, session_id: &str, now: Timestamp) -> Result<(), StoreError>;
     /// The session, if it was live and is now revoked.
     async fn revoke_session(

@@ -24,25 +24,29 @@ const MAX_BATCH: usize = 64;
 /// Writes rotations in one transaction (implemented per backend by `impl_sql_store!`).
 #[async_trait]
 pub trait RotationWriter: Send + Sync + 'static {
-    /// One verdict per rotation, in order: whether its compare-and-set won.
-    async fn write_together(&self, batch: &[RefreshRotation]) -> Result<Vec<bool>, StoreError>;
+    /// What a rotation's compare-and-set came to (the session it won, or that it lost).
+    type Verdict: Send + 'static;
+    /// One verdict per rotation, in order.
+    async fn write_together(
+        &self,
+        batch: &[RefreshRotation],
+    ) -> Result<Vec<Self::Verdict>, StoreError>;
 }
 
-struct Waiting {
+struct Waiting<V> {
     rotation: RefreshRotation,
-    verdict: oneshot::Sender<Result<bool, StoreError>>,
+    verdict: oneshot::Sender<Result<V, StoreError>>,
 }
 
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Waiting>,
+struct Queue<V> {
+    waiting: Vec<Waiting<V>>,
     /// Committer tasks running.
     running: usize,
 }
 
-pub struct GroupCommit<W> {
+pub struct GroupCommit<W: RotationWriter> {
     writer: W,
-    queue: Mutex<Queue>,
+    queue: Mutex<Queue<W::Verdict>>,
     /// Transactions in flight at once: 1 for SQLite (one writer anyway), a few for PostgreSQL.
     max_running: usize,
 }
@@ -51,13 +55,19 @@ impl<W: RotationWriter> GroupCommit<W> {
     pub fn new(writer: W, max_running: usize) -> Arc<Self> {
         Arc::new(Self {
             writer,
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue {
+                waiting: Vec::new(),
+                running: 0,
+            }),
             max_running: max_running.max(1),
         })
     }
 
     /// Writes `rotation` in the next transaction; answers once that has committed.
-    pub async fn rotate(self: &Arc<Self>, rotation: RefreshRotation) -> Result<bool, StoreError> {
+    pub async fn rotate(
+        self: &Arc<Self>,
+        rotation: RefreshRotation,
+    ) -> Result<W::Verdict, StoreError> {
         let (verdict, answer) = oneshot::channel();
         {
             let mut queue = self.lock();
@@ -77,7 +87,7 @@ impl<W: RotationWriter> GroupCommit<W> {
 
     async fn commit_batches(self: Arc<Self>) {
         loop {
-            let batch: Vec<Waiting> = {
+            let batch: Vec<Waiting<W::Verdict>> = {
                 let mut queue = self.lock();
                 if queue.waiting.is_empty() {
                     queue.running -= 1;
@@ -105,7 +115,7 @@ impl<W: RotationWriter> GroupCommit<W> {
                     for (verdict, rotation) in verdicts.into_iter().zip(&rotations) {
                         let alone = self.writer.write_together(std::slice::from_ref(rotation));
                         let won = alone.await.and_then(|won| {
-                            won.first().copied().ok_or_else(|| {
+                            won.into_iter().next().ok_or_else(|| {
                                 StoreError::Other("a rotation written without a verdict".into())
                             })
                         });
@@ -116,7 +126,7 @@ impl<W: RotationWriter> GroupCommit<W> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue<W::Verdict>> {
         // The queue holds no invariant a panicking holder could break halfway.
         self.queue
             .lock()
@@ -139,10 +149,12 @@ mod tests {
 
     #[async_trait]
     impl RotationWriter for Arc<Recorder> {
+        type Verdict = bool;
+
         async fn write_together(&self, batch: &[RefreshRotation]) -> Result<Vec<bool>, StoreError> {
             // A commit takes a while: rotations arriving meanwhile queue for the next one.
             tokio::time::sleep(Duration::from_millis(20)).await;
-            if batch.len() > 1 && batch.iter().any(|r| r.session_id == "bad") {
+            if batch.len() > 1 && batch.iter().any(|r| r.new_previous == b"bad") {
                 return Err(StoreError::Other("constraint".into()));
             }
             self.transactions
@@ -156,10 +168,10 @@ mod tests {
     fn rotation(session: &str, expected: &[u8]) -> RefreshRotation {
         let at = Timestamp::from_millis(1);
         RefreshRotation {
-            session_id: session.into(),
             expected_current: expected.to_vec(),
             new_current: vec![1],
-            new_previous: vec![2],
+            // The session, for the recorder to tell them apart.
+            new_previous: session.as_bytes().to_vec(),
             rotated_at: at,
             refresh_expires_at: at,
             now: at,

@@ -18,7 +18,7 @@ mod services;
 
 pub(crate) use retention::{dropped_keys, ended_before, old_changes, retention_statements};
 pub(crate) use rotations::rotation_writer;
-pub(crate) use rows::{decode_rows, select_sessions, select_users};
+pub(crate) use rows::{decode_rows, select_sessions, select_users, session_columns};
 pub(crate) use services::{select_service_clients, service_statements};
 pub(crate) use {
     account_admin::admin_statements, accounts::account_statements, changes::change_log,
@@ -222,7 +222,7 @@ macro_rules! impl_sql_store {
                 Ok(row.as_ref().map(session_from_row).transpose()?)
             }
 
-            async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<bool, StoreError> {
+            async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<Option<SessionRecord>, StoreError> {
                 self.rotations.rotate(rotation.clone()).await
             }
 

@@ -2,14 +2,25 @@
 //! the decoders from a row (of either backend's row type) to a domain record. Kept apart from the
 //! statements so that a column added to a table is added here once, for every query that reads it.
 
-/// The columns of a [`SessionRecord`](crate::domain::ports::SessionRecord), joined with its owner.
-macro_rules! select_sessions {
+/// The columns of a [`SessionRecord`](crate::domain::ports::SessionRecord), `s` the session and
+/// `u` its owner (a rotation returns them too: `store/bulk_rotations.rs`).
+macro_rules! session_columns {
     () => {
-        "SELECT s.id, s.user_id, u.email, u.roles, s.kind, s.session_token_hash, s.created_at, s.last_seen_at, \
+        "s.id, s.user_id, u.email, u.roles, s.kind, s.session_token_hash, s.created_at, s.last_seen_at, \
          s.idle_timeout_ms, s.expires_at, s.refresh_current_hash, s.refresh_previous_hash, \
          s.refresh_rotated_at, s.refresh_expires_at, s.revoked_at, s.user_agent, s.peer_address, s.management, \
-         u.email_verified_at, u.email_key AS owner_email_key, u.suspended_at AS owner_suspended_at \
-         FROM sessions s JOIN users u ON u.id = s.user_id "
+         u.email_verified_at, u.email_key AS owner_email_key, u.suspended_at AS owner_suspended_at "
+    };
+}
+
+/// The sessions, joined with their owners.
+macro_rules! select_sessions {
+    () => {
+        concat!(
+            "SELECT ",
+            $crate::store::sql::session_columns!(),
+            "FROM sessions s JOIN users u ON u.id = s.user_id "
+        )
     };
 }
 
@@ -103,4 +114,4 @@ macro_rules! decode_rows {
     };
 }
 
-pub(crate) use {decode_rows, select_sessions, select_users};
+pub(crate) use {decode_rows, select_sessions, select_users, session_columns};
