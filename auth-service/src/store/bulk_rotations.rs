@@ -20,7 +20,7 @@
 
 use std::collections::HashSet;
 
-use sqlx::{Postgres, Sqlite, Transaction, postgres::PgRow, sqlite::SqliteRow};
+use sqlx::{PgConnection, SqliteConnection, postgres::PgRow, sqlite::SqliteRow};
 
 use crate::domain::ports::{RefreshRotation, StoreError};
 
@@ -125,7 +125,7 @@ pub(super) fn split_repeated_heads(batch: &[RefreshRotation]) -> (Vec<usize>, Ve
 /// Writes the rotations at `indexes` (no two expecting the same token) in one statement; the
 /// winners' sessions.
 pub(super) async fn postgres_together(
-    tx: &mut Transaction<'static, Postgres>,
+    connection: &mut PgConnection,
     batch: &[RefreshRotation],
     indexes: &[usize],
 ) -> Result<Vec<PgRow>, StoreError> {
@@ -136,14 +136,14 @@ pub(super) async fn postgres_together(
         .bind(column(batch, indexes, |r| r.rotated_at.millis()))
         .bind(column(batch, indexes, |r| r.refresh_expires_at.millis()))
         .bind(column(batch, indexes, |r| r.now.millis()))
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *connection)
         .await?)
 }
 
 /// Writes the rotations at `indexes` (no two expecting the same token) in one call; the
 /// winners' sessions.
 pub(super) async fn sqlite_together(
-    tx: &mut Transaction<'static, Sqlite>,
+    connection: &mut SqliteConnection,
     batch: &[RefreshRotation],
     indexes: &[usize],
 ) -> Result<Vec<SqliteRow>, StoreError> {
@@ -158,7 +158,7 @@ pub(super) async fn sqlite_together(
             .bind(rotation.refresh_expires_at.millis())
             .bind(rotation.now.millis());
     }
-    Ok(query.fetch_all(&mut **tx).await?)
+    Ok(query.fetch_all(&mut *connection).await?)
 }
 
 /// One field of the rotations at `indexes`, as the array the statement binds.

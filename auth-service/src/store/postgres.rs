@@ -164,8 +164,12 @@ async fn report_tls(pool: &PgPool, options: &PgConnectOptions) {
     }
 }
 
+// A batch is one statement, atomic and durable on its own (its implicit transaction commits
+// before the server reports ready, which is when sqlx hands back the rows): no BEGIN and COMMIT
+// round trips around it.
 impl_sql_store!(
     PostgresStore,
     sqlx::postgres::PgRow,
-    super::bulk_rotations::postgres_together
+    super::bulk_rotations::postgres_together,
+    true
 );

@@ -118,8 +118,10 @@ impl crate::domain::ports::PruneLease for NoLease {
     async fn release(self: Box<Self>) {}
 }
 
+// A batch is three statements: it needs a transaction.
 impl_sql_store!(
     SqliteStore,
     sqlx::sqlite::SqliteRow,
-    super::bulk_rotations::sqlite_together
+    super::bulk_rotations::sqlite_together,
+    false
 );

@@ -4,10 +4,10 @@
 //!
 //! Nothing waits for a batch to fill: a lone rotation is written at once, and a batch is
 //! whatever queued during the previous commit (the pattern of `engine/signatures.rs`). Each
-//! rotation keeps its own compare-and-set: the statements of a batch run one after another in
-//! one transaction, so a second rotation of the same session sees the first one's result. A
-//! rotation is answered only after its transaction committed, so an acknowledged rotation is as
-//! durable as before. If a batch fails as a whole (a constraint, a lost connection), each of its
+//! rotation keeps its own compare-and-set: the statements of a batch run one after another (in
+//! one transaction on SQLite; PostgreSQL's batch is one statement, its own transaction), so a
+//! second rotation of the same session sees the first one's result. A rotation is answered only
+//! after what wrote it committed, so an acknowledged rotation is as durable as before. If a batch fails as a whole (a constraint, a lost connection), each of its
 //! rotations is written again on its own, so one bad rotation cannot fail its neighbours.
 
 use std::sync::{Arc, Mutex};

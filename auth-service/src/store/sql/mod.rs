@@ -26,8 +26,9 @@ pub(crate) use {
 };
 
 macro_rules! impl_sql_store {
-    // `$together` writes several sessions' rotations in one go (`store/bulk_rotations.rs`).
-    ($store:ty, $row:ty, $together:path) => {
+    // `$together` writes several sessions' rotations in one go (`store/bulk_rotations.rs`);
+    // `$together_is_atomic`: whether that is one statement, which needs no transaction around it.
+    ($store:ty, $row:ty, $together:path, $together_is_atomic:literal) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
 
@@ -44,7 +45,7 @@ macro_rules! impl_sql_store {
         $crate::store::sql::decode_rows!($row);
         $crate::store::sql::change_log!($row);
         $crate::store::sql::key_statements!($row);
-        $crate::store::sql::rotation_writer!($row, $together);
+        $crate::store::sql::rotation_writer!($row, $together, $together_is_atomic);
         $crate::store::sql::retention_statements!($store, $row);
         $crate::store::sql::service_statements!($row);
         $crate::store::sql::account_statements!($store, $row);
