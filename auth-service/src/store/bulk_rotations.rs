@@ -37,15 +37,17 @@ macro_rules! still_head_and_live {
     };
 }
 
-/// The batch, one array per field. The winners' new tokens are recorded (in the same
+/// The batch, one array per field, each row's session found first by a probe of the token's
+/// primary key. (Joined instead, the planner's generic plan compared every batch row with every
+/// live session before that join, which grew with the table: BENCHMARKS.md, "Third step".)
+/// The winners' new tokens are recorded (in the same
 /// transaction, so never a live token that reuse detection does not know), and their sessions,
 /// with their owners, are the statement's rows.
 const POSTGRES_BATCH: &str = concat!(
-    "WITH batch AS (
-    SELECT b.*, r.session_id
+    "WITH batch AS MATERIALIZED (
+    SELECT b.*, (SELECT r.session_id FROM refresh_tokens r WHERE r.token_hash = b.expected_current) AS session_id
     FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::int8[], $5::int8[], $6::int8[])
         AS b(expected_current, new_current, new_previous, rotated_at, refresh_expires_at, seen_at)
-    JOIN refresh_tokens r ON r.token_hash = b.expected_current
 ), rotated AS (
     UPDATE sessions AS s
     SET refresh_current_hash = b.new_current, refresh_previous_hash = b.new_previous,
