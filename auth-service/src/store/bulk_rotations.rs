@@ -28,12 +28,10 @@ use crate::domain::ports::{RefreshRotation, StoreError};
 /// the head is still the expected token (or already the rotation's own), and the session is live
 /// at `b.seen_at` (`SessionRecord::ensure_live`).
 macro_rules! still_head_and_live {
-    ($s:literal) => {
-        concat!(
-            "(", $s, ".refresh_current_hash = b.expected_current OR ", $s, ".refresh_current_hash = b.new_current) \
-             AND ", $s, ".revoked_at IS NULL AND b.seen_at < ", $s, ".expires_at \
-             AND b.seen_at < ", $s, ".last_seen_at + ", $s, ".idle_timeout_ms"
-        )
+    () => {
+        "(s.refresh_current_hash = b.expected_current OR s.refresh_current_hash = b.new_current) \
+         AND s.revoked_at IS NULL AND b.seen_at < s.expires_at \
+         AND b.seen_at < s.last_seen_at + s.idle_timeout_ms"
     };
 }
 
@@ -55,7 +53,7 @@ const POSTGRES_BATCH: &str = concat!(
         last_seen_at = b.seen_at
     FROM batch AS b, users AS u
     WHERE s.id = b.session_id AND u.id = s.user_id AND ",
-    still_head_and_live!("s"),
+    still_head_and_live!(),
     " RETURNING b.seen_at AS issued_at, ",
     crate::store::sql::session_columns!(),
     "), recorded AS (
@@ -102,15 +100,15 @@ fn sqlite_batch(rotations: usize) -> String {
         "WHERE s.refresh_current_hash = b.new_current",
     );
     format!(
-        "{batch} UPDATE sessions SET refresh_current_hash = b.new_current, refresh_previous_hash = b.new_previous, \
-         refresh_rotated_at = b.rotated_at, refresh_expires_at = MIN(b.refresh_expires_at, sessions.expires_at), \
+        "{batch} UPDATE sessions AS s SET refresh_current_hash = b.new_current, refresh_previous_hash = b.new_previous, \
+         refresh_rotated_at = b.rotated_at, refresh_expires_at = MIN(b.refresh_expires_at, s.expires_at), \
          last_seen_at = b.seen_at \
          FROM b JOIN refresh_tokens r ON r.token_hash = b.expected_current \
-         WHERE sessions.id = r.session_id AND {cas}; \
+         WHERE s.id = r.session_id AND {cas}; \
          {batch} INSERT INTO refresh_tokens (token_hash, session_id, issued_at) \
          SELECT b.new_current, s.id, b.seen_at {winners} {won} ON CONFLICT (token_hash) DO NOTHING; \
          {batch} SELECT {columns} {winners} JOIN users u ON u.id = s.user_id {won}",
-        cas = still_head_and_live!("sessions"),
+        cas = still_head_and_live!(),
         columns = crate::store::sql::session_columns!(),
     )
 }

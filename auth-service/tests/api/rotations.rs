@@ -170,7 +170,12 @@ async fn a_rotation_written_again_after_it_landed_still_wins(backend: Backend) -
     );
     assert_eq!(current_token(store.as_ref(), id).await?, Some(token(id, 1)));
     // Another rotation from the replaced token still loses.
-    assert!(store.rotate_refresh(&rotation(id, 0, 2, now)).await?.is_none());
+    assert!(
+        store
+            .rotate_refresh(&rotation(id, 0, 2, now))
+            .await?
+            .is_none()
+    );
     assert_eq!(current_token(store.as_ref(), id).await?, Some(token(id, 1)));
     Ok(())
 }
@@ -189,10 +194,16 @@ async fn a_rotation_refuses_a_session_that_is_no_longer_live(backend: Backend) -
 
     let idle = &ids[0];
     assert!(
-        store.rotate_refresh(&rotation(idle, 0, 1, idle_end)).await?.is_none(),
+        store
+            .rotate_refresh(&rotation(idle, 0, 1, idle_end))
+            .await?
+            .is_none(),
         "a session idle for its whole idle timeout rotated"
     );
-    assert_eq!(current_token(store.as_ref(), idle).await?, Some(token(idle, 0)));
+    assert_eq!(
+        current_token(store.as_ref(), idle).await?,
+        Some(token(idle, 0))
+    );
     let last_moment = later(3_599_999);
     let won = store
         .rotate_refresh(&rotation(idle, 0, 1, last_moment))
@@ -204,14 +215,22 @@ async fn a_rotation_refuses_a_session_that_is_no_longer_live(backend: Backend) -
     assert_eq!(won.refresh_current_hash, Some(token(idle, 1)));
     assert_eq!(won.refresh_previous_hash, Some(token(idle, 0)));
     assert_eq!(won.last_seen_at, last_moment, "the rotation is activity");
-    assert_eq!(won.refresh_expires_at, Some(last_moment.plus(Duration::from_secs(3600))));
+    assert_eq!(
+        won.refresh_expires_at,
+        Some(last_moment.plus(Duration::from_secs(3600)))
+    );
 
     let revoked = &ids[1];
     store
         .revoke_session(revoked, RevokeReason::Revoked, now)
         .await?
         .ok_or("the session was not revoked")?;
-    assert!(store.rotate_refresh(&rotation(revoked, 0, 1, now)).await?.is_none());
+    assert!(
+        store
+            .rotate_refresh(&rotation(revoked, 0, 1, now))
+            .await?
+            .is_none()
+    );
 
     // Kept alive by rotations every 50 minutes until its absolute end, a day after `now`.
     let ending = &ids[2];
@@ -244,8 +263,18 @@ async fn any_token_of_a_session_finds_it_with_its_owners_standing(backend: Backe
     let now = Timestamp::from_millis(1_800_000_000_000);
     let (user_id, ids) = owned_sessions(store.as_ref(), 2, now).await?;
     let id = &ids[0];
-    assert!(store.rotate_refresh(&rotation(id, 0, 1, now)).await?.is_some());
-    assert!(store.rotate_refresh(&rotation(id, 1, 2, now)).await?.is_some());
+    assert!(
+        store
+            .rotate_refresh(&rotation(id, 0, 1, now))
+            .await?
+            .is_some()
+    );
+    assert!(
+        store
+            .rotate_refresh(&rotation(id, 1, 2, now))
+            .await?
+            .is_some()
+    );
 
     // The head and every spent token find the session (reuse detection needs the spent ones).
     for n in 0..3 {
@@ -283,7 +312,12 @@ async fn sqlite_checkpoints_its_log_outside_the_commits() -> TestResult {
     let now = Timestamp::from_millis(1_800_000_000_000);
     let ids = sessions(&store, 8, now).await?;
     for id in &ids {
-        assert!(store.rotate_refresh(&rotation(id, 0, 1, now)).await?.is_some());
+        assert!(
+            store
+                .rotate_refresh(&rotation(id, 0, 1, now))
+                .await?
+                .is_some()
+        );
     }
     let copies = tempfile::tempdir()?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -19,7 +19,10 @@ macro_rules! rotation_writer {
             /// The session the rotation won, as it left it; `None` if it lost.
             type Verdict = Option<SessionRecord>;
 
-            async fn write_together(&self, batch: &[RefreshRotation]) -> Result<Vec<Option<SessionRecord>>, StoreError> {
+            async fn write_together(
+                &self,
+                batch: &[RefreshRotation],
+            ) -> Result<Vec<Option<SessionRecord>>, StoreError> {
                 let mut won = vec![None; batch.len()];
                 let mut connection = self.pool.acquire().await?;
                 if $together_is_atomic {
@@ -59,7 +62,8 @@ macro_rules! rotation_writer {
             for row in $together(connection, batch, indexes).await? {
                 let session = session_from_row(&row)?;
                 let winner = indexes.iter().copied().find(|&index| {
-                    session.refresh_current_hash.as_deref() == Some(batch[index].new_current.as_slice())
+                    session.refresh_current_hash.as_deref()
+                        == Some(batch[index].new_current.as_slice())
                 });
                 if let Some(index) = winner {
                     won[index] = Some(session);
