@@ -8,9 +8,14 @@
 //! its rotation, is issued again (the client lost the response), and the grace window keeps its
 //! start, so re-issues cannot stretch it.
 //!
-//! A suspended account's session is ended here (checked before the rotation; the rotation's
-//! compare-and-set refuses a session revoked meanwhile, so a suspension landing in between still
-//! wins).
+//! Nearly every refresh presents the head of a live session, so the head is rotated first,
+//! blindly: one write that finds the session by the token and refuses one no longer live. Only
+//! when that loses is the session read and the token judged.
+//!
+//! A suspended or deleted account's session is ended here, judged on the owner as read with the
+//! session (before the rotation on the judged path, in the rotation's own statement on the blind
+//! one). The rotation's compare-and-set refuses a session revoked meanwhile, so a suspension
+//! landing in between still wins.
 
 use std::time::Duration;
 
