@@ -38,9 +38,8 @@ macro_rules! still_head_and_live {
 /// The batch, one array per field, each row's session found first by a probe of the token's
 /// primary key. (Joined instead, the planner's generic plan compared every batch row with every
 /// live session before that join, which grew with the table: BENCHMARKS.md, "Third step".)
-/// The winners' new tokens are recorded (in the same
-/// transaction, so never a live token that reuse detection does not know), and their sessions,
-/// with their owners, are the statement's rows.
+/// The winners' new tokens are recorded in the same statement, so never a live token that reuse
+/// detection does not know, and their sessions, with their owners, are the statement's rows.
 const POSTGRES_BATCH: &str = concat!(
     "WITH batch AS MATERIALIZED (
     SELECT b.*, (SELECT r.session_id FROM refresh_tokens r WHERE r.token_hash = b.expected_current) AS session_id
