@@ -7,8 +7,9 @@
 //! rotation keeps its own compare-and-set: the statements of a batch run one after another (in
 //! one transaction on SQLite; PostgreSQL's batch is one statement, its own transaction), so a
 //! second rotation of the same session sees the first one's result. A rotation is answered only
-//! after what wrote it committed, so an acknowledged rotation is as durable as before. If a batch fails as a whole (a constraint, a lost connection), each of its
-//! rotations is written again on its own, so one bad rotation cannot fail its neighbours.
+//! after what wrote it committed, so an acknowledged rotation is as durable as before. If a
+//! batch fails as a whole (a constraint, a lost connection), each of its rotations is written
+//! again on its own, so one bad rotation cannot fail its neighbours.
 
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +22,8 @@ use crate::domain::ports::{RefreshRotation, StoreError};
 /// batch holds the write lock (SQLite) or a connection (PostgreSQL) only briefly.
 const MAX_BATCH: usize = 64;
 
-/// Writes rotations in one transaction (implemented per backend by `impl_sql_store!`).
+/// Writes rotations together, one commit for the batch (implemented per backend by
+/// `impl_sql_store!`).
 #[async_trait]
 pub trait RotationWriter: Send + Sync + 'static {
     /// What a rotation's compare-and-set came to (the session it won, or that it lost).

@@ -1,9 +1,9 @@
 //! The refresh-rotation writer, for both backends: one transaction for a whole group commit
 //! (`group_commit.rs`) on SQLite, where a batch is several statements; none on PostgreSQL, where
-//! it is one statement (atomic alone, and two round trips fewer). The rotations expecting distinct tokens go to the backend's `$together`
-//! (one call, `store/bulk_rotations.rs`); a second rotation expecting a token already in the
-//! batch runs after, on its own, so it sees the first one's result. Expanded inside
-//! `impl_sql_store!`, whose imports and row decoders it uses.
+//! it is one statement (atomic alone, and two round trips fewer). The rotations expecting
+//! distinct tokens go to the backend's `$together` (one call, `store/bulk_rotations.rs`); a
+//! second rotation expecting a token already in the batch runs after, on its own, so it sees the
+//! first one's result. Expanded inside `impl_sql_store!`, whose imports and row decoders it uses.
 
 macro_rules! rotation_writer {
     ($row:ty, $together:path, $together_is_atomic:literal) => {
