@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Refresh, two builds back to back (issue 19): the `refresh` scenario of `loadgen bench` (64
-# callers, 200 users, 2,000 chains) in the order A, B, B, A on SQLite, then on PostgreSQL + Redis,
-# each run on a fresh database, so drift of the machine shows up instead of hiding in one side.
+# Two builds back to back (issue 19): a scenario of `loadgen bench` (64 callers, 200 users, 2,000
+# chains; `refresh` unless SCENARIO says otherwise) in the order A, B, B, A on SQLite, then on
+# PostgreSQL + Redis, each run on a fresh database, so drift of the machine shows up instead of
+# hiding in one side.
 # Usage: bash bench/refresh-ab.sh DIR_A DIR_B (each holding release auth-service and loadgen).
-# Env: DURATION seconds per run (10), TEST_DATABASE_URL, TEST_REDIS_URL (defaults as in .ci/run).
-# Writes bench/results/refresh-ab.jsonl (label: backend-A or backend-B) and prints the rows.
+# Env: SCENARIO (refresh; e.g. refresh-storm), DURATION seconds per run (10), TEST_DATABASE_URL,
+# TEST_REDIS_URL (defaults as in .ci/run). Writes bench/results/SCENARIO-ab.jsonl (label:
+# backend-A or backend-B) and prints the rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: $0 DIR_A DIR_B" >&2; exit 2; }
 declare -A SIDES=([A]="$1" [B]="$2")
-OUT=$PWD/bench/results/refresh-ab.jsonl
+SCENARIO=${SCENARIO:-refresh}
+OUT=$PWD/bench/results/$SCENARIO-ab.jsonl
 DURATION=${DURATION:-10}
 PG=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 REDIS=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
@@ -43,7 +46,7 @@ for backend in sqlite postgres+redis; do
         echo "$backend $side ($bin), load $(cut -d' ' -f1 /proc/loadavg)"
         "$bin/loadgen" bench --target "http://127.0.0.1:$PORT" --service-pid "$SERVICE" --duration "${DURATION}s" \
             --warmup 2s --users 200 --tokens 2000 --concurrency 64 --connections 4 --label "$backend-$side" \
-            --scenarios refresh --json "$OUT" 2>/dev/null | grep '^| refresh'
+            --scenarios "$SCENARIO" --json "$OUT" 2>/dev/null | grep "^| $SCENARIO"
         cleanup
     done
 done
