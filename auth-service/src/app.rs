@@ -31,9 +31,11 @@ use crate::{
         service_secrets::spawn_secret_retirement,
         session_cache::LiveSessions,
     },
+    grpc::IssuingAtLowPriorityLayer,
     grpc::{AdminApi, AuthApi, ExtAuthzApi, KeyApi, health::Health, limits::OversizedRequestLayer},
     http::HttpApi,
     metrics::{self, Metrics},
+    priority::LowPriorityRuntime,
     readiness::Readiness,
     store::{self, redis_fanout, redis_tls},
 };
@@ -59,6 +61,8 @@ pub enum StartError {
     KeysAtRest(#[from] KeySealError),
     #[error("{0}")]
     Redis(String),
+    #[error("cannot start the threads that issue credentials: {0}")]
+    Threads(std::io::Error),
 }
 
 /// The parts every entry point (server, CLI commands) shares.
@@ -295,6 +299,7 @@ impl Application {
         tracing::info!(addr = %self.local_addr, "auth-service listening");
         let max_message = settings.max_request_bytes;
         let trusted_proxies = settings.trusted_proxies.clone();
+        let low_priority = LowPriorityRuntime::start().map_err(StartError::Threads)?;
         let mut server = Server::builder();
         if let Some(tls) = &self.tls {
             // With a client CA, the handshake refuses a client without a valid certificate.
@@ -314,6 +319,7 @@ impl Application {
             .layer(TraceContextLayer)
             .layer(RpcLogLayer::new(metrics))
             .layer(OversizedRequestLayer)
+            .layer(IssuingAtLowPriorityLayer::new(low_priority.handle()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

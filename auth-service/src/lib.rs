@@ -10,5 +10,6 @@ pub mod grpc;
 pub mod healthcheck;
 pub mod http;
 pub mod metrics;
+pub mod priority;
 pub mod readiness;
 pub mod store;

@@ -14,6 +14,7 @@ pub mod health;
 mod keys;
 pub mod limits;
 mod peer_identity;
+mod priority;
 #[cfg(test)]
 mod reasons;
 mod services;
@@ -23,4 +24,5 @@ pub use admin::AdminApi;
 pub use auth::AuthApi;
 pub use ext_authz::ExtAuthzApi;
 pub use keys::KeyApi;
+pub use priority::IssuingAtLowPriorityLayer;
 pub use status::to_status;

@@ -9,11 +9,15 @@ use sqlx::sqlite::{
 };
 
 use super::sql::{group_commit::GroupCommit, impl_sql_store};
+use crate::priority;
 
 /// Refresh rotations are group-committed (`sql/group_commit.rs`) by this many tasks at once.
 /// SQLite has one writer: a second transaction would only wait for the lock, and fewer,
 /// larger batches mean fewer fsyncs.
 const ROTATION_COMMITTERS: usize = 1;
+
+/// The name (and prefix) of sqlx's SQLite connection threads; at most 15 bytes with the id.
+const SQLITE_THREAD_NAME: &str = "auth-sqlite-";
 
 /// Prepared statements kept per connection (sqlx's default is 100).
 const STATEMENT_CACHE: usize = 256;
@@ -85,9 +89,18 @@ impl SqliteStore {
             // room for each size beside the other statements, so none is prepared again.
             .statement_cache_capacity(STATEMENT_CACHE)
             // Commits never checkpoint: `checkpoint_wal` does.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            .thread_name(|id| format!("{SQLITE_THREAD_NAME}{id}"));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // Each connection runs SQLite on a thread of its own, started by sqlx; most of a
+            // refresh's CPU is spent there. At background priority it yields to `Verify`.
+            .after_connect(|_, _| {
+                Box::pin(async {
+                    priority::lower_threads_named(SQLITE_THREAD_NAME);
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -125,3 +138,29 @@ impl_sql_store!(
     super::bulk_rotations::sqlite_together,
     false
 );
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::priority::{BACKGROUND_NICE, thread_nice, threads_of_this_process};
+
+    #[tokio::test]
+    async fn sqlite_threads_run_at_background_priority() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open_in(dir.path()).await.expect("store");
+        let connections = store.pool.size() as usize;
+        // Other tests' stores add threads of the same name, lowered or about to be; so this
+        // counts: there are at least as many lowered ones as this store has connections.
+        let lowered = threads_of_this_process()
+            .into_iter()
+            .filter(|(id, name)| {
+                name.starts_with(SQLITE_THREAD_NAME) && thread_nice(*id) >= Some(BACKGROUND_NICE)
+            })
+            .count();
+        assert!(connections >= 1);
+        assert!(
+            lowered >= connections,
+            "{lowered} lowered, {connections} connections"
+        );
+    }
+}

@@ -31,7 +31,8 @@ impl HashingThreads {
             std::thread::Builder::new()
                 .name(format!("argon2-{index}"))
                 .spawn(move || {
-                    yield_to_other_work();
+                    // A login storm cannot starve `Verify` (see `priority.rs`).
+                    crate::priority::lower_this_thread();
                     let mut memory = Vec::new();
                     loop {
                         // Ends when the last hasher (and so the last sender) is dropped.
@@ -73,20 +74,3 @@ impl HashingThreads {
             .map_err(|_| AuthError::Internal("a hashing thread failed".into()))
     }
 }
-
-/// The nice value of the hashing threads. Against busy threads of normal priority they get about
-/// a tenth of the CPU (CFS weights 110 and 1024), so a login storm cannot starve `Verify`; with
-/// nothing else to run they still get whole cores, so login throughput is unchanged when idle.
-const HASHING_NICE: i32 = 10;
-
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn yield_to_other_work() {
-    // SAFETY: setpriority takes plain integers and touches no memory of ours. On Linux the nice
-    // value is per thread, and PRIO_PROCESS with who = 0 means the calling thread alone.
-    // Lowering one's own priority needs no privilege; on failure the thread just stays at 0.
-    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASHING_NICE) };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn yield_to_other_work() {}
