@@ -208,6 +208,7 @@ impl Application {
             redis,
         } = self.components;
         let settings = self.settings;
+        let low_priority = LowPriorityRuntime::start().map_err(StartError::Threads)?;
         let mut background = vec![tokio::spawn(maintain_keys(
             keys.clone(),
             revocations.clone(),
@@ -299,7 +300,6 @@ impl Application {
         tracing::info!(addr = %self.local_addr, "auth-service listening");
         let max_message = settings.max_request_bytes;
         let trusted_proxies = settings.trusted_proxies.clone();
-        let low_priority = LowPriorityRuntime::start().map_err(StartError::Threads)?;
         let mut server = Server::builder();
         if let Some(tls) = &self.tls {
             // With a client CA, the handshake refuses a client without a valid certificate.
@@ -319,7 +319,7 @@ impl Application {
             .layer(TraceContextLayer)
             .layer(RpcLogLayer::new(metrics))
             .layer(OversizedRequestLayer)
-            .layer(IssuingAtLowPriorityLayer::new(low_priority.handle()))
+            .layer(IssuingAtLowPriorityLayer::new(low_priority.spawner()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -7,7 +7,16 @@
 //! SQLite's connection threads. With nothing else to run, those threads still get whole cores,
 //! so throughput on an idle machine is unchanged.
 
-use tokio::runtime::{Builder, Handle, Runtime};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tokio::{
+    runtime::{Builder, Handle, Runtime},
+    task::JoinHandle,
+};
 
 /// The nice value of the threads that issue credentials, hash passwords and write SQLite.
 pub const BACKGROUND_NICE: i32 = 10;
@@ -15,7 +24,15 @@ pub const BACKGROUND_NICE: i32 = 10;
 /// Lowers the calling thread to [`BACKGROUND_NICE`]. Lowering needs no privilege; where it
 /// fails (or off Linux) the thread keeps its priority, which only costs latency, never answers.
 pub fn lower_this_thread() {
-    set_thread_nice(0, BACKGROUND_NICE);
+    lower_thread(0);
+}
+
+/// Never raises: a process started at a higher nice value (lower priority) keeps it, even
+/// where it would have the privilege to raise it.
+fn lower_thread(thread_id: u32) {
+    if nice_of(thread_id).unwrap_or(0) < BACKGROUND_NICE {
+        set_thread_nice(thread_id, BACKGROUND_NICE);
+    }
 }
 
 /// Lowers every thread of this process whose name starts with `prefix` to [`BACKGROUND_NICE`],
@@ -23,7 +40,7 @@ pub fn lower_this_thread() {
 pub fn lower_threads_named(prefix: &str) {
     for (thread_id, name) in threads_of_this_process() {
         if name.starts_with(prefix) {
-            set_thread_nice(thread_id, BACKGROUND_NICE);
+            lower_thread(thread_id);
         }
     }
 }
@@ -83,11 +100,13 @@ pub const LOW_PRIORITY_THREAD_NAME: &str = "auth-issuing";
 /// waiting for them, so it may be dropped inside the main runtime (tests build many servers).
 pub struct LowPriorityRuntime {
     runtime: Option<Runtime>,
+    home: Option<Handle>,
 }
 
 impl LowPriorityRuntime {
     /// One worker per core: the issuing work is CPU work (signing, hashing tokens, SQL) and
-    /// the main runtime's workers stay free for the reads.
+    /// the main runtime's workers stay free for the reads. Started inside a runtime, that one
+    /// is the tasks' home (see [`LowPriority::spawn`]).
     pub fn start() -> std::io::Result<Self> {
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let runtime = Builder::new_multi_thread()
@@ -98,12 +117,17 @@ impl LowPriorityRuntime {
             .build()?;
         Ok(Self {
             runtime: Some(runtime),
+            home: Handle::try_current().ok(),
         })
     }
 
-    pub fn handle(&self) -> Handle {
+    /// What hands tasks to this runtime; cheap to clone.
+    pub fn spawner(&self) -> LowPriority {
         match &self.runtime {
-            Some(runtime) => runtime.handle().clone(),
+            Some(runtime) => LowPriority {
+                threads: runtime.handle().clone(),
+                home: self.home.clone(),
+            },
             None => unreachable!("the runtime is only taken when dropped"),
         }
     }
@@ -114,6 +138,44 @@ impl Drop for LowPriorityRuntime {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LowPriority {
+    threads: Handle,
+    home: Option<Handle>,
+}
+
+impl LowPriority {
+    /// Runs `task` on the low-priority threads, inside its home runtime's context: whatever it
+    /// spawns, connects or sleeps on belongs to the main runtime (a pool connection it opens, a
+    /// Redis reconnect, a signature-check round), so nothing of the main runtime's work comes
+    /// to depend on these threads, nor dies with them.
+    pub fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.threads.spawn(AtHome {
+            home: self.home.clone(),
+            task: Box::pin(task),
+        })
+    }
+}
+
+/// A future polled with its home runtime entered.
+struct AtHome<F> {
+    home: Option<Handle>,
+    task: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for AtHome<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _home = self.home.as_ref().map(Handle::enter);
+        self.task.as_mut().poll(cx)
     }
 }
 
@@ -155,9 +217,31 @@ mod tests {
         let before = thread_nice(0).unwrap();
         let runtime = LowPriorityRuntime::start().unwrap();
         let (sent, received) = std::sync::mpsc::channel();
-        runtime.handle().spawn(async move {
+        runtime.spawner().spawn(async move {
             let _ = sent.send(thread_nice(0));
         });
         assert_eq!(received.recv().unwrap(), Some(BACKGROUND_NICE.max(before)));
+    }
+
+    #[tokio::test]
+    async fn what_a_low_priority_task_spawns_runs_on_the_main_runtime() {
+        let low = LowPriorityRuntime::start().unwrap();
+        let thread_name = || std::thread::current().name().map(str::to_owned);
+        let (ran_on, spawned_on) = low
+            .spawner()
+            .spawn(async move {
+                (
+                    thread_name(),
+                    tokio::spawn(async move { thread_name() }).await,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(ran_on.as_deref(), Some(LOW_PRIORITY_THREAD_NAME));
+        assert_eq!(
+            spawned_on.unwrap(),
+            thread_name(),
+            "on the test's own runtime"
+        );
     }
 }

@@ -16,12 +16,12 @@ use std::{
     task::{Context, Poll},
 };
 
-use tokio::{runtime::Handle, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
 use super::to_status;
-use crate::domain::AuthError;
+use crate::{domain::AuthError, priority::LowPriority};
 
 /// The RPCs that issue credentials or take a password, by HTTP/2 path.
 pub(crate) const ISSUING_RPCS: &[&str] = &[
@@ -42,11 +42,11 @@ pub(crate) const ISSUING_RPCS: &[&str] = &[
 
 #[derive(Clone, Debug)]
 pub struct IssuingAtLowPriorityLayer {
-    low_priority: Handle,
+    low_priority: LowPriority,
 }
 
 impl IssuingAtLowPriorityLayer {
-    pub fn new(low_priority: Handle) -> Self {
+    pub fn new(low_priority: LowPriority) -> Self {
         Self { low_priority }
     }
 }
@@ -65,7 +65,7 @@ impl<S> Layer<S> for IssuingAtLowPriorityLayer {
 #[derive(Clone, Debug)]
 pub struct IssuingAtLowPriority<S> {
     inner: S,
-    low_priority: Handle,
+    low_priority: LowPriority,
 }
 
 impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for IssuingAtLowPriority<S>
@@ -135,7 +135,7 @@ mod tests {
     }
 
     async fn handler_nice(path: &str, runtime: &LowPriorityRuntime) -> String {
-        let service = IssuingAtLowPriorityLayer::new(runtime.handle())
+        let service = IssuingAtLowPriorityLayer::new(runtime.spawner())
             .layer(tower::service_fn(nice_of_the_handler));
         let request = http::Request::builder().uri(path).body(()).unwrap();
         service.oneshot(request).await.unwrap().into_body()
@@ -167,7 +167,7 @@ mod tests {
                 Ok::<_, Infallible>(http::Response::new(String::new()))
             }
         });
-        let service = IssuingAtLowPriorityLayer::new(runtime.handle()).layer(slow_write);
+        let service = IssuingAtLowPriorityLayer::new(runtime.spawner()).layer(slow_write);
         let request = http::Request::builder()
             .uri("/auth.v1.AuthService/Login")
             .body(())

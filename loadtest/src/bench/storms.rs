@@ -39,11 +39,14 @@ pub(super) async fn refresh_storm(
     // for would have. On the timing runtime their tasks would queue ahead of the `Verify` calls
     // being timed, which measures the load generator rather than the service. They still share
     // the cores with it and the service, at the same priority.
-    let storm_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("loadgen-storm")
-        .enable_all()
-        .build()?;
+    let storm_threads = StormRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("loadgen-storm")
+            .enable_all()
+            .build()?,
+    ));
+    let storm_runtime = storm_threads.handle();
     let storm_clients = {
         let _inside = storm_runtime.enter();
         Clients::connect(&config.target, config.connections)?
@@ -61,9 +64,28 @@ pub(super) async fn refresh_storm(
     )
     .await;
     let refreshed = storm.await?;
-    // Dropping a runtime inside another one must not wait for its threads.
-    storm_runtime.shutdown_background();
     println!("{}", refreshed.markdown());
     rows.push(refreshed);
     Ok(during)
+}
+
+/// Stops its runtime without waiting for its threads when dropped (on any return), as a
+/// runtime dropped inside another one must.
+struct StormRuntime(Option<tokio::runtime::Runtime>);
+
+impl StormRuntime {
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle().clone(),
+            None => unreachable!("only taken when dropped"),
+        }
+    }
+}
+
+impl Drop for StormRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
