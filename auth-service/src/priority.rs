@@ -30,7 +30,7 @@ pub fn lower_this_thread() {
 /// Never raises: a process started at a higher nice value (lower priority) keeps it, even
 /// where it would have the privilege to raise it.
 fn lower_thread(thread_id: u32) {
-    if nice_of(thread_id).unwrap_or(0) < BACKGROUND_NICE {
+    if thread_nice(thread_id).unwrap_or(0) < BACKGROUND_NICE {
         set_thread_nice(thread_id, BACKGROUND_NICE);
     }
 }
@@ -43,11 +43,6 @@ pub fn lower_threads_named(prefix: &str) {
             lower_thread(thread_id);
         }
     }
-}
-
-/// The nice value of one thread of this process (0 = the calling thread); `None` off Linux.
-pub fn thread_nice(thread_id: u32) -> Option<i32> {
-    nice_of(thread_id)
 }
 
 /// This process's threads as (kernel thread id, name), read from `/proc/self/task`.
@@ -76,9 +71,10 @@ fn set_thread_nice(thread_id: u32, nice: i32) {
 #[cfg(not(target_os = "linux"))]
 fn set_thread_nice(_thread_id: u32, _nice: i32) {}
 
+/// The nice value of one thread of this process (0 = the calling thread); `None` off Linux.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn nice_of(thread_id: u32) -> Option<i32> {
+pub fn thread_nice(thread_id: u32) -> Option<i32> {
     // SAFETY: as above; getpriority returns -1 both as a value and on error, hence errno.
     unsafe {
         *libc::__errno_location() = 0;
@@ -88,7 +84,7 @@ fn nice_of(thread_id: u32) -> Option<i32> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn nice_of(_thread_id: u32) -> Option<i32> {
+pub fn thread_nice(_thread_id: u32) -> Option<i32> {
     None
 }
 
@@ -99,8 +95,9 @@ pub const LOW_PRIORITY_THREAD_NAME: &str = "auth-issuing";
 /// issue credentials (`grpc/priority.rs` decides which). Dropping it stops its threads without
 /// waiting for them, so it may be dropped inside the main runtime (tests build many servers).
 pub struct LowPriorityRuntime {
+    /// Only taken when dropped.
     runtime: Option<Runtime>,
-    home: Option<Handle>,
+    spawner: LowPriority,
 }
 
 impl LowPriorityRuntime {
@@ -115,21 +112,19 @@ impl LowPriorityRuntime {
             .on_thread_start(lower_this_thread)
             .enable_all()
             .build()?;
+        let spawner = LowPriority {
+            threads: runtime.handle().clone(),
+            home: Handle::try_current().ok(),
+        };
         Ok(Self {
             runtime: Some(runtime),
-            home: Handle::try_current().ok(),
+            spawner,
         })
     }
 
     /// What hands tasks to this runtime; cheap to clone.
     pub fn spawner(&self) -> LowPriority {
-        match &self.runtime {
-            Some(runtime) => LowPriority {
-                threads: runtime.handle().clone(),
-                home: self.home.clone(),
-            },
-            None => unreachable!("the runtime is only taken when dropped"),
-        }
+        self.spawner.clone()
     }
 }
 

@@ -1,5 +1,5 @@
 //! Which RPCs run at background priority. The ones that issue credentials (a login, a refresh,
-//! an exchange, a password change) are run to completion on the [`LowPriorityRuntime`], whose
+//! an exchange, a password change) are run on the [`LowPriorityRuntime`], whose
 //! threads yield the cores to everything else; `Verify`, ext_authz `Check`, the keys and the
 //! revocation feed, revocations, health and the admin reads stay on the main runtime. So a
 //! refresh storm that saturates the machine slows the refreshes, not the reads (`priority.rs`).
@@ -126,7 +126,7 @@ mod tests {
     use super::*;
     use crate::priority::{BACKGROUND_NICE, LowPriorityRuntime, thread_nice};
 
-    /// Answers with the nice value of the thread it ran on, in a header.
+    /// Answers with the nice value of the thread it ran on, as its body.
     async fn nice_of_the_handler(
         _request: http::Request<()>,
     ) -> Result<http::Response<String>, Infallible> {
